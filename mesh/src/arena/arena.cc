@@ -1,0 +1,250 @@
+#include "arena/arena.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace mesh {
+
+Arena::~Arena() {
+  if (base_ != nullptr) os::unmap(base_, reservedBytes_);
+  if (pageMap_ != nullptr) os::unmap(pageMap_, pageCount_ * sizeof(uintptr_t));
+  os::closeFd(fd_);
+}
+
+bool Arena::reserve(size_t bytes, bool useMemfd) {
+  size_t pages = bytes >> os::kPageShift;
+  void* map = os::mapAnonymous(pages * sizeof(uintptr_t));
+  if (map == nullptr) return false;
+  void* range = nullptr;
+  int fd = -1;
+  if (useMemfd) {
+    fd = os::memfdCreate("libmesh-arena");
+    if (fd >= 0 && os::truncateFile(fd, bytes)) range = os::mapShared(nullptr, bytes, fd, 0);
+    if (range == nullptr) {
+      os::closeFd(fd);
+      fd = -1;
+    }
+  }
+  if (range == nullptr && !useMemfd) range = os::mapAnonymous(bytes);
+  if (range == nullptr) {
+    os::unmap(map, pages * sizeof(uintptr_t));
+    return false;
+  }
+  os::noHugePages(range, bytes);
+  base_ = static_cast<char*>(range);
+  reservedBytes_ = bytes;
+  pageCount_ = pages;
+  fd_ = fd;
+  pageMap_ = static_cast<std::atomic<uintptr_t>*>(map);
+  return true;
+}
+
+bool Arena::init(const ArenaConfig& config) {
+  maxDirtyPages_ = config.maxDirtyBytes >> os::kPageShift;
+  // Try the memfd first at every size (it is what makes meshing possible); fall back to
+  // anonymous memory only when no memfd mapping of any acceptable size works.
+  for (int pass = config.useMemfd ? 0 : 1; pass < 2; ++pass) {
+    for (size_t bytes = config.reserveBytes; bytes >= config.minReserveBytes; bytes /= 2) {
+      if (reserve(bytes, pass == 0)) return true;
+    }
+  }
+  return false;
+}
+
+size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
+  if (pages <= kBins && !bins_[pages].empty()) {
+    Extent e = bins_[pages].back();
+    bins_[pages].popBack();
+    *dirty = e.dirty;
+    return e.page;
+  }
+  // Best fit among the big extents, then split larger binned ones.
+  size_t best = kNoPage;
+  for (size_t i = 0; i < big_.size(); ++i) {
+    if (big_[i].pages >= pages && (best == kNoPage || big_[i].pages < big_[best].pages)) best = i;
+  }
+  Extent e;
+  if (best != kNoPage) {
+    e = big_[best];
+    big_.swapRemove(best);
+  } else {
+    size_t bin = pages + 1;
+    while (bin <= kBins && bins_[bin].empty()) ++bin;
+    if (bin > kBins) return kNoPage;
+    e = bins_[bin].back();
+    bins_[bin].popBack();
+  }
+  if (e.pages > pages) putExtentLocked(e.page + pages, e.pages - pages, e.dirty);
+  *dirty = e.dirty;
+  return e.page;
+}
+
+void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
+  Extent e{page, pages, dirty};
+  bool ok = pages <= kBins ? bins_[pages].pushBack(e) : big_.pushBack(e);
+  if (!ok) {
+    // No memory for bookkeeping: return the pages to the OS and forget them (a virtual leak
+    // beats a crash). The dirty count must not include them.
+    if (dirty) {
+      releaseRangeLocked(page, pages);
+      dirtyPages_ -= pages;
+    }
+  }
+}
+
+size_t Arena::allocPages(size_t pages, size_t alignPages, bool* zeroed) {
+  if (pages == 0 || pages > pageCount_) return kNoPage;
+  size_t want = pages + (alignPages > 1 ? alignPages - 1 : 0);
+  if (want < pages) return kNoPage;
+  LockGuard guard(lock_);
+  bool dirty = false;
+  size_t page = takeExtentLocked(want, &dirty);
+  if (page == kNoPage && bump_ + want <= pageCount_) {
+    page = bump_;
+    bump_ += want;
+    dirty = false;
+  }
+  if (page == kNoPage && coalesceLocked()) page = takeExtentLocked(want, &dirty);
+  if (page == kNoPage) return kNoPage;
+  if (dirty) dirtyPages_ -= want;
+  if (alignPages > 1) {
+    size_t aligned = (page + alignPages - 1) & ~(alignPages - 1);
+    if (aligned > page) putExtentLocked(page, aligned - page, dirty);
+    size_t tail = page + want - (aligned + pages);
+    if (tail > 0) putExtentLocked(aligned + pages, tail, dirty);
+    if (dirty) dirtyPages_ += want - pages;
+    page = aligned;
+  }
+  inUsePages_ += pages;
+  *zeroed = !dirty;
+  return page;
+}
+
+bool Arena::releaseRangeLocked(size_t page, size_t pages) {
+  size_t bytes = pages << os::kPageShift;
+  bool ok = fd_ >= 0 ? os::punchHole(fd_, page << os::kPageShift, bytes)
+                     : os::discardAnonymous(pageAddress(page), bytes);
+  if (ok) releasedPages_ += pages;
+  return ok;
+}
+
+// Returns every dirty extent's pages to the OS. An extent whose release fails stays dirty, so
+// it is never mistaken for zeroed memory.
+void Arena::releaseAllDirtyLocked() {
+  size_t stillDirty = 0;
+  auto releaseOne = [&](Extent& e) {
+    if (e.dirty && releaseRangeLocked(e.page, e.pages)) e.dirty = false;
+    stillDirty += e.dirty ? e.pages : 0;
+  };
+  for (auto& bin : bins_) {
+    for (Extent& e : bin) releaseOne(e);
+  }
+  for (Extent& e : big_) releaseOne(e);
+  dirtyPages_ = stillDirty;
+}
+
+void Arena::freePages(size_t page, size_t pages, bool release) {
+  LockGuard guard(lock_);
+  inUsePages_ -= pages;
+  if (release && releaseRangeLocked(page, pages)) {
+    putExtentLocked(page, pages, false);
+    return;
+  }
+  dirtyPages_ += pages;
+  putExtentLocked(page, pages, true);
+  // Return everything dirty at once: batching keeps the syscalls per freed page low.
+  if (dirtyPages_ > maxDirtyPages_) releaseAllDirtyLocked();
+}
+
+size_t Arena::releaseDirty() {
+  LockGuard guard(lock_);
+  size_t before = releasedPages_;
+  releaseAllDirtyLocked();
+  return (releasedPages_ - before) << os::kPageShift;
+}
+
+// Merges neighbouring free extents (only when the bump region is exhausted). Returns true when
+// anything merged.
+bool Arena::coalesceLocked() {
+  MetaVector<Extent> all;
+  for (auto& bin : bins_) {
+    for (Extent& e : bin) {
+      if (!all.pushBack(e)) return false;
+    }
+  }
+  for (Extent& e : big_) {
+    if (!all.pushBack(e)) return false;
+  }
+  std::sort(all.begin(), all.end(), [](const Extent& a, const Extent& b) { return a.page < b.page; });
+  size_t merged = 0;
+  size_t out = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (out > 0 && all[out - 1].page + all[out - 1].pages == all[i].page) {
+      all[out - 1].pages += all[i].pages;
+      all[out - 1].dirty = all[out - 1].dirty || all[i].dirty;
+      ++merged;
+    } else {
+      all[out++] = all[i];
+    }
+  }
+  if (merged == 0) return false;
+  for (auto& bin : bins_) bin.clear();
+  big_.clear();
+  for (size_t i = 0; i < out; ++i) {
+    // An extent reaching the bump pointer gives its pages back to the bump region.
+    // (Pages above bump_ must read as zero, so a dirty one is released first.)
+    if (all[i].page + all[i].pages == bump_ &&
+        (!all[i].dirty || releaseRangeLocked(all[i].page, all[i].pages))) {
+      bump_ = all[i].page;
+      continue;
+    }
+    putExtentLocked(all[i].page, all[i].pages, all[i].dirty);
+  }
+  // Recount dirty pages from scratch: merging may have marked clean pages dirty.
+  dirtyPages_ = 0;
+  for (auto& bin : bins_) {
+    for (Extent& e : bin) dirtyPages_ += e.dirty ? e.pages : 0;
+  }
+  for (Extent& e : big_) dirtyPages_ += e.dirty ? e.pages : 0;
+  return true;
+}
+
+ArenaStats Arena::stats() {
+  LockGuard guard(lock_);
+  return ArenaStats{reservedBytes_, inUsePages_ << os::kPageShift, dirtyPages_ << os::kPageShift,
+                    releasedPages_ << os::kPageShift, fd_ >= 0};
+}
+
+bool Arena::makePrivateInChild() {
+  if (fd_ < 0) return true;  // anonymous memory is already private after fork
+  int fresh = os::memfdCreate("libmesh-arena");
+  if (fresh < 0 || !os::truncateFile(fresh, reservedBytes_)) {
+    os::closeFd(fresh);
+    return false;
+  }
+  // Copy only the file's data extents: holes (never used or punched) stay holes.
+  size_t limit = bump_ << os::kPageShift;
+  for (size_t off = 0; off < limit;) {
+    int64_t data = os::seekData(fd_, off);
+    if (data < 0 || static_cast<size_t>(data) >= limit) break;
+    int64_t hole = os::seekHole(fd_, static_cast<size_t>(data));
+    size_t end = hole < 0 ? limit : std::min(static_cast<size_t>(hole), limit);
+    if (!os::copyFileRange(fd_, static_cast<size_t>(data), fresh, static_cast<size_t>(data),
+                           end - static_cast<size_t>(data))) {
+      os::closeFd(fresh);
+      return false;
+    }
+    off = end;
+  }
+  if (os::mapShared(base_, reservedBytes_, fresh, 0) == nullptr) {
+    os::closeFd(fresh);
+    return false;
+  }
+  os::noHugePages(base_, reservedBytes_);
+  os::closeFd(fd_);
+  fd_ = fresh;
+  return true;
+}
+
+}  // namespace mesh

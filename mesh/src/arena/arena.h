@@ -1,0 +1,116 @@
+// Arena: one reserved virtual range holding every span and large object, and the page map.
+//
+// With memfd backing (the default) the range is a MAP_SHARED mapping of one memfd, arena page N
+// at file offset N * 4096, so the mesher can later alias two virtual spans onto one set of
+// physical pages. Without memfd (unavailable, or MESH_NO_MEMFD=1) it is private anonymous memory
+// and meshing is off. Free page runs are kept in extents for reuse; "dirty" extents still hold
+// physical pages, and once their total passes maxDirtyBytes they are returned to the OS (hole
+// punching on the memfd, MADV_DONTNEED on anonymous memory).
+//
+// The page map has one word per arena page; the miniheap layer stores its tagged pointers there.
+// Thread safety: the page map is read without locks (relaxed atomics); everything else requires
+// the arena lock, which is taken inside these functions (lock order: class lock -> arena lock).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/lock.h"
+#include "common/meta_memory.h"
+#include "platform/os.h"
+
+namespace mesh {
+
+inline constexpr size_t kNoPage = ~size_t{0};
+
+struct ArenaConfig {
+  size_t reserveBytes = size_t{64} << 30;  // halved until the reservation succeeds
+  size_t minReserveBytes = size_t{64} << 20;
+  size_t maxDirtyBytes = size_t{64} << 20;
+  bool useMemfd = true;
+};
+
+struct ArenaStats {
+  size_t reservedBytes;
+  size_t inUseBytes;    // pages handed out
+  size_t dirtyBytes;    // free pages still backed by memory
+  size_t releasedBytes; // returned to the OS since start
+  bool memfd;
+};
+
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena();
+
+  // Reserves the range; false only when not even minReserveBytes can be had.
+  bool init(const ArenaConfig& config);
+
+  // Allocates `pages` contiguous pages whose first page index is a multiple of alignPages (a
+  // power of two). Returns the first page index, or kNoPage when the arena is full (errno is
+  // not set here). *zeroed tells whether every page is known to read as zero.
+  size_t allocPages(size_t pages, size_t alignPages, bool* zeroed);
+  // Gives pages back. release=true returns the memory to the OS at once.
+  void freePages(size_t page, size_t pages, bool release);
+  // Returns every dirty page to the OS; returns the bytes released.
+  size_t releaseDirty();
+
+  char* base() const { return base_; }
+  size_t pageCount() const { return pageCount_; }
+  bool memfdBacked() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  bool contains(const void* p) const {
+    return static_cast<size_t>(static_cast<const char*>(p) - base_) < reservedBytes_;
+  }
+  size_t pageOf(const void* p) const {
+    return static_cast<size_t>(static_cast<const char*>(p) - base_) >> os::kPageShift;
+  }
+  char* pageAddress(size_t page) const { return base_ + (page << os::kPageShift); }
+
+  // Page map: one word per page; 0 means "no object starts here".
+  uintptr_t mapEntry(size_t page) const { return pageMap_[page].load(std::memory_order_acquire); }
+  void setMapEntry(size_t page, uintptr_t v) { pageMap_[page].store(v, std::memory_order_release); }
+
+  ArenaStats stats();
+
+  // fork support: the parent holds the lock across fork; the child gets a private copy of the
+  // memfd (only pages holding data are copied) mapped over the same range. False on failure,
+  // in which case the child falls back to sharing (and reports it).
+  void lockForFork() MESH_ACQUIRE(lock_) { lock_.lock(); }
+  void unlockAfterFork() MESH_RELEASE(lock_) { lock_.unlock(); }
+  bool makePrivateInChild() MESH_REQUIRES(lock_);
+
+ private:
+  struct Extent {
+    size_t page;
+    size_t pages;
+    bool dirty;
+  };
+  static constexpr size_t kBins = 64;  // exact-size bins for 1..64 pages; larger in big_
+
+  size_t takeExtentLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
+  void putExtentLocked(size_t page, size_t pages, bool dirty) MESH_REQUIRES(lock_);
+  bool releaseRangeLocked(size_t page, size_t pages) MESH_REQUIRES(lock_);
+  void releaseAllDirtyLocked() MESH_REQUIRES(lock_);
+  bool coalesceLocked() MESH_REQUIRES(lock_);
+  bool reserve(size_t bytes, bool useMemfd);
+
+  Mutex lock_;
+  char* base_ = nullptr;
+  size_t reservedBytes_ = 0;
+  size_t pageCount_ = 0;
+  int fd_ = -1;
+  std::atomic<uintptr_t>* pageMap_ = nullptr;
+  size_t bump_ MESH_GUARDED_BY(lock_) = 0;  // pages below bump_ have been handed out once
+  size_t maxDirtyPages_ = 0;
+  size_t dirtyPages_ MESH_GUARDED_BY(lock_) = 0;
+  size_t inUsePages_ MESH_GUARDED_BY(lock_) = 0;
+  size_t releasedPages_ MESH_GUARDED_BY(lock_) = 0;
+  MetaVector<Extent> bins_[kBins + 1];  // bins_[n] holds extents of exactly n pages
+  MetaVector<Extent> big_;              // extents longer than kBins pages
+};
+
+}  // namespace mesh

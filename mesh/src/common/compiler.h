@@ -1,0 +1,8 @@
+// Branch hints and path markers: the fast path is inline and short, the slow path noinline+cold.
+#pragma once
+
+#define MESH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MESH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MESH_FAST_PATH inline __attribute__((always_inline))
+#define MESH_SLOW_PATH __attribute__((noinline, cold))
+#define MESH_EXPORT __attribute__((visibility("default")))

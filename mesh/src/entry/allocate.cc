@@ -1,0 +1,141 @@
+#include "entry/allocate.h"
+
+#include <cstring>
+
+#include "common/log.h"
+
+namespace mesh {
+
+static bool isPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// Serves n bytes aligned to `align` (a power of two >= 16). *zeroed tells the caller whether the
+// memory is known to be zero (fresh pages), so calloc can skip clearing it.
+void* allocateSlow(size_t n, size_t align, bool* zeroed) {
+  *zeroed = false;
+  if (MESH_UNLIKELY(t_depth > 0 || !ensureInitialized())) {
+    // Nested inside our own locked code (a signal handler) or during start-up: no locks.
+    void* p = bootstrap().alloc(n, align);
+    if (p == nullptr) errno = ENOMEM;
+    return p;
+  }
+  DepthGuard depth;
+  Runtime& rt = runtime();
+  if (n <= kMaxSmallSize && align <= kClassPage) {
+    int cls = align <= 16 ? classForSize(n) : classForAligned(n, align);
+    if (cls >= 0) {
+      ThreadHeap* th = currentThreadHeapSlow();
+      void* p = th != nullptr ? th->alloc(cls) : rt.heap.allocUnattached(cls);
+      if (p != nullptr && th == nullptr) countWithoutThreadHeap(true, sizeClass(cls).size);
+      if (p == nullptr) errno = ENOMEM;
+      return p;
+    }
+  }
+  size_t alignPages = align > os::kPageSize ? align / os::kPageSize : 1;
+  void* p = n < (size_t{1} << 62) ? rt.heap.allocLarge(n == 0 ? 1 : n, alignPages, zeroed) : nullptr;
+  if (p == nullptr) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  countWithoutThreadHeap(true, usableSize(p, "malloc"));
+  return p;
+}
+
+void freeSlow(void* p) {
+  if (p == nullptr) return;
+  Runtime& rt = runtime();
+  if (bootstrap().contains(p)) return;  // bootstrap blocks are never reused
+  uintptr_t entry = rt.heap.entryFor(p);
+  if (entry == kTombstoneEntry) fatalPointer("double free of", p);
+  MiniHeap* mh = entryMiniHeap(entry);
+  if (mh == nullptr) fatalPointer("invalid free of", p);
+  if (mh->isLarge()) {
+    if (t_depth > 0) return;  // nested in our locked code: leak rather than deadlock
+    DepthGuard depth;
+    size_t bytes = mh->pages() << os::kPageShift;
+    rt.heap.freeLarge(mh, p);
+    countWithoutThreadHeap(false, bytes);
+    return;
+  }
+  uint32_t slot;
+  if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - rt.heap.spanStartFor(p, entry)), &slot))
+    fatalPointer("invalid free of", p);
+  ThreadHeap* th = t_heap;
+  if (th != nullptr && mh->owner() == th) {
+    th->freeOwned(mh, rt.heap.spanStartFor(p, entry), p);
+    return;
+  }
+  size_t size = mh->objectSize();
+  rt.heap.freeNonOwner(mh, slot, p);
+  if (th != nullptr) th->counters.countFree(size);
+  else countWithoutThreadHeap(false, size);
+}
+
+size_t usableSize(void* p, const char* caller) {
+  if (p == nullptr) return 0;
+  if (bootstrap().contains(p)) return bootstrap().usableSize(p);
+  GlobalHeap& heap = runtime().heap;
+  uintptr_t entry = heap.entryFor(p);
+  MiniHeap* mh = entryMiniHeap(entry);
+  if (mh == nullptr) {
+    LineBuffer line;
+    line.add("mesh: ").add(caller).add(entry == kTombstoneEntry ? " of freed pointer " : " of invalid pointer ");
+    line.addPtr(p).add('\n').writeTo(2);
+    os::abortProcess();
+  }
+  if (mh->isLarge()) {
+    if (p != mh->spanStart()) fatalPointer("invalid pointer (interior of a block) passed to", p);
+    return mh->pages() << os::kPageShift;
+  }
+  uint32_t slot;
+  if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot))
+    fatalPointer("invalid pointer (interior of a block) passed to", p);
+  return mh->objectSize();
+}
+
+void* reallocate(void* p, size_t n) {
+  size_t old = usableSize(p, "realloc");
+  GlobalHeap& heap = runtime().heap;
+  if (n <= old && !bootstrap().contains(p)) {
+    MiniHeap* mh = entryMiniHeap(heap.entryFor(p));
+    if (!mh->isLarge()) {
+      // Same class (or shrinking by less than half): keep the block.
+      if (n > kMaxSmallSize || classForSize(n) == mh->sizeClassIndex() || n >= old / 2) return p;
+    } else if (n > kMaxSmallSize) {
+      size_t pages = (n + os::kPageSize - 1) >> os::kPageShift;
+      size_t before = mh->pages();
+      if (pages < before && t_depth == 0) {
+        DepthGuard depth;
+        heap.shrinkLarge(mh, pages);
+        countWithoutThreadHeap(false, (before - pages) << os::kPageShift);
+      }
+      return p;
+    }
+  }
+  void* fresh = allocate(n);
+  if (fresh == nullptr) return nullptr;  // p stays valid
+  std::memcpy(fresh, p, old < n ? old : n);
+  deallocate(p);
+  return fresh;
+}
+
+void* allocateAligned(size_t n, size_t align) {
+  if (align <= 16) return allocate(n);
+  bool zeroed;
+  return allocateSlow(n, align, &zeroed);
+}
+
+void* allocateZeroed(size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  bool zeroed = false;
+  void* p = n <= kMaxSmallSize && t_heap != nullptr ? allocate(n) : allocateSlow(n, 16, &zeroed);
+  if (p != nullptr && !zeroed) std::memset(p, 0, n);
+  return p;
+}
+
+bool isPowerOfTwoAlignment(size_t align) { return isPowerOfTwo(align); }
+
+}  // namespace mesh

@@ -1,0 +1,43 @@
+// The libmesh extension API (include/mesh/mesh.h).
+#include <cerrno>
+
+#include "common/options.h"
+#include "entry/runtime.h"
+#include "entry/stats_report.h"
+#include "mesh/mesh.h"
+
+using namespace mesh;
+
+extern "C" {
+
+int mesh_get_stats(mesh_stats* out) {
+  if (out == nullptr) return EINVAL;
+  collectStats(out);
+  return 0;
+}
+
+size_t mesh_stats_json(char* buf, size_t len) { return statsJson(buf, len); }
+
+void mesh_print_stats(int fd, int level) { printReport(fd, level); }
+
+int mesh_set_option(const char* name, long value) {
+  int i = Options::find(name);
+  if (i < 0 || !ensureInitialized()) return EINVAL;
+  return runtime().options.set(static_cast<Opt>(i), value) ? 0 : EINVAL;
+}
+
+int mesh_get_option(const char* name, long* value) {
+  int i = Options::find(name);
+  if (i < 0 || value == nullptr || !ensureInitialized()) return EINVAL;
+  *value = runtime().options.get(static_cast<Opt>(i));
+  return 0;
+}
+
+size_t mesh_compact(void) {
+  releaseFreeMemoryForApi();
+  return 0;  // meshing arrives with the mesher; until then compaction only releases memory
+}
+
+size_t mesh_release_free_memory(void) { return releaseFreeMemoryForApi(); }
+
+}  // extern "C"

@@ -1,0 +1,190 @@
+#include "entry/runtime.h"
+
+#include <new>
+
+#include "common/log.h"
+#include "platform/os.h"
+
+namespace mesh {
+
+__thread ThreadHeap* t_heap __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread uint32_t t_depth __attribute__((tls_model("initial-exec"))) = 0;
+// 0: no heap yet, 1: heap live, 2: heap torn down at thread exit.
+static __thread uint8_t t_state __attribute__((tls_model("initial-exec"))) = 0;
+static __thread bool t_initializing __attribute__((tls_model("initial-exec"))) = false;
+
+alignas(Runtime) char g_runtimeStorage[sizeof(Runtime)];
+
+// Zero-initialised static storage: its pages cost nothing until used.
+static BootstrapBuffer g_bootstrap;
+BootstrapBuffer& bootstrap() { return g_bootstrap; }
+
+// --- bootstrap buffer ------------------------------------------------------------------------
+
+void* BootstrapBuffer::alloc(size_t n, size_t align) {
+  if (align < 16) align = 16;
+  if (n > kBytes || align > 4096) return nullptr;
+  size_t need = (n + 15) / 16 * 16;
+  size_t old = used_.load(std::memory_order_relaxed);
+  for (;;) {
+    size_t start = (old + 16 + align - 1) & ~(align - 1);  // 16 bytes for the size header
+    if (start + need > kBytes) return nullptr;
+    if (used_.compare_exchange_weak(old, start + need, std::memory_order_relaxed)) {
+      reinterpret_cast<size_t*>(buf_ + start)[-1] = need;
+      return buf_ + start;
+    }
+  }
+}
+
+size_t BootstrapBuffer::usableSize(const void* p) const {
+  return reinterpret_cast<const size_t*>(p)[-1];
+}
+
+// --- fork ------------------------------------------------------------------------------------
+
+static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
+  Runtime& rt = runtime();
+  ++t_depth;
+  rt.registryLock.lock();
+  rt.heap.lockAll();
+  if (rt.heap.arena().memfdBacked() && !os::makePipe(rt.forkPipe)) rt.forkPipe[0] = rt.forkPipe[1] = -1;
+}
+
+static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
+  Runtime& rt = runtime();
+  rt.heap.unlockAll();
+  rt.registryLock.unlock();
+  // The heap is a shared file mapping: wait until the child has its private copy, so nothing
+  // this thread writes from now on shows up in the child. The child closes its end when done;
+  // if fork failed, no child holds the write end and read() sees end-of-file at once.
+  if (rt.forkPipe[1] >= 0) {
+    os::closeFd(rt.forkPipe[1]);
+    char byte;
+    while (os::readSome(rt.forkPipe[0], &byte, 1) > 0) {
+    }
+    os::closeFd(rt.forkPipe[0]);
+    rt.forkPipe[0] = rt.forkPipe[1] = -1;
+  }
+  --t_depth;
+}
+
+static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
+  Runtime& rt = runtime();
+  if (!rt.heap.resetAfterForkInChild()) {
+    warn("fork: could not copy the heap for the child; parent and child share heap memory");
+  }
+  rt.registryLock.resetAfterFork();
+  // Only this thread survives in the child: give back the spans other threads had attached.
+  ThreadHeap* th = rt.threads;
+  while (th != nullptr) {
+    ThreadHeap* next = th->registryNext;
+    if (th != t_heap) {
+      th->detachAll();
+      if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
+      else rt.threads = th->registryNext;
+      if (th->registryNext != nullptr) th->registryNext->registryPrev = th->registryPrev;
+      rt.retired.allocs += th->counters.allocs.load();
+      rt.retired.frees += th->counters.frees.load();
+      rt.retired.bytes += th->counters.bytes.load();
+      --rt.liveThreadHeaps;
+      th->~ThreadHeap();
+      rt.threadPool.release(th);
+    }
+    th = next;
+  }
+  os::closeFd(rt.forkPipe[0]);
+  os::closeFd(rt.forkPipe[1]);
+  rt.forkPipe[0] = rt.forkPipe[1] = -1;
+  --t_depth;
+}
+
+// --- thread exit -----------------------------------------------------------------------------
+
+static void onThreadExit(void* arg) {
+  auto* th = static_cast<ThreadHeap*>(arg);
+  Runtime& rt = runtime();
+  DepthGuard depth;
+  th->detachAll();
+  t_heap = nullptr;
+  t_state = 2;
+  LockGuard guard(rt.registryLock);
+  if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
+  else rt.threads = th->registryNext;
+  if (th->registryNext != nullptr) th->registryNext->registryPrev = th->registryPrev;
+  rt.retired.allocs.fetch_add(th->counters.allocs.load(), std::memory_order_relaxed);
+  rt.retired.frees.fetch_add(th->counters.frees.load(), std::memory_order_relaxed);
+  rt.retired.bytes.fetch_add(th->counters.bytes.load(), std::memory_order_relaxed);
+  --rt.liveThreadHeaps;
+  th->~ThreadHeap();
+  rt.threadPool.release(th);
+}
+
+// --- start-up --------------------------------------------------------------------------------
+
+static bool initialize() {
+  Runtime* rt = new (g_runtimeStorage) Runtime;  // no value-init: nothing to zero
+  rt->options.loadFromEnvironment();
+  HeapConfig config;
+  config.arena.reserveBytes = static_cast<size_t>(rt->options.get(Opt::arena_gb)) << 30;
+  config.arena.maxDirtyBytes = static_cast<size_t>(rt->options.get(Opt::max_dirty_mb)) << 20;
+  config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
+  if (!rt->heap.init(config)) return false;
+  if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
+  pthread_atfork(forkPrepare, forkParent, forkChild);
+  return true;
+}
+
+bool ensureInitialized() {
+  Runtime& rt = runtime();
+  int state = rt.initState.load(std::memory_order_acquire);
+  if (MESH_LIKELY(state == 2)) return true;
+  if (state == 3 || t_initializing) return false;
+  int expected = 0;
+  if (rt.initState.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    t_initializing = true;
+    bool ok = initialize();
+    t_initializing = false;
+    rt.initState.store(ok ? 2 : 3, std::memory_order_release);
+    if (!ok) warn("could not reserve an arena; every allocation will fail with ENOMEM");
+    return ok;
+  }
+  while ((state = rt.initState.load(std::memory_order_acquire)) == 1) os::yieldThread();
+  return state == 2;
+}
+
+ThreadHeap* currentThreadHeapSlow() {
+  if (t_heap != nullptr) return t_heap;
+  if (t_state == 2 || !ensureInitialized()) return nullptr;
+  Runtime& rt = runtime();
+  void* mem;
+  {
+    LockGuard guard(rt.registryLock);
+    mem = rt.threadPool.allocate();
+    if (mem == nullptr) return nullptr;
+    uint64_t seed = os::monotonicNs() ^ (static_cast<uint64_t>(os::currentThreadId()) << 32) ^
+                    reinterpret_cast<uintptr_t>(mem);
+    auto* th = new (mem) ThreadHeap(&rt.heap, seed);
+    th->registryNext = rt.threads;
+    if (rt.threads != nullptr) rt.threads->registryPrev = th;
+    rt.threads = th;
+    ++rt.liveThreadHeaps;
+    t_heap = th;
+    t_state = 1;
+  }
+  // May allocate (second-level key storage); t_heap is already set, so that works.
+  pthread_setspecific(rt.exitKey, t_heap);
+  return t_heap;
+}
+
+void countWithoutThreadHeap(bool alloc, size_t bytes) {
+  RetiredCounters& r = runtime().retired;
+  if (alloc) {
+    r.allocs.fetch_add(1, std::memory_order_relaxed);
+    r.bytes.fetch_add(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  } else {
+    r.frees.fetch_add(1, std::memory_order_relaxed);
+    r.bytes.fetch_sub(static_cast<int64_t>(bytes), std::memory_order_relaxed);
+  }
+}
+
+}  // namespace mesh

@@ -1,0 +1,88 @@
+// Runtime: the one process-wide allocator instance behind the exported entry points. It owns the
+// global heap, the options, the registry of thread heaps, start-up (including the bootstrap
+// buffer for calls that arrive while we initialise), thread exit and fork.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/compiler.h"
+#include "common/lock.h"
+#include "common/meta_memory.h"
+#include "common/options.h"
+#include "global/global_heap.h"
+#include "thread/thread_heap.h"
+
+namespace mesh {
+
+// A lock-free bump allocator over static memory for the rare calls we cannot route through the
+// heap: allocations while the heap is being initialised (dlsym, pthread_atfork may calloc) and
+// allocations nested inside our own locked sections (a signal handler interrupting us). Its
+// blocks are never reused; free() of one is a no-op.
+class BootstrapBuffer {
+ public:
+  void* alloc(size_t n, size_t align);
+  bool contains(const void* p) const {
+    return static_cast<size_t>(static_cast<const char*>(p) - buf_) < kBytes;
+  }
+  size_t usableSize(const void* p) const;
+
+ private:
+  static constexpr size_t kBytes = size_t{4} << 20;
+  alignas(4096) char buf_[kBytes];
+  std::atomic<size_t> used_;
+};
+
+struct RetiredCounters {
+  std::atomic<uint64_t> allocs{0};
+  std::atomic<uint64_t> frees{0};
+  std::atomic<int64_t> bytes{0};
+};
+
+class Runtime {
+ public:
+  GlobalHeap heap;
+  Options options;
+  RetiredCounters retired;   // counters of exited threads and of calls without a thread heap
+  Mutex registryLock;
+  ThreadHeap* threads MESH_GUARDED_BY(registryLock) = nullptr;
+  MetaPool<ThreadHeap> threadPool MESH_GUARDED_BY(registryLock);
+  uint64_t liveThreadHeaps MESH_GUARDED_BY(registryLock) = 0;
+  pthread_key_t exitKey{};
+  int forkPipe[2] = {-1, -1};
+  std::atomic<int> initState{0};  // 0 not started, 1 running, 2 ready, 3 failed
+};
+
+// Storage for the runtime: constructed in place on first use, never destroyed (other threads
+// and atexit handlers may still call free while the process exits).
+alignas(Runtime) extern char g_runtimeStorage[sizeof(Runtime)];
+inline Runtime& runtime() { return *reinterpret_cast<Runtime*>(g_runtimeStorage); }
+BootstrapBuffer& bootstrap();
+
+// Thread-local state (initial-exec TLS: no allocation, no lazy TLS initialisation).
+extern __thread ThreadHeap* t_heap __attribute__((tls_model("initial-exec")));
+// Depth of our own locked sections on this thread; a call arriving with depth > 0 is nested
+// (signal handler) and must not take our locks.
+extern __thread uint32_t t_depth __attribute__((tls_model("initial-exec")));
+
+class DepthGuard {
+ public:
+  DepthGuard() { ++t_depth; }
+  ~DepthGuard() { --t_depth; }
+  DepthGuard(const DepthGuard&) = delete;
+  DepthGuard& operator=(const DepthGuard&) = delete;
+};
+
+// True once the heap is usable. Initialises on first call; false while initialisation runs on
+// this thread (re-entry) or when it failed.
+bool ensureInitialized();
+// This thread's heap, creating it; nullptr after the thread's heap was torn down (exiting
+// thread) or when no memory is left.
+ThreadHeap* currentThreadHeapSlow();
+// Counters for calls served without a thread heap.
+void countWithoutThreadHeap(bool alloc, size_t bytes);
+
+}  // namespace mesh

@@ -1,0 +1,159 @@
+#include "entry/stats_report.h"
+
+#include <cstring>
+
+#include "common/log.h"
+#include "entry/runtime.h"
+#include "platform/os.h"
+
+namespace mesh {
+
+void collectStats(mesh_stats* out) {
+  std::memset(out, 0, sizeof *out);
+  if (!ensureInitialized()) return;
+  Runtime& rt = runtime();
+  int64_t bytes = rt.retired.bytes.load(std::memory_order_relaxed);
+  out->allocs = rt.retired.allocs.load(std::memory_order_relaxed);
+  out->frees = rt.retired.frees.load(std::memory_order_relaxed);
+  {
+    DepthGuard depth;
+    LockGuard guard(rt.registryLock);
+    for (ThreadHeap* th = rt.threads; th != nullptr; th = th->registryNext) {
+      out->allocs += th->counters.allocs.load(std::memory_order_relaxed);
+      out->frees += th->counters.frees.load(std::memory_order_relaxed);
+      bytes += th->counters.bytes.load(std::memory_order_relaxed);
+    }
+    out->thread_heaps = rt.liveThreadHeaps;
+  }
+  out->bytes_in_use = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
+  HeapStats hs = rt.heap.stats();
+  out->large_allocs = hs.largeAllocs;
+  out->large_bytes = hs.largeBytes;
+  out->mh_alloc_count = hs.mhAllocCount;
+  out->mh_free_count = hs.mhFreeCount;
+  out->mh_live = hs.mhLive;
+  out->mh_hwm = hs.mhHighWater;
+  out->arena_bytes = hs.arena.inUseBytes;
+  out->arena_reserved = hs.arena.reservedBytes;
+  out->dirty_bytes = hs.arena.dirtyBytes;
+  out->released_bytes = hs.arena.releasedBytes;
+  out->memfd_backed = hs.arena.memfd ? 1 : 0;
+}
+
+static void addMiB(LineBuffer& line, uint64_t bytes) {
+  line.addFixed(bytes * 10 / (1024 * 1024), 1);
+}
+
+void printReport(int fd, int level) {
+  mesh_stats s;
+  collectStats(&s);
+  LineBuffer line;
+  line.add("MESH COUNT:").pad(24).addU(s.mesh_count).add('\n');
+  line.add("Meshed MB (total):").pad(24);
+  addMiB(line, s.meshed_bytes_total);
+  line.add('\n');
+  line.add("Meshed pages HWM:").pad(24).addU(s.meshed_pages_hwm).add('\n');
+  line.add("Meshed MB HWM:").pad(24);
+  addMiB(line, s.meshed_pages_hwm * os::kPageSize);
+  line.add('\n');
+  line.add("MH Alloc Count:").pad(24).addU(s.mh_alloc_count).add('\n');
+  line.add("MH Free Count:").pad(24).addU(s.mh_free_count).add('\n');
+  line.add("MH High Water Mark:").pad(24).addU(s.mh_hwm).add('\n');
+  line.add("Bytes In Use:").pad(24).addU(s.bytes_in_use).add('\n');
+  line.add("Arena MB (in use):").pad(24);
+  addMiB(line, s.arena_bytes);
+  line.add('\n');
+  line.add("PSS KiB:").pad(24).addI(os::pssKiB()).add('\n');
+  line.add("Mappings:").pad(24).addI(os::mappingCount()).add('\n');
+  line.writeTo(fd);
+  if (level < 2 || !ensureInitialized()) return;
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    ClassStats cs;
+    {
+      DepthGuard depth;
+      cs = runtime().heap.classStats(cls);
+    }
+    if (cs.spans == 0) continue;
+    line.add("MeshInfo partial class:").addU(static_cast<uint64_t>(cls)).add(" size:");
+    line.addU(sizeClass(cls).size).add(" spans:").addU(cs.spans).add(" length:").addU(cs.partialSpans);
+    line.add(" occupancy:");
+    line.addFixed(cs.capacity == 0 ? 0 : cs.liveObjects * 1000 / cs.capacity, 1).add("%\n");
+    line.writeTo(fd);
+  }
+}
+
+void printMallocStats(int fd) {
+  mesh_stats s;
+  collectStats(&s);
+  LineBuffer line;
+  line.add("Arena 0:\nsystem bytes     = ").addU(s.arena_bytes).add('\n');
+  line.add("in use bytes     = ").addU(s.bytes_in_use).add('\n');
+  line.add("Total (incl. mmap):\nsystem bytes     = ").addU(s.arena_bytes).add('\n');
+  line.add("in use bytes     = ").addU(s.bytes_in_use).add('\n');
+  line.add("max mmap regions = 0\nmax mmap bytes   = ").addU(s.large_bytes).add('\n');
+  line.writeTo(fd);
+}
+
+int writeMallocInfo(FILE* out) {
+  mesh_stats s;
+  collectStats(&s);
+  fprintf(out, "<malloc version=\"libmesh-1\">\n");
+#define MESH_STAT(name, label, doc) \
+  fprintf(out, "  <stat name=\"%s\" value=\"%llu\"/>\n", #name, static_cast<unsigned long long>(s.name));
+#include "mesh/stats_fields.def"
+#undef MESH_STAT
+  fprintf(out, "</malloc>\n");
+  return 0;
+}
+
+struct mallinfo2 mallinfoFromStats() {
+  mesh_stats s;
+  collectStats(&s);
+  struct mallinfo2 m {};
+  m.arena = s.arena_bytes - s.large_bytes;
+  m.ordblks = s.mh_live;
+  m.hblks = s.large_allocs;
+  m.hblkhd = s.large_bytes;
+  m.uordblks = s.bytes_in_use;
+  m.fordblks = s.arena_bytes > s.bytes_in_use ? s.arena_bytes - s.bytes_in_use : 0;
+  m.keepcost = s.dirty_bytes;
+  return m;
+}
+
+size_t releaseFreeMemoryForApi() {
+  if (!ensureInitialized() || t_depth > 0) return 0;
+  DepthGuard depth;
+  return runtime().heap.releaseFreeMemory();
+}
+
+size_t statsJson(char* buf, size_t len) {
+  mesh_stats s;
+  collectStats(&s);
+  LineBuffer line;
+  line.add('{');
+  bool first = true;
+#define MESH_STAT(name, label, doc)          \
+  line.add(first ? "\"" : ",\"").add(#name); \
+  line.add("\":").addU(s.name);              \
+  first = false;
+#include "mesh/stats_fields.def"
+#undef MESH_STAT
+  line.add('}');
+  size_t need = line.size();
+  if (len > 0) {
+    size_t n = need < len - 1 ? need : len - 1;
+    std::memcpy(buf, line.data(), n);
+    buf[n] = '\0';
+  }
+  return need;
+}
+
+// MALLOCSTATS=1|2: the report at exit.
+__attribute__((destructor)) static void reportAtExit() {
+  Runtime& rt = runtime();
+  if (rt.initState.load(std::memory_order_acquire) != 2) return;
+  long level = rt.options.get(Opt::stats);
+  if (level > 0) printReport(2, static_cast<int>(level));
+}
+
+}  // namespace mesh

@@ -1,0 +1,290 @@
+#include "global/global_heap.h"
+
+#include <new>
+
+#include "common/log.h"
+
+namespace mesh {
+
+bool GlobalHeap::init(const HeapConfig& config) {
+  largeReleaseBytes_ = config.arena.maxDirtyBytes / 4;
+  return arena_.init(config.arena);
+}
+
+// --- miniheap objects ------------------------------------------------------------------------
+
+MiniHeap* GlobalHeap::newMiniHeap() {
+  void* mem;
+  {
+    LockGuard guard(metaLock_);
+    mem = miniheaps_.allocate();
+  }
+  if (mem == nullptr) return nullptr;
+  uint64_t live = mhAllocs_.fetch_add(1, std::memory_order_relaxed) + 1 -
+                  mhFrees_.load(std::memory_order_relaxed);
+  uint64_t hwm = mhHighWater_.load(std::memory_order_relaxed);
+  while (live > hwm && !mhHighWater_.compare_exchange_weak(hwm, live)) {
+  }
+  return static_cast<MiniHeap*>(mem);
+}
+
+void GlobalHeap::recycleMiniHeap(MiniHeap* mh) {
+  mh->~MiniHeap();
+  mhFrees_.fetch_add(1, std::memory_order_relaxed);
+  LockGuard guard(metaLock_);
+  miniheaps_.release(mh);
+}
+
+void GlobalHeap::setEntries(size_t page, size_t pages, MiniHeap* mh) {
+  for (size_t i = 0; i < pages; ++i) {
+    arena_.setMapEntry(page + i, mh != nullptr ? encodeEntry(mh, i) : kTombstoneEntry);
+  }
+}
+
+// --- spans -----------------------------------------------------------------------------------
+
+MiniHeap* GlobalHeap::newSpanLocked(int cls) {
+  const SizeClass& sc = sizeClass(cls);
+  bool zeroed;
+  size_t page = arena_.allocPages(sc.pages, 1, &zeroed);
+  if (page == kNoPage) return nullptr;
+  MiniHeap* mh = newMiniHeap();
+  if (mh == nullptr) {
+    arena_.freePages(page, sc.pages, false);
+    return nullptr;
+  }
+  new (mh) MiniHeap(cls, page, arena_.pageAddress(page));
+  setEntries(page, sc.pages, mh);
+  ++classes_[cls].spans;
+  return mh;
+}
+
+void GlobalHeap::unlinkLocked(ClassState& c, MiniHeap* mh) {
+  if (mh->bin == kNoBin) return;
+  if (mh->prev != nullptr) mh->prev->next = mh->next;
+  else c.partial[mh->bin] = mh->next;
+  if (mh->next != nullptr) mh->next->prev = mh->prev;
+  mh->prev = mh->next = nullptr;
+  mh->bin = kNoBin;
+}
+
+void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
+  ClassState& c = classes_[mh->sizeClassIndex()];
+  unlinkLocked(c, mh);
+  --c.spans;
+  setEntries(mh->spanPage(), mh->pages(), nullptr);
+  arena_.freePages(mh->spanPage(), mh->pages(), false);
+  // A remote freer may still be between its fetch_or and its last look at this miniheap (it
+  // had a live object here a moment ago); wait for it before the object is reused.
+  while (mh->remoteFreeInFlight()) os::yieldThread();
+  mh->alive = false;
+  // A span still linked in the class queue is recycled by the drain that pops it.
+  if (!mh->markQueued()) return;
+  recycleMiniHeap(mh);
+}
+
+void GlobalHeap::relistLocked(MiniHeap* mh) {
+  ClassState& c = classes_[mh->sizeClassIndex()];
+  uint32_t live = mh->liveCount();
+  if (live == 0) {
+    releaseSpanLocked(mh);
+    return;
+  }
+  uint8_t bin = live == mh->objectCount() ? kNoBin
+                                          : static_cast<uint8_t>(live * kBins / mh->objectCount());
+  if (bin == mh->bin) return;
+  unlinkLocked(c, mh);
+  if (bin == kNoBin) return;
+  mh->bin = bin;
+  mh->prev = nullptr;
+  mh->next = c.partial[bin];
+  if (mh->next != nullptr) mh->next->prev = mh;
+  c.partial[bin] = mh;
+}
+
+void GlobalHeap::drainLocked(int cls) {
+  ClassState& c = classes_[cls];
+  MiniHeap* mh = c.queue.exchange(nullptr, std::memory_order_acq_rel);
+  c.queued.store(0, std::memory_order_relaxed);
+  while (mh != nullptr) {
+    MiniHeap* next = mh->nextQueued;
+    if (!mh->alive) {
+      recycleMiniHeap(mh);
+    } else {
+      mh->clearQueued();
+      // Attached spans are folded by their owner; only detached ones are ours to update.
+      if (mh->owner() == nullptr) {
+        mh->foldRemote();
+        relistLocked(mh);
+      }
+    }
+    mh = next;
+  }
+}
+
+MiniHeap* GlobalHeap::attach(int cls, void* owner) {
+  ClassState& c = classes_[cls];
+  LockGuard guard(c.lock);
+  drainLocked(cls);
+  MiniHeap* mh = nullptr;
+  for (int bin = kBins - 1; bin >= 0 && mh == nullptr; --bin) mh = c.partial[bin];
+  if (mh != nullptr) {
+    unlinkLocked(c, mh);
+    mh->foldRemote();
+  } else {
+    mh = newSpanLocked(cls);
+    if (mh == nullptr) return nullptr;
+  }
+  mh->setOwner(owner);
+  return mh;
+}
+
+void GlobalHeap::detach(MiniHeap* mh) {
+  ClassState& c = classes_[mh->sizeClassIndex()];
+  LockGuard guard(c.lock);
+  // Store owner, then fold: pairs with freeNonOwner's fetch_or-then-load (see miniheap.h).
+  mh->setOwner(nullptr);
+  mh->foldRemote();
+  relistLocked(mh);
+}
+
+void GlobalHeap::freeNonOwner(MiniHeap* mh, uint32_t slot, const void* ptr) {
+  int cls = mh->sizeClassIndex();
+  ClassState& c = classes_[cls];
+  mh->beginRemoteFree();
+  mh->freeRemote(slot, ptr);
+  bool queue = mh->ownerSeqCst() == nullptr && mh->markQueued();
+  if (queue) {
+    MiniHeap* head = c.queue.load(std::memory_order_relaxed);
+    do {
+      mh->nextQueued = head;
+    } while (!c.queue.compare_exchange_weak(head, mh, std::memory_order_release,
+                                            std::memory_order_relaxed));
+  }
+  mh->endRemoteFree();
+  if (queue && c.queued.fetch_add(1, std::memory_order_relaxed) + 1 >= kDrainThreshold &&
+      c.lock.tryLock()) {
+    drainLocked(cls);
+    c.lock.unlock();
+  }
+}
+
+void* GlobalHeap::allocUnattached(int cls) {
+  ClassState& c = classes_[cls];
+  LockGuard guard(c.lock);
+  drainLocked(cls);
+  MiniHeap* mh = nullptr;
+  for (int bin = kBins - 1; bin >= 0 && mh == nullptr; --bin) mh = c.partial[bin];
+  if (mh == nullptr) {
+    mh = newSpanLocked(cls);
+    if (mh == nullptr) return nullptr;
+  }
+  for (int w = 0; w < 4; ++w) {
+    uint64_t freeBits = ~mh->liveWord(w);
+    while (freeBits != 0) {
+      uint32_t slot = static_cast<uint32_t>(w * 64 + __builtin_ctzll(freeBits));
+      if (slot >= mh->objectCount()) break;
+      mh->setLive(slot);
+      relistLocked(mh);
+      return mh->slotAddress(slot);
+    }
+  }
+  fatal("internal error: partial span without a free slot");
+}
+
+// --- large objects ---------------------------------------------------------------------------
+
+void* GlobalHeap::allocLarge(size_t bytes, size_t alignPages, bool* zeroed) {
+  size_t pages = (bytes + os::kPageSize - 1) >> os::kPageShift;
+  if (bytes > (size_t{1} << 62) || pages == 0) return nullptr;
+  size_t page = arena_.allocPages(pages, alignPages, zeroed);
+  if (page == kNoPage) return nullptr;
+  MiniHeap* mh = newMiniHeap();
+  if (mh == nullptr) {
+    arena_.freePages(page, pages, false);
+    return nullptr;
+  }
+  new (mh) MiniHeap(page, pages, arena_.pageAddress(page), *zeroed);
+  arena_.setMapEntry(page, encodeEntry(mh, 0));
+  largeAllocs_.fetch_add(1, std::memory_order_relaxed);
+  largeBytes_.fetch_add(pages << os::kPageShift, std::memory_order_relaxed);
+  return mh->spanStart();
+}
+
+void GlobalHeap::freeLarge(MiniHeap* mh, const void* ptr) {
+  if (ptr != mh->spanStart()) fatalPointer("invalid free of", ptr);
+  mh->freeRemote(0, ptr);  // detects a racing double free
+  size_t page = mh->spanPage(), pages = mh->pages();
+  arena_.setMapEntry(page, kTombstoneEntry);
+  largeBytes_.fetch_sub(pages << os::kPageShift, std::memory_order_relaxed);
+  arena_.freePages(page, pages, (pages << os::kPageShift) >= largeReleaseBytes_);
+  recycleMiniHeap(mh);
+}
+
+void GlobalHeap::shrinkLarge(MiniHeap* mh, size_t newPages) {
+  size_t pages = mh->pages();
+  if (newPages >= pages) return;
+  size_t tail = mh->spanPage() + newPages;
+  new (mh) MiniHeap(mh->spanPage(), newPages, mh->spanStart(), false);
+  largeBytes_.fetch_sub((pages - newPages) << os::kPageShift, std::memory_order_relaxed);
+  arena_.freePages(tail, pages - newPages, true);
+}
+
+// --- maintenance -----------------------------------------------------------------------------
+
+size_t GlobalHeap::releaseFreeMemory() {
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    LockGuard guard(classes_[cls].lock);
+    drainLocked(cls);
+  }
+  return arena_.releaseDirty();
+}
+
+HeapStats GlobalHeap::stats() {
+  HeapStats s{};
+  s.mhAllocCount = mhAllocs_.load(std::memory_order_relaxed);
+  s.mhFreeCount = mhFrees_.load(std::memory_order_relaxed);
+  s.mhLive = s.mhAllocCount - s.mhFreeCount;
+  s.mhHighWater = mhHighWater_.load(std::memory_order_relaxed);
+  s.largeAllocs = largeAllocs_.load(std::memory_order_relaxed);
+  s.largeBytes = largeBytes_.load(std::memory_order_relaxed);
+  s.arena = arena_.stats();
+  return s;
+}
+
+ClassStats GlobalHeap::classStats(int cls) {
+  ClassState& c = classes_[cls];
+  LockGuard guard(c.lock);
+  ClassStats s{};
+  s.spans = c.spans;
+  for (MiniHeap* list : c.partial) {
+    for (MiniHeap* mh = list; mh != nullptr; mh = mh->next) {
+      ++s.partialSpans;
+      s.liveObjects += mh->liveCount();
+      s.capacity += mh->objectCount();
+    }
+  }
+  return s;
+}
+
+void GlobalHeap::lockAll() {
+  for (ClassState& c : classes_) c.lock.lock();
+  arena_.lockForFork();
+  metaLock_.lock();
+}
+
+void GlobalHeap::unlockAll() {
+  metaLock_.unlock();
+  arena_.unlockAfterFork();
+  for (ClassState& c : classes_) c.lock.unlock();
+}
+
+bool GlobalHeap::resetAfterForkInChild() {
+  bool ok = arena_.makePrivateInChild();
+  metaLock_.resetAfterFork();
+  arena_.unlockAfterFork();
+  for (ClassState& c : classes_) c.lock.resetAfterFork();
+  return ok;
+}
+
+}  // namespace mesh

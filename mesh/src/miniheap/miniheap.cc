@@ -1,0 +1,54 @@
+#include "miniheap/miniheap.h"
+
+#include "common/log.h"
+#include "platform/os.h"
+
+namespace mesh {
+
+static_assert(sizeof(MiniHeap) <= 192, "keep span metadata within three cache lines");
+
+MiniHeap::MiniHeap(int cls, size_t page, char* start)
+    : spanStart_(start),
+      spanPage_(page),
+      pages_(sizeClass(cls).pages),
+      objSize_(sizeClass(cls).size),
+      objects_(sizeClass(cls).objects),
+      reciprocal_(sizeClass(cls).reciprocal),
+      cls_(static_cast<uint8_t>(cls)) {}
+
+MiniHeap::MiniHeap(size_t page, size_t pages, char* start, bool zeroed)
+    : spanStart_(start),
+      spanPage_(page),
+      pages_(static_cast<uint32_t>(pages)),
+      objSize_(0),
+      objects_(1),
+      reciprocal_(0),
+      cls_(kLargeClass),
+      zeroed_(zeroed) {
+  setLive(0);
+}
+
+uint32_t MiniHeap::liveCount() const {
+  uint32_t n = 0;
+  for (const auto& w : live_) n += static_cast<uint32_t>(__builtin_popcountll(w.load(std::memory_order_relaxed)));
+  return n;
+}
+
+bool MiniHeap::hasRemote() const {
+  for (const auto& w : remote_) {
+    if (w.load(std::memory_order_relaxed) != 0) return true;
+  }
+  return false;
+}
+
+void MiniHeap::freeRemote(uint32_t slot, const void* ptr) {
+  uint64_t bit = 1ull << (slot & 63);
+  // A slot that is not live was already freed (and folded): a double free.
+  if ((live_[slot >> 6].load(std::memory_order_relaxed) & bit) == 0) fatalPointer("double free of", ptr);
+  uint64_t old = remote_[slot >> 6].fetch_or(bit, std::memory_order_seq_cst);
+  if ((old & bit) != 0) fatalPointer("double free of", ptr);
+}
+
+void MiniHeap::reportDoubleFree(uint32_t slot) const { fatalPointer("double free of", slotAddress(slot)); }
+
+}  // namespace mesh

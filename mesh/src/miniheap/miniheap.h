@@ -1,0 +1,151 @@
+// MiniHeap: the metadata of one span (a run of pages holding objects of one size class) or of
+// one large object.
+//
+// Glossary
+//   page      4 KiB of the arena.
+//   span      1..16 contiguous pages holding `objects` slots of one size class at fixed offsets.
+//   miniheap  a span's metadata: class, location, a 256-bit bitmap of live slots.
+//   attached  a span owned by one thread heap, which allocates from it without locks.
+//   mesh      (later) two spans with disjoint bitmaps sharing one set of physical pages.
+//
+// Bitmap protocol (no lock and no atomic read-modify-write on the owner's fast path):
+//   live[]    bit set = slot handed to the user. Written only by the span's single writer: the
+//             owning thread while attached, or the holder of the class lock while detached.
+//             Writers use relaxed load+store; others may read it.
+//   remote[]  frees by any thread that is not the single writer, with fetch_or. The single writer
+//             folds them into live[] (foldRemote). A bit freed remotely twice, or freed remotely
+//             while already clear in live[], is a double free.
+//   owner     the attached thread heap, or null. Changed only under the class lock. A remote
+//             freer that sees null after its fetch_or queues the span for its class so the global
+//             heap folds it (Dekker-style: detach stores owner then folds; a freer fetch_ors then
+//             loads owner; seq_cst on both sides means at least one of them sees the other).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "miniheap/size_classes.h"
+
+namespace mesh {
+
+inline constexpr uint8_t kLargeClass = 0xff;
+inline constexpr uint8_t kNoBin = 0xff;
+
+class alignas(64) MiniHeap {
+ public:
+  // Small span of class cls at arena page `page`, whose first byte is at `start`.
+  MiniHeap(int cls, size_t page, char* start);
+  // Large object of `pages` pages at arena page `page`.
+  MiniHeap(size_t page, size_t pages, char* start, bool zeroed);
+
+  bool isLarge() const { return cls_ == kLargeClass; }
+  int sizeClassIndex() const { return cls_; }
+  size_t spanPage() const { return spanPage_; }
+  char* spanStart() const { return spanStart_; }
+  char* slotAddress(uint32_t slot) const { return spanStart_ + static_cast<size_t>(slot) * objSize_; }
+  size_t pages() const { return pages_; }
+  uint32_t objectSize() const { return objSize_; }
+  uint32_t objectCount() const { return objects_; }
+  bool zeroed() const { return zeroed_; }
+
+  // Slot index for byte offset `off` from the span start; returns false when off is not the
+  // start of a slot (an interior or tail pointer).
+  bool slotForOffset(size_t off, uint32_t* slot) const {
+    uint32_t idx = static_cast<uint32_t>((static_cast<uint64_t>(off) * reciprocal_) >> 32);
+    *slot = idx;
+    return static_cast<size_t>(idx) * objSize_ == off && idx < objects_;
+  }
+
+  // --- bitmap: single-writer operations --------------------------------------------------
+  bool isLive(uint32_t slot) const {
+    return (live_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
+  }
+  void setLive(uint32_t slot) {
+    auto& w = live_[slot >> 6];
+    w.store(w.load(std::memory_order_relaxed) | (1ull << (slot & 63)), std::memory_order_relaxed);
+  }
+  void clearLive(uint32_t slot) {
+    auto& w = live_[slot >> 6];
+    w.store(w.load(std::memory_order_relaxed) & ~(1ull << (slot & 63)), std::memory_order_relaxed);
+  }
+  uint64_t liveWord(int i) const { return live_[i].load(std::memory_order_relaxed); }
+  uint32_t liveCount() const;
+  bool isEmpty() const { return liveCount() == 0; }
+  bool isFull() const { return liveCount() == objects_; }
+
+  // Folds remote frees into live[]; calls onFreed(slot) for each slot freed. Aborts on a double
+  // free. Returns the number of slots freed. Single writer only.
+  template <typename F>
+  uint32_t foldRemote(F&& onFreed);
+  uint32_t foldRemote() {
+    return foldRemote([](uint32_t) {});
+  }
+  bool hasRemote() const;
+
+  // --- frees by a thread that is not the single writer ---------------------------------------
+  // Records the free of `slot` (ptr for the error message). Aborts on a detected double free.
+  void freeRemote(uint32_t slot, const void* ptr);
+
+  // --- ownership -------------------------------------------------------------------------------
+  void* owner() const { return owner_.load(std::memory_order_relaxed); }
+  void* ownerSeqCst() const { return owner_.load(std::memory_order_seq_cst); }
+  void setOwner(void* heap) { owner_.store(heap, std::memory_order_seq_cst); }
+
+  // --- in-flight remote frees: a span is not recycled while one is between its first and last
+  // touch of this miniheap (see GlobalHeap::freeNonOwner).
+  void beginRemoteFree() { pending_.fetch_add(1, std::memory_order_seq_cst); }
+  void endRemoteFree() { pending_.fetch_sub(1, std::memory_order_release); }
+  bool remoteFreeInFlight() const { return pending_.load(std::memory_order_acquire) != 0; }
+
+  // --- queue of spans with pending remote frees (per class, lock-free push) -----------------
+  // True when the caller must push this span (it was not queued yet).
+  bool markQueued() { return !queued_.exchange(true, std::memory_order_acq_rel); }
+  void clearQueued() { queued_.store(false, std::memory_order_seq_cst); }
+  MiniHeap* nextQueued = nullptr;
+
+  // --- global heap lists (class lock) --------------------------------------------------------
+  MiniHeap* prev = nullptr;
+  MiniHeap* next = nullptr;
+  uint8_t bin = kNoBin;
+  // Dead miniheaps (recycled) must be ignored by a queue drain that still holds a pointer.
+  bool alive = true;
+
+ private:
+  [[noreturn]] void reportDoubleFree(uint32_t slot) const;
+
+  char* spanStart_;
+  size_t spanPage_;
+  uint32_t pages_;
+  uint32_t objSize_;
+  uint32_t objects_;
+  uint32_t reciprocal_;
+  uint8_t cls_;
+  bool zeroed_ = false;
+  std::atomic<void*> owner_{nullptr};
+  std::atomic<bool> queued_{false};
+  std::atomic<uint64_t> live_[4] = {};
+  // Remote frees live on their own cache line: other threads write it, the owner rarely reads.
+  alignas(64) std::atomic<uint64_t> remote_[4] = {};
+  std::atomic<uint32_t> pending_{0};
+};
+
+template <typename F>
+uint32_t MiniHeap::foldRemote(F&& onFreed) {
+  uint32_t freed = 0;
+  for (int i = 0; i < 4; ++i) {
+    if (remote_[i].load(std::memory_order_relaxed) == 0) continue;
+    uint64_t r = remote_[i].exchange(0, std::memory_order_acq_rel);
+    uint64_t live = live_[i].load(std::memory_order_relaxed);
+    if ((r & ~live) != 0) reportDoubleFree(i * 64 + __builtin_ctzll(r & ~live));
+    live_[i].store(live & ~r, std::memory_order_relaxed);
+    while (r != 0) {
+      onFreed(static_cast<uint32_t>(i * 64 + __builtin_ctzll(r)));
+      r &= r - 1;
+      ++freed;
+    }
+  }
+  return freed;
+}
+
+}  // namespace mesh

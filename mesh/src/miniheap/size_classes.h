@@ -1,0 +1,101 @@
+// Size classes for small objects (up to 16 KiB).
+//
+// Sizes are multiples of 16 (so every object is 16-byte aligned), four classes per doubling above
+// 128 bytes. Each class gets the span length (1 to 16 pages) that its objects fill with the least
+// waste, with at most 256 objects per span (one 256-bit bitmap) and, where 16 pages allow it, at
+// least 8 objects so a thread does not refill after every few allocations. The table is computed
+// at compile time; the waste test prints it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mesh {
+
+inline constexpr int kNumClasses = 36;
+inline constexpr size_t kMaxSmallSize = 16384;
+inline constexpr uint32_t kMaxObjectsPerSpan = 256;
+inline constexpr uint32_t kMaxSpanPages = 16;
+inline constexpr size_t kClassPage = 4096;
+
+struct SizeClass {
+  uint32_t size;        // object size in bytes
+  uint32_t objects;     // objects per span (<= 256)
+  uint32_t pages;       // span length in pages (<= 16)
+  uint32_t reciprocal;  // ceil(2^32 / size): offset / size == (offset * reciprocal) >> 32
+};
+
+namespace detail {
+
+constexpr uint32_t classSizeAt(int i) {
+  if (i < 8) return static_cast<uint32_t>(16 * (i + 1));  // 16 .. 128
+  int group = (i - 8) / 4;                                 // 128 * 2^group .. 256 * 2^group
+  int step = (i - 8) % 4 + 1;
+  uint32_t base = 128u << group;
+  return base + static_cast<uint32_t>(step) * (base / 4);
+}
+
+constexpr SizeClass makeClass(uint32_t size) {
+  uint32_t maxObjs = static_cast<uint32_t>(kMaxSpanPages * kClassPage / size);
+  uint32_t minObjs = maxObjs < 8 ? maxObjs : 8;
+  SizeClass best{size, 0, 0, 0};
+  uint64_t bestWaste = ~0ull, bestSpan = 1;
+  for (uint32_t pages = 1; pages <= kMaxSpanPages; ++pages) {
+    uint64_t span = pages * kClassPage;
+    uint64_t objs = span / size;
+    if (objs > kMaxObjectsPerSpan) objs = kMaxObjectsPerSpan;
+    if (objs < minObjs) continue;
+    uint64_t waste = span - objs * size;
+    // Compare waste fractions: waste/span < bestWaste/bestSpan.
+    if (best.pages == 0 || waste * bestSpan < bestWaste * span) {
+      best.pages = pages;
+      best.objects = static_cast<uint32_t>(objs);
+      bestWaste = waste;
+      bestSpan = span;
+    }
+  }
+  best.reciprocal = static_cast<uint32_t>(((1ull << 32) + size - 1) / size);
+  return best;
+}
+
+struct ClassTable {
+  SizeClass classes[kNumClasses];
+  uint8_t bySmall[1024 / 16 + 1];      // (n + 15) / 16 for n <= 1024
+  uint8_t byLarge[kMaxSmallSize / 128 + 1];  // (n + 127) / 128 for n <= 16 KiB
+};
+
+constexpr ClassTable makeTable() {
+  ClassTable t{};
+  for (int i = 0; i < kNumClasses; ++i) t.classes[i] = makeClass(classSizeAt(i));
+  int c = 0;
+  for (uint32_t k = 0; k <= 1024 / 16; ++k) {
+    while (t.classes[c].size < k * 16) ++c;
+    t.bySmall[k] = static_cast<uint8_t>(c);
+  }
+  c = 0;
+  for (uint32_t k = 0; k <= kMaxSmallSize / 128; ++k) {
+    while (t.classes[c].size < k * 128) ++c;
+    t.byLarge[k] = static_cast<uint8_t>(c);
+  }
+  return t;
+}
+
+}  // namespace detail
+
+inline constexpr detail::ClassTable kClassTable = detail::makeTable();
+
+inline const SizeClass& sizeClass(int cls) { return kClassTable.classes[cls]; }
+
+// Class for a request of n bytes (n <= kMaxSmallSize). malloc(0) gets the 16-byte class.
+inline int classForSize(size_t n) {
+  if (n <= 1024) return kClassTable.bySmall[(n + 15) >> 4];
+  return kClassTable.byLarge[(n + 127) >> 7];
+}
+
+// Smallest class holding n bytes whose size is a multiple of align (a power of two <= 4096), so
+// every object of the class is align-aligned. -1 when none exists.
+int classForAligned(size_t n, size_t align);
+
+static_assert(detail::classSizeAt(kNumClasses - 1) == kMaxSmallSize);
+
+}  // namespace mesh

@@ -1,0 +1,189 @@
+#include "platform/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+extern char** environ;
+
+namespace mesh::os {
+
+void* mapAnonymous(size_t len) {
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+bool mapAnonymousFixed(void* addr, size_t len) {
+  void* p = ::mmap(addr, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  return p != MAP_FAILED;
+}
+
+void* mapShared(void* addr, size_t len, int fd, size_t offset) {
+  int flags = MAP_SHARED | MAP_NORESERVE | (addr != nullptr ? MAP_FIXED : 0);
+  void* p = ::mmap(addr, len, PROT_READ | PROT_WRITE, flags, fd, static_cast<off_t>(offset));
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+bool unmap(void* addr, size_t len) { return ::munmap(addr, len) == 0; }
+
+bool protect(void* addr, size_t len, bool writable) {
+  return ::mprotect(addr, len, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0;
+}
+
+bool discardAnonymous(void* addr, size_t len) { return ::madvise(addr, len, MADV_DONTNEED) == 0; }
+
+bool noHugePages(void* addr, size_t len) { return ::madvise(addr, len, MADV_NOHUGEPAGE) == 0; }
+
+int memfdCreate(const char* name) {
+  return static_cast<int>(::syscall(SYS_memfd_create, name, MFD_CLOEXEC));
+}
+
+bool truncateFile(int fd, size_t len) { return ::ftruncate(fd, static_cast<off_t>(len)) == 0; }
+
+bool punchHole(int fd, size_t offset, size_t len) {
+  return ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                     static_cast<off_t>(len)) == 0;
+}
+
+int64_t seekData(int fd, size_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_DATA); }
+int64_t seekHole(int fd, size_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_HOLE); }
+
+bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len) {
+  loff_t in = static_cast<loff_t>(fromOff), out = static_cast<loff_t>(toOff);
+  while (len > 0) {
+    ssize_t n = ::copy_file_range(fromFd, &in, toFd, &out, len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void closeFd(int fd) {
+  if (fd >= 0) ::close(fd);
+}
+
+bool makePipe(int fds[2]) { return ::pipe2(fds, O_CLOEXEC) == 0; }
+
+void writeAll(int fd, const void* buf, size_t len) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+long readSome(int fd, void* buf, size_t len) {
+  for (;;) {
+    ssize_t n = ::read(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    return n;
+  }
+}
+
+long readSmallFile(const char* path, char* buf, size_t len) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t used = 0;
+  while (used + 1 < len) {
+    long n = readSome(fd, buf + used, len - 1 - used);
+    if (n <= 0) break;
+    used += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  buf[used] = '\0';
+  return static_cast<long>(used);
+}
+
+long readLongFile(const char* path, long fallback) {
+  char buf[64];
+  if (readSmallFile(path, buf, sizeof buf) <= 0) return fallback;
+  long v = 0;
+  const char* p = buf;
+  while (*p == ' ') ++p;
+  if (*p < '0' || *p > '9') return fallback;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+  return v;
+}
+
+// Streams a /proc file through a fixed buffer, calling onChunk for each piece.
+template <typename F>
+static bool streamFile(const char* path, F&& onChunk) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[4096];
+  long n;
+  while ((n = readSome(fd, buf, sizeof buf)) > 0) onChunk(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return n == 0;
+}
+
+long mappingCount() {
+  long lines = 0;
+  bool ok = streamFile("/proc/self/maps", [&](const char* b, size_t n) {
+    for (size_t i = 0; i < n; ++i) lines += b[i] == '\n';
+  });
+  return ok ? lines : -1;
+}
+
+long pssKiB() {
+  char buf[2048];
+  if (readSmallFile("/proc/self/smaps_rollup", buf, sizeof buf) <= 0) return -1;
+  const char* p = std::strstr(buf, "\nPss:");
+  if (p == nullptr) return -1;
+  p += 5;
+  while (*p == ' ') ++p;
+  long v = 0;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+  return v;
+}
+
+const char* getEnv(const char* name) {
+  if (environ == nullptr) return nullptr;
+  size_t n = std::strlen(name);
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  }
+  return nullptr;
+}
+
+uint64_t monotonicNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+int currentThreadId() { return static_cast<int>(::syscall(SYS_gettid)); }
+
+void yieldThread() { ::sched_yield(); }
+
+void futexWait(const int* word, int expected) {
+  timespec timeout{0, 1000000};  // 1 ms: callers re-check their condition in a loop
+  ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
+}
+
+void futexWakeAll(const int* word) {
+  ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
+}
+
+void abortProcess() {
+  // abort() may flush stdio (which can allocate); raise SIGABRT with the default action instead
+  // when abort() itself is intercepted. abort() is what tests and debuggers expect, so use it.
+  ::abort();
+}
+
+}  // namespace mesh::os

@@ -1,0 +1,69 @@
+// Platform layer: every system call libmesh makes goes through here.
+//
+// Contract: nothing in this file allocates with malloc, nothing asserts. Functions that can fail
+// return false / nullptr / -1 and leave errno as the kernel set it, so callers decide whether a
+// failure means ENOMEM for the user, skipping a mesh, or falling back to anonymous memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mesh::os {
+
+inline constexpr size_t kPageSize = 4096;
+inline constexpr size_t kPageShift = 12;
+
+// --- address space -------------------------------------------------------------------------
+// Reserves len bytes of anonymous, private, read-write, not-committed memory (MAP_NORESERVE).
+void* mapAnonymous(size_t len);
+// Replaces [addr, addr+len) with fresh anonymous zero pages.
+bool mapAnonymousFixed(void* addr, size_t len);
+// Maps fd at offset over [addr, addr+len) (MAP_SHARED); addr == nullptr lets the kernel choose.
+void* mapShared(void* addr, size_t len, int fd, size_t offset);
+bool unmap(void* addr, size_t len);
+bool protect(void* addr, size_t len, bool writable);
+// Returns the pages' memory to the OS for anonymous private memory (MADV_DONTNEED).
+bool discardAnonymous(void* addr, size_t len);
+// Asks the kernel not to back the range with transparent huge pages.
+bool noHugePages(void* addr, size_t len);
+
+// --- memfd backing -------------------------------------------------------------------------
+int memfdCreate(const char* name);  // close-on-exec; -1 on failure
+bool truncateFile(int fd, size_t len);
+// Frees the file's pages in [offset, offset+len); later reads see zeros.
+bool punchHole(int fd, size_t offset, size_t len);
+// Next data / hole offset at or after off (SEEK_DATA/SEEK_HOLE); -1 at end or on error.
+int64_t seekData(int fd, size_t off);
+int64_t seekHole(int fd, size_t off);
+// Copies len bytes between files at the given offsets (copy_file_range, looping); false on error.
+bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len);
+void closeFd(int fd);
+
+// --- processes and files -------------------------------------------------------------------
+bool makePipe(int fds[2]);  // close-on-exec
+// Writes all of buf (retrying on EINTR / short writes). Async-signal-safe.
+void writeAll(int fd, const void* buf, size_t len);
+// Reads up to len bytes; -1 on error. Retries on EINTR.
+long readSome(int fd, void* buf, size_t len);
+// Reads a whole small file into buf (NUL-terminated); returns bytes read or -1.
+long readSmallFile(const char* path, char* buf, size_t len);
+// Reads a number from a /proc/sys style file; fallback when unreadable.
+long readLongFile(const char* path, long fallback);
+// Process-wide facts from /proc/self.
+long mappingCount();           // lines in /proc/self/maps, -1 on error
+long pssKiB();                 // Pss from /proc/self/smaps_rollup, -1 on error
+
+// Looks up an environment variable without allocating (getenv does not allocate in glibc,
+// but we also need it before libc is fully initialised, so we scan environ ourselves).
+const char* getEnv(const char* name);
+
+uint64_t monotonicNs();
+int currentThreadId();
+void yieldThread();
+// Sleeps until *word != expected or a short timeout passes (futex); async-signal-safe.
+void futexWait(const int* word, int expected);
+void futexWakeAll(const int* word);
+
+[[noreturn]] void abortProcess();
+
+}  // namespace mesh::os

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: installs dependencies, configures, builds and runs the test suite.
+#   scripts/test.sh            default suite (unit, api, stress, property, scripts), < ~15 min
+#   scripts/test.sh --soak     also the long-running soaks (label 'soak')
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  cat <<USAGE
+usage: scripts/test.sh [--soak] [--build-dir DIR] [--help]
+  Installs dependencies, builds libmesh (Release) and runs ctest plus the pytest suite.
+  --soak           include long soak tests (ctest label 'soak')
+  --build-dir DIR  build directory (default: build)
+USAGE
+}
+
+soak=0
+build=build
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --soak) soak=1 ;;
+    --build-dir) [ $# -ge 2 ] || { usage >&2; exit 2; }; build=$2; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+scripts/install-deps.sh
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+exclude="soak"
+[ "$soak" = 1 ] && exclude="^$"
+(cd "$build" && ctest --output-on-failure -j2 --timeout 900 -LE "$exclude")
