@@ -80,6 +80,14 @@ size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
   return e.page;
 }
 
+size_t Arena::takeBumpLocked(size_t pages, bool* dirty) {
+  if (pages > pageCount_ - bump_) return kNoPage;
+  size_t page = bump_;
+  bump_ += pages;
+  *dirty = false;
+  return page;
+}
+
 void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
   Extent e{page, pages, dirty};
   bool ok = pages <= kBins ? bins_[pages].pushBack(e) : big_.pushBack(e);
@@ -100,16 +108,19 @@ size_t Arena::allocPages(size_t pages, size_t alignPages, bool* zeroed) {
   LockGuard guard(lock_);
   bool dirty = false;
   size_t page = takeExtentLocked(want, &dirty);
-  if (page == kNoPage && bump_ + want <= pageCount_) {
-    page = bump_;
-    bump_ += want;
-    dirty = false;
+  if (page == kNoPage) page = takeBumpLocked(want, &dirty);
+  // Out of fresh space: merge neighbouring free extents (which may also give pages back to the
+  // bump region) and try both again.
+  if (page == kNoPage && coalesceLocked()) {
+    page = takeExtentLocked(want, &dirty);
+    if (page == kNoPage) page = takeBumpLocked(want, &dirty);
   }
-  if (page == kNoPage && coalesceLocked()) page = takeExtentLocked(want, &dirty);
   if (page == kNoPage) return kNoPage;
   if (dirty) dirtyPages_ -= want;
   if (alignPages > 1) {
-    size_t aligned = (page + alignPages - 1) & ~(alignPages - 1);
+    // Align the address, not the page index: the arena base is only page aligned.
+    size_t basePage = reinterpret_cast<uintptr_t>(base_) >> os::kPageShift;
+    size_t aligned = ((basePage + page + alignPages - 1) & ~(alignPages - 1)) - basePage;
     if (aligned > page) putExtentLocked(page, aligned - page, dirty);
     size_t tail = page + want - (aligned + pages);
     if (tail > 0) putExtentLocked(aligned + pages, tail, dirty);

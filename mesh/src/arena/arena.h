@@ -92,6 +92,7 @@ class Arena {
   static constexpr size_t kBins = 64;  // exact-size bins for 1..64 pages; larger in big_
 
   size_t takeExtentLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
+  size_t takeBumpLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
   void putExtentLocked(size_t page, size_t pages, bool dirty) MESH_REQUIRES(lock_);
   bool releaseRangeLocked(size_t page, size_t pages) MESH_REQUIRES(lock_);
   void releaseAllDirtyLocked() MESH_REQUIRES(lock_);

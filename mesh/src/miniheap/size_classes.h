@@ -3,7 +3,7 @@
 // Sizes are multiples of 16 (so every object is 16-byte aligned), four classes per doubling above
 // 128 bytes. Each class gets the span length (1 to 16 pages) that its objects fill with the least
 // waste, with at most 256 objects per span (one 256-bit bitmap) and, where 16 pages allow it, at
-// least 8 objects so a thread does not refill after every few allocations. The table is computed
+// least 16 objects so a thread does not refill after every few allocations. The table is computed
 // at compile time; the waste test prints it.
 #pragma once
 
@@ -37,7 +37,7 @@ constexpr uint32_t classSizeAt(int i) {
 
 constexpr SizeClass makeClass(uint32_t size) {
   uint32_t maxObjs = static_cast<uint32_t>(kMaxSpanPages * kClassPage / size);
-  uint32_t minObjs = maxObjs < 8 ? maxObjs : 8;
+  uint32_t minObjs = maxObjs < 16 ? maxObjs : 16;
   SizeClass best{size, 0, 0, 0};
   uint64_t bestWaste = ~0ull, bestSpan = 1;
   for (uint32_t pages = 1; pages <= kMaxSpanPages; ++pages) {

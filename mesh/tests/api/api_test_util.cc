@@ -1,0 +1,320 @@
+// Helpers of the API conformance tests: extension-API lookup, patterns, child processes.
+#include "api_test_util.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+extern char** environ;
+
+namespace mesh_api_test {
+namespace {
+
+MeshApi LoadMeshApi(bool* found) {
+  MeshApi api{};
+  void* stats = dlsym(RTLD_DEFAULT, "mesh_get_stats");
+  *found = stats != nullptr;
+  if (!*found) return api;
+  api.get_stats = reinterpret_cast<int (*)(mesh_stats*)>(stats);
+  api.stats_json = reinterpret_cast<size_t (*)(char*, size_t)>(dlsym(RTLD_DEFAULT, "mesh_stats_json"));
+  api.print_stats = reinterpret_cast<void (*)(int, int)>(dlsym(RTLD_DEFAULT, "mesh_print_stats"));
+  api.set_option = reinterpret_cast<int (*)(const char*, long)>(dlsym(RTLD_DEFAULT, "mesh_set_option"));
+  api.get_option = reinterpret_cast<int (*)(const char*, long*)>(dlsym(RTLD_DEFAULT, "mesh_get_option"));
+  api.compact = reinterpret_cast<size_t (*)()>(dlsym(RTLD_DEFAULT, "mesh_compact"));
+  api.release_free_memory =
+      reinterpret_cast<size_t (*)()>(dlsym(RTLD_DEFAULT, "mesh_release_free_memory"));
+  return api;
+}
+
+inline uint64_t Mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+inline uint64_t WordAt(uint64_t seed, size_t index) {
+  return Mix64(seed * 0x2545f4914f6cdd1dULL + index);
+}
+
+int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Reads fd until EOF or the deadline; false on timeout.
+bool DrainUntil(int fd, std::string* out, int64_t deadline_ms) {
+  char buf[4096];
+  for (;;) {
+    int64_t left = deadline_ms - NowMs();
+    if (left <= 0) return false;
+    pollfd pfd{fd, POLLIN, 0};
+    int r = poll(&pfd, 1, int(left));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (r == 0) return false;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return true;
+    }
+    if (n == 0) return true;
+    if (out->size() < (4u << 20)) out->append(buf, size_t(n));
+  }
+}
+
+ChildResult FinishChild(pid_t pid, int read_fd, int timeout_ms) {
+  ChildResult res;
+  int64_t deadline = NowMs() + timeout_ms;
+  bool eof = DrainUntil(read_fd, &res.output, deadline);
+  close(read_fd);
+  int left = int(deadline - NowMs());
+  if (!eof || !WaitPidTimeout(pid, &res.status, left > 0 ? left : 0)) {
+    res.timed_out = true;
+    kill(pid, SIGKILL);
+    waitpid(pid, &res.status, 0);
+  }
+  return res;
+}
+
+}  // namespace
+
+const MeshApi* Mesh() {
+  static bool found = false;
+  static const MeshApi api = LoadMeshApi(&found);
+  return found ? &api : nullptr;
+}
+
+mesh_stats Stats() {
+  mesh_stats s{};
+  if (const MeshApi* m = Mesh()) m->get_stats(&s);
+  return s;
+}
+
+void FillPattern(void* p, size_t n, uint64_t seed) {
+  unsigned char* b = static_cast<unsigned char*>(p);
+  size_t words = n / 8;
+  for (size_t i = 0; i < words; ++i) {
+    uint64_t v = WordAt(seed, i);
+    std::memcpy(b + 8 * i, &v, 8);
+  }
+  uint64_t tail = WordAt(seed, words);
+  for (size_t i = words * 8; i < n; ++i) {
+    b[i] = static_cast<unsigned char>(tail);
+    tail >>= 8;
+  }
+}
+
+size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed) {
+  const unsigned char* b = static_cast<const unsigned char*>(p);
+  size_t words = n / 8;
+  for (size_t i = 0; i < words; ++i) {
+    uint64_t v = WordAt(seed, i), got;
+    std::memcpy(&got, b + 8 * i, 8);
+    if (got != v) {
+      for (size_t k = 0; k < 8; ++k)
+        if (b[8 * i + k] != static_cast<unsigned char>(v >> (8 * k))) return 8 * i + k;
+    }
+  }
+  uint64_t tail = WordAt(seed, words);
+  for (size_t i = words * 8; i < n; ++i) {
+    if (b[i] != static_cast<unsigned char>(tail)) return i;
+    tail >>= 8;
+  }
+  return SIZE_MAX;
+}
+
+bool AllBytesAre(const void* p, size_t n, unsigned char c) {
+  const unsigned char* b = static_cast<const unsigned char*>(p);
+  uint64_t pattern = 0x0101010101010101ULL * c;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, b + i, 8);
+    if (w != pattern) return false;
+  }
+  for (; i < n; ++i)
+    if (b[i] != c) return false;
+  return true;
+}
+
+bool ChildResult::Exited(int code) const {
+  return !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == code;
+}
+
+bool ChildResult::Signaled(int sig) const {
+  return !timed_out && WIFSIGNALED(status) && WTERMSIG(status) == sig;
+}
+
+std::string ChildResult::Describe() const {
+  std::string s;
+  if (timed_out) {
+    s = "timed out (killed)";
+  } else if (WIFEXITED(status)) {
+    s = "exit code " + std::to_string(WEXITSTATUS(status));
+  } else if (WIFSIGNALED(status)) {
+    s = "killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+  } else {
+    s = "status " + std::to_string(status);
+  }
+  std::string out = output.size() > 4000 ? output.substr(output.size() - 4000) : output;
+  return s + "; output:\n" + out;
+}
+
+bool WaitPidTimeout(pid_t pid, int* status, int timeout_ms) {
+  int64_t deadline = NowMs() + timeout_ms;
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) return true;  // not our child any more: nothing to wait for
+    if (NowMs() >= deadline) return false;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+ChildResult RunInChild(const std::function<int()>& body, int timeout_ms) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    ChildResult r;
+    r.timed_out = true;
+    r.output = "pipe2 failed";
+    return r;
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    int rc = body();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    _exit(rc);
+  }
+  close(fds[1]);
+  if (pid < 0) {
+    close(fds[0]);
+    ChildResult r;
+    r.timed_out = true;
+    r.output = std::string("fork failed: ") + strerror(errno);
+    return r;
+  }
+  return FinishChild(pid, fds[0], timeout_ms);
+}
+
+ChildResult RunProgram(const std::vector<std::string>& argv, int timeout_ms,
+                       const std::vector<std::string>& extra_env,
+                       const std::function<void()>& before_exec) {
+  // Everything the child needs is prepared before fork: it only calls async-signal-safe code
+  // (plus before_exec, which the caller keeps simple).
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    bool overridden = false;
+    for (const std::string& x : extra_env) {
+      size_t eq = x.find('=');
+      if (eq != std::string::npos && std::strncmp(*e, x.c_str(), eq + 1) == 0) overridden = true;
+    }
+    if (!overridden) env_store.emplace_back(*e);
+  }
+  for (const std::string& x : extra_env) env_store.push_back(x);
+  std::vector<char*> env;
+  for (std::string& e : env_store) env.push_back(e.data());
+  env.push_back(nullptr);
+
+  int fds[2];
+  ChildResult r;
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    r.timed_out = true;
+    r.output = "pipe2 failed";
+    return r;
+  }
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    if (before_exec) before_exec();
+    execve(args[0], args.data(), env.data());
+    static const char msg[] = "execve failed\n";
+    ssize_t ignored = write(2, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(126);
+  }
+  close(fds[1]);
+  if (pid < 0) {
+    close(fds[0]);
+    r.timed_out = true;
+    r.output = "fork failed";
+    return r;
+  }
+  return FinishChild(pid, fds[0], timeout_ms);
+}
+
+std::string FindInPath(const char* name) {
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string candidate = dirs.substr(start, end - start) + "/" + name;
+    if (end > start && access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return "";
+}
+
+size_t CurrentRssBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "re");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * size_t(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+std::string AddrRegex(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lx", static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p)));
+  return std::string("0x0*") + buf;
+}
+
+std::string CaptureStderr(const std::function<void()>& fn) {
+  std::fflush(stderr);
+  FILE* tmp = std::tmpfile();
+  if (!tmp) return "";
+  int saved = dup(2);
+  dup2(fileno(tmp), 2);
+  fn();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::string text;
+  std::rewind(tmp);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, tmp)) > 0) text.append(buf, n);
+  std::fclose(tmp);
+  return text;
+}
+
+}  // namespace mesh_api_test

@@ -1,0 +1,123 @@
+#include "arena/arena.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "platform/os.h"
+
+namespace mesh {
+namespace {
+
+ArenaConfig smallArena(bool memfd) {
+  ArenaConfig c;
+  c.reserveBytes = size_t{16} << 20;  // 4096 pages
+  c.minReserveBytes = size_t{16} << 20;
+  c.maxDirtyBytes = size_t{64} << 10;  // 16 pages
+  c.useMemfd = memfd;
+  return c;
+}
+
+class ArenaTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(arena.init(smallArena(GetParam()))); }
+  Arena arena;
+};
+
+TEST_P(ArenaTest, BackingMatchesConfiguration) {
+  EXPECT_EQ(arena.memfdBacked(), GetParam());
+  EXPECT_EQ(arena.pageCount(), 4096u);
+}
+
+TEST_P(ArenaTest, FreshPagesAreZeroAndDistinct) {
+  bool zeroed = false;
+  size_t a = arena.allocPages(3, 1, &zeroed);
+  ASSERT_NE(a, kNoPage);
+  EXPECT_TRUE(zeroed);
+  size_t b = arena.allocPages(5, 1, &zeroed);
+  ASSERT_NE(b, kNoPage);
+  EXPECT_TRUE(b >= a + 3 || b + 5 <= a);
+  char* p = arena.pageAddress(a);
+  for (size_t i = 0; i < 3 * os::kPageSize; ++i) ASSERT_EQ(p[i], 0);
+  std::memset(p, 0xab, 3 * os::kPageSize);
+}
+
+TEST_P(ArenaTest, FreedPagesAreReusedFirstAndDirtyOnesReportedNotZero) {
+  bool zeroed;
+  size_t a = arena.allocPages(2, 1, &zeroed);
+  std::memset(arena.pageAddress(a), 1, 2 * os::kPageSize);
+  arena.freePages(a, 2, false);
+  size_t b = arena.allocPages(2, 1, &zeroed);
+  EXPECT_EQ(a, b);
+  EXPECT_FALSE(zeroed) << "a dirty extent must not be reported as zero";
+  arena.freePages(b, 2, true);  // released: reads as zero afterwards
+  size_t c = arena.allocPages(2, 1, &zeroed);
+  EXPECT_EQ(c, a);
+  EXPECT_TRUE(zeroed);
+  for (size_t i = 0; i < 2 * os::kPageSize; ++i) ASSERT_EQ(arena.pageAddress(c)[i], 0);
+}
+
+TEST_P(ArenaTest, DirtyPagesBeyondTheLimitGoBackToTheOs) {
+  bool zeroed;
+  std::vector<size_t> pages;
+  for (int i = 0; i < 32; ++i) {
+    pages.push_back(arena.allocPages(1, 1, &zeroed));
+    std::memset(arena.pageAddress(pages.back()), 7, os::kPageSize);
+  }
+  for (size_t p : pages) arena.freePages(p, 1, false);
+  ArenaStats s = arena.stats();
+  EXPECT_LE(s.dirtyBytes, size_t{64} << 10);
+  EXPECT_GT(s.releasedBytes, 0u);
+  size_t released = arena.releaseDirty();
+  EXPECT_EQ(released + s.releasedBytes, arena.stats().releasedBytes);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+}
+
+TEST_P(ArenaTest, AlignedAllocationsAreAligned) {
+  bool zeroed;
+  arena.allocPages(1, 1, &zeroed);  // misalign the bump pointer
+  for (size_t align : {2u, 4u, 16u, 64u}) {
+    size_t p = arena.allocPages(3, align, &zeroed);
+    ASSERT_NE(p, kNoPage);
+    EXPECT_EQ(p % align, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(arena.pageAddress(p)) % (align * os::kPageSize), 0u);
+  }
+}
+
+TEST_P(ArenaTest, ExhaustionReturnsNoPageAndCoalescingRecoversSpace) {
+  bool zeroed;
+  std::vector<size_t> pages;
+  size_t p;
+  while ((p = arena.allocPages(16, 1, &zeroed)) != kNoPage) pages.push_back(p);
+  EXPECT_EQ(pages.size(), 4096u / 16);
+  EXPECT_EQ(arena.allocPages(1, 1, &zeroed), kNoPage);
+  EXPECT_EQ(arena.allocPages(size_t{1} << 40, 1, &zeroed), kNoPage);
+  for (size_t q : pages) arena.freePages(q, 16, false);
+  // No single free extent is 1024 pages long: only merging neighbours can satisfy this.
+  size_t big = arena.allocPages(1024, 1, &zeroed);
+  EXPECT_NE(big, kNoPage);
+}
+
+TEST_P(ArenaTest, PageMapStartsEmpty) {
+  for (size_t i = 0; i < arena.pageCount(); i += 97) EXPECT_EQ(arena.mapEntry(i), 0u);
+  arena.setMapEntry(5, 0x40);
+  EXPECT_EQ(arena.mapEntry(5), 0x40u);
+  EXPECT_TRUE(arena.contains(arena.pageAddress(5)));
+  EXPECT_FALSE(arena.contains(arena.base() + arena.pageCount() * os::kPageSize));
+  EXPECT_FALSE(arena.contains(arena.base() - 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backing, ArenaTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "memfd" : "anonymous"; });
+
+TEST(ArenaInit, FallsBackToSmallerReservations) {
+  ArenaConfig c = smallArena(true);
+  c.reserveBytes = size_t{1} << 50;  // 1 PiB cannot be reserved: halves until it fits
+  Arena arena;
+  ASSERT_TRUE(arena.init(c));
+  EXPECT_LT(arena.pageCount() * os::kPageSize, size_t{1} << 50);
+}
+
+}  // namespace
+}  // namespace mesh

@@ -1,0 +1,81 @@
+#include "miniheap/miniheap.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+namespace mesh {
+namespace {
+
+alignas(4096) char g_span[16 * 4096];
+
+TEST(MiniHeap, SlotForOffsetAcceptsOnlySlotStarts) {
+  for (int cls : {0, 2, 5, 13, 27, 35}) {
+    MiniHeap mh(cls, 0, g_span);
+    uint32_t size = mh.objectSize(), slot;
+    for (uint32_t i = 0; i < mh.objectCount(); ++i) {
+      ASSERT_TRUE(mh.slotForOffset(size_t{i} * size, &slot));
+      ASSERT_EQ(slot, i);
+      ASSERT_FALSE(mh.slotForOffset(size_t{i} * size + 8, &slot));
+    }
+    // The tail past the last object is not a slot.
+    EXPECT_FALSE(mh.slotForOffset(size_t{mh.objectCount()} * size, &slot));
+  }
+}
+
+TEST(MiniHeap, LiveBitsCount) {
+  MiniHeap mh(0, 0, g_span);  // 16-byte class: 256 objects
+  EXPECT_EQ(mh.objectCount(), 256u);
+  EXPECT_TRUE(mh.isEmpty());
+  for (uint32_t i = 0; i < 256; i += 3) mh.setLive(i);
+  EXPECT_EQ(mh.liveCount(), 86u);
+  mh.clearLive(0);
+  EXPECT_FALSE(mh.isLive(0));
+  EXPECT_TRUE(mh.isLive(3));
+  EXPECT_EQ(mh.liveCount(), 85u);
+}
+
+TEST(MiniHeap, RemoteFreesFoldIntoLiveBits) {
+  MiniHeap mh(0, 0, g_span);
+  for (uint32_t i = 0; i < 256; ++i) mh.setLive(i);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&mh, t] {
+      for (uint32_t i = t; i < 256; i += 4) {
+        if (i % 2 == 0) mh.freeRemote(i, g_span + i * 16);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(mh.hasRemote());
+  std::vector<uint32_t> freed;
+  EXPECT_EQ(mh.foldRemote([&](uint32_t s) { freed.push_back(s); }), 128u);
+  EXPECT_EQ(freed.size(), 128u);
+  for (uint32_t s : freed) EXPECT_EQ(s % 2, 0u);
+  EXPECT_EQ(mh.liveCount(), 128u);
+  EXPECT_FALSE(mh.hasRemote());
+}
+
+TEST(MiniHeapDeathTest, RemoteDoubleFreeAborts) {
+  MiniHeap mh(3, 0, g_span);
+  mh.setLive(5);
+  mh.freeRemote(5, g_span + 5 * 64);
+  EXPECT_DEATH(mh.freeRemote(5, g_span + 5 * 64), "mesh: double free of 0x[0-9a-f]+");
+}
+
+TEST(MiniHeapDeathTest, RemoteFreeOfAFreeSlotAborts) {
+  MiniHeap mh(3, 0, g_span);
+  EXPECT_DEATH(mh.freeRemote(7, g_span + 7 * 64), "double free of");
+}
+
+TEST(MiniHeap, LargeObjectsHaveOneLiveSlot) {
+  MiniHeap mh(0, 10, g_span, true);
+  EXPECT_TRUE(mh.isLarge());
+  EXPECT_EQ(mh.pages(), 10u);
+  EXPECT_TRUE(mh.zeroed());
+  EXPECT_EQ(mh.liveCount(), 1u);
+}
+
+}  // namespace
+}  // namespace mesh
