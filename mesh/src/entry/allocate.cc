@@ -89,6 +89,11 @@ size_t usableSize(void* p, const char* caller) {
   uint32_t slot;
   if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot))
     fatalPointer("invalid pointer (interior of a block) passed to", p);
+  if (!mh->isLive(slot)) {
+    LineBuffer line;
+    line.add("mesh: ").add(caller).add(" of freed pointer ").addPtr(p).add('\n').writeTo(2);
+    os::abortProcess();
+  }
   return mh->objectSize();
 }
 

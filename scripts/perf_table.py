@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""Summarises google-benchmark runs of several allocators as a table (and optionally JSON).
+
+usage:
+  perf_table.py --manifest FILE [--ratio NUM/DEN]... [--json OUT] [--format text|markdown]
+  perf_table.py ALLOCATOR=FILE.json ... [options]
+
+With a manifest (written by scripts/run-perf.sh, see scripts/perflib/manifest.py) the runs,
+skipped allocators and failures come from it. Positional ALLOCATOR=FILE arguments add runs by
+hand; repeating an allocator adds a repetition. Prints the table on stdout and notes (skipped
+allocators, crashes, benchmark errors) on stderr. Exit status: 0 with a table, 1 when no figure
+at all could be read, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from perflib import manifest as manifest_mod  # noqa: E402
+from perflib import report, stats  # noqa: E402
+
+
+DEFAULT_RATIOS = ("libmesh/jemalloc", "libmesh/mimalloc")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="perf_table.py",
+        description="Median ns/op per benchmark and allocator, with per-repetition ratios.",
+    )
+    p.add_argument("runs", nargs="*", metavar="ALLOCATOR=FILE", help="a google-benchmark JSON file")
+    p.add_argument("--manifest", help="run manifest written by scripts/run-perf.sh")
+    p.add_argument(
+        "--ratio", action="append", default=None, metavar="NUM/DEN",
+        help="add a ratio column (median over repetitions of NUM/DEN); repeatable "
+        "(default: libmesh/jemalloc and libmesh/mimalloc)",
+    )
+    p.add_argument("--json", metavar="OUT", help="write every raw figure and the summary here")
+    p.add_argument("--format", choices=("text", "markdown"), default="text")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        m = manifest_mod.read_manifest(args.manifest) if args.manifest else manifest_mod.Manifest()
+        ratio_specs = args.ratio if args.ratio is not None else list(DEFAULT_RATIOS)
+        ratio_pairs = [stats.parse_ratio_spec(s) for s in ratio_specs]
+    except (OSError, ValueError) as e:
+        print(f"perf_table.py: {e}", file=sys.stderr)
+        return 2
+    for spec in args.runs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            print(f"perf_table.py: expected ALLOCATOR=FILE, got {spec!r}", file=sys.stderr)
+            return 2
+        m.allocators.setdefault(name, "")
+        rep = 1 + sum(1 for r in m.runs if r.allocator == name)
+        m.runs.append(manifest_mod.Run(name, rep, 0, None, path))
+    if not m.runs and not m.skipped:
+        print("perf_table.py: nothing to summarise (give --manifest or ALLOCATOR=FILE)",
+              file=sys.stderr)
+        return 2
+
+    collected = report.collect(m)
+    summary = report.summarize(collected, ratio_pairs)
+    if collected.samples:
+        print(report.caption(collected))
+        print(report.render_summary(summary, style=args.format))
+    for note in collected.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        try:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(report.to_json(collected, summary), f, indent=1, sort_keys=False)
+                f.write("\n")
+        except OSError as e:
+            print(f"perf_table.py: cannot write {args.json}: {e}", file=sys.stderr)
+            return 1
+    if not collected.samples:
+        print("perf_table.py: no usable figures in any run", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Command-line handling of scripts/run-perf.sh (only paths that stop before building)."""
+
+import os
+import subprocess
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "run-perf.sh")
+
+
+def run(*args):
+    return subprocess.run(["bash", SCRIPT, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_help_goes_to_stdout_and_exits_0():
+    p = run("--help")
+    assert p.returncode == 0
+    assert p.stdout.startswith("usage: scripts/run-perf.sh")
+    for flag in ("--quick", "--reps", "--allocators", "--build-dir", "--json"):
+        assert flag in p.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--bogus"],
+    ["--reps"],
+    ["--reps", "0"],
+    ["--reps=abc"],
+    ["--timeout", "-5"],
+    ["--min-time", "fast"],
+    ["--allocators", "glibc,nosuchalloc"],
+    ["--allocators", "glibc,glibc"],
+    ["--allocators", ","],
+    ["positional"],
+])
+def test_bad_usage_exits_2_with_usage_on_stderr(args):
+    p = run(*args)
+    assert p.returncode == 2, p.stderr
+    assert "usage: scripts/run-perf.sh" in p.stderr
+    assert p.stdout == ""
