@@ -153,6 +153,9 @@ void Arena::releaseAllDirtyLocked() {
   }
   for (Extent& e : big_) releaseOne(e);
   dirtyPages_ = stillDirty;
+  // When the OS refuses (fallocate or madvise failing), back off instead of retrying on every
+  // free: try again only once the dirty total has doubled.
+  releaseRetryPages_ = stillDirty > 0 ? stillDirty * 2 : 0;
 }
 
 void Arena::freePages(size_t page, size_t pages, bool release) {
@@ -165,7 +168,7 @@ void Arena::freePages(size_t page, size_t pages, bool release) {
   dirtyPages_ += pages;
   putExtentLocked(page, pages, true);
   // Return everything dirty at once: batching keeps the syscalls per freed page low.
-  if (dirtyPages_ > maxDirtyPages_) releaseAllDirtyLocked();
+  if (dirtyPages_ > maxDirtyPages_ && dirtyPages_ > releaseRetryPages_) releaseAllDirtyLocked();
 }
 
 size_t Arena::releaseDirty() {

@@ -62,6 +62,11 @@ class Arena {
   size_t pageCount() const { return pageCount_; }
   bool memfdBacked() const { return fd_ >= 0; }
   int fd() const { return fd_; }
+  size_t reservedBytes() const { return reservedBytes_; }
+  // Byte offset of p from the arena base; >= reservedBytes() when p is outside.
+  size_t offsetOf(const void* p) const {
+    return static_cast<size_t>(static_cast<const char*>(p) - base_);
+  }
   bool contains(const void* p) const {
     return static_cast<size_t>(static_cast<const char*>(p) - base_) < reservedBytes_;
   }
@@ -108,6 +113,7 @@ class Arena {
   size_t bump_ MESH_GUARDED_BY(lock_) = 0;  // pages below bump_ have been handed out once
   size_t maxDirtyPages_ = 0;
   size_t dirtyPages_ MESH_GUARDED_BY(lock_) = 0;
+  size_t releaseRetryPages_ MESH_GUARDED_BY(lock_) = 0;  // back-off after failed releases
   size_t inUsePages_ MESH_GUARDED_BY(lock_) = 0;
   size_t releasedPages_ MESH_GUARDED_BY(lock_) = 0;
   MetaVector<Extent> bins_[kBins + 1];  // bins_[n] holds extents of exactly n pages

@@ -40,6 +40,11 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
   return p;
 }
 
+void* mallocSlow(size_t n) {
+  bool zeroed;
+  return allocateSlow(n, 16, &zeroed);
+}
+
 void freeSlow(void* p) {
   if (p == nullptr) return;
   Runtime& rt = runtime();
@@ -57,17 +62,17 @@ void freeSlow(void* p) {
     return;
   }
   uint32_t slot;
-  if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - rt.heap.spanStartFor(p, entry)), &slot))
-    fatalPointer("invalid free of", p);
+  size_t offset = static_cast<size_t>(static_cast<char*>(p) - rt.heap.spanStartFor(p, entry));
+  if (!mh->slotForOffset(offset, &slot)) fatalPointer("invalid free of", p);
   ThreadHeap* th = t_heap;
   if (th != nullptr && mh->owner() == th) {
-    th->freeOwned(mh, rt.heap.spanStartFor(p, entry), p);
+    th->freeOwned(mh, offset, p);
     return;
   }
-  size_t size = mh->objectSize();
+  DepthGuard depth;  // freeNonOwner may drain a queue under the class lock
   rt.heap.freeNonOwner(mh, slot, p);
-  if (th != nullptr) th->counters.countFree(size);
-  else countWithoutThreadHeap(false, size);
+  if (th != nullptr) th->countRemoteFree(mh->sizeClassIndex());
+  else countWithoutThreadHeap(false, mh->objectSize());
 }
 
 size_t usableSize(void* p, const char* caller) {

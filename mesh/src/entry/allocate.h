@@ -24,28 +24,32 @@ void* allocateAligned(size_t n, size_t align);
 void* allocateZeroed(size_t count, size_t size);
 bool isPowerOfTwoAlignment(size_t align);
 
+// malloc's slow path: everything but "this thread's cache has a slot of the right class".
+MESH_SLOW_PATH void* mallocSlow(size_t n);
+
 // Fast path: n bytes aligned to 16 (or nullptr with errno ENOMEM).
 MESH_FAST_PATH void* allocate(size_t n) {
-  if (MESH_LIKELY(n <= kMaxSmallSize)) {
-    ThreadHeap* th = t_heap;
-    if (MESH_LIKELY(th != nullptr)) {
-      void* p = th->alloc(classForSize(n));
-      if (MESH_LIKELY(p != nullptr)) return p;
-    }
+  ThreadHeap* th = t_heap;
+  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr)) {
+    int cls = classForSize(n);
+    if (MESH_LIKELY(th->canPop(cls))) return th->pop(cls);
   }
-  bool zeroed;
-  return allocateSlow(n, 16, &zeroed);
+  return mallocSlow(n);
 }
 
 // Fast path free: an object of a span attached to this thread.
 MESH_FAST_PATH void deallocate(void* p) {
   ThreadHeap* th = t_heap;
-  GlobalHeap& heap = runtime().heap;
-  uintptr_t entry = heap.entryFor(p);
-  MiniHeap* mh = entryMiniHeap(entry);
-  if (MESH_LIKELY(mh != nullptr && th != nullptr && mh->owner() == th)) {
-    th->freeOwned(mh, heap.spanStartFor(p, entry), p);
-    return;
+  const Arena& arena = runtime().heap.arena();
+  size_t x = arena.offsetOf(p);
+  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes())) {
+    uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
+    MiniHeap* mh = entryMiniHeap(entry);
+    if (MESH_LIKELY(mh != nullptr && mh->owner() == th)) {
+      // Offset inside the span: offset in the page plus the page's index in the span.
+      th->freeOwned(mh, (x & (os::kPageSize - 1)) + (entryPageInSpan(entry) << os::kPageShift), p);
+      return;
+    }
   }
   freeSlow(p);
 }

@@ -40,6 +40,15 @@ size_t BootstrapBuffer::usableSize(const void* p) const {
   return reinterpret_cast<const size_t*>(p)[-1];
 }
 
+// Adds an exiting thread heap's counters to the retired totals.
+static void retireCounters(const ThreadHeap& th) {
+  ThreadHeap::Totals t = th.totals();
+  RetiredCounters& r = runtime().retired;
+  r.allocs.fetch_add(t.allocs, std::memory_order_relaxed);
+  r.frees.fetch_add(t.frees, std::memory_order_relaxed);
+  r.bytes.fetch_add(t.bytes, std::memory_order_relaxed);
+}
+
 // --- fork ------------------------------------------------------------------------------------
 
 static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
@@ -83,9 +92,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
       if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
       else rt.threads = th->registryNext;
       if (th->registryNext != nullptr) th->registryNext->registryPrev = th->registryPrev;
-      rt.retired.allocs += th->counters.allocs.load();
-      rt.retired.frees += th->counters.frees.load();
-      rt.retired.bytes += th->counters.bytes.load();
+      retireCounters(*th);
       --rt.liveThreadHeaps;
       th->~ThreadHeap();
       rt.threadPool.release(th);
@@ -111,9 +118,7 @@ static void onThreadExit(void* arg) {
   if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
   else rt.threads = th->registryNext;
   if (th->registryNext != nullptr) th->registryNext->registryPrev = th->registryPrev;
-  rt.retired.allocs.fetch_add(th->counters.allocs.load(), std::memory_order_relaxed);
-  rt.retired.frees.fetch_add(th->counters.frees.load(), std::memory_order_relaxed);
-  rt.retired.bytes.fetch_add(th->counters.bytes.load(), std::memory_order_relaxed);
+  retireCounters(*th);
   --rt.liveThreadHeaps;
   th->~ThreadHeap();
   rt.threadPool.release(th);

@@ -19,9 +19,10 @@ void collectStats(mesh_stats* out) {
     DepthGuard depth;
     LockGuard guard(rt.registryLock);
     for (ThreadHeap* th = rt.threads; th != nullptr; th = th->registryNext) {
-      out->allocs += th->counters.allocs.load(std::memory_order_relaxed);
-      out->frees += th->counters.frees.load(std::memory_order_relaxed);
-      bytes += th->counters.bytes.load(std::memory_order_relaxed);
+      ThreadHeap::Totals t = th->totals();
+      out->allocs += t.allocs;
+      out->frees += t.frees;
+      bytes += t.bytes;
     }
     out->thread_heaps = rt.liveThreadHeaps;
   }

@@ -46,6 +46,18 @@ void* ThreadHeap::allocSlow(int cls) {
   return alloc(cls);
 }
 
+ThreadHeap::Totals ThreadHeap::totals() const {
+  Totals t;
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    uint64_t a = caches_[cls].allocs.load(std::memory_order_relaxed);
+    uint64_t f = caches_[cls].frees.load(std::memory_order_relaxed);
+    t.allocs += a;
+    t.frees += f;
+    t.bytes += (static_cast<int64_t>(a) - static_cast<int64_t>(f)) * sizeClass(cls).size;
+  }
+  return t;
+}
+
 void ThreadHeap::detachAll() {
   for (ClassCache& c : caches_) {
     if (c.mh != nullptr) global_->detach(c.mh);

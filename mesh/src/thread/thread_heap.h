@@ -17,66 +17,66 @@
 
 namespace mesh {
 
-// Per-thread counters, written only by the owning thread (plain load+store), read by stats.
-struct ThreadCounters {
-  std::atomic<uint64_t> allocs{0};
-  std::atomic<uint64_t> frees{0};
-  std::atomic<int64_t> bytes{0};  // bytes allocated minus bytes freed by this thread
-
-  void countAlloc(size_t n) {
-    allocs.store(allocs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    bytes.store(bytes.load(std::memory_order_relaxed) + static_cast<int64_t>(n), std::memory_order_relaxed);
-  }
-  void countFree(size_t n) {
-    frees.store(frees.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    bytes.store(bytes.load(std::memory_order_relaxed) - static_cast<int64_t>(n), std::memory_order_relaxed);
-  }
-};
-
 class ThreadHeap {
  public:
   ThreadHeap(GlobalHeap* global, uint64_t seed);
   ThreadHeap(const ThreadHeap&) = delete;
   ThreadHeap& operator=(const ThreadHeap&) = delete;
 
-  // Fast path: an object of class cls, or nullptr when out of memory.
-  MESH_FAST_PATH void* alloc(int cls) {
+  // Fast path: true when class cls has a free slot ready (then pop() cannot fail).
+  MESH_FAST_PATH bool canPop(int cls) const { return caches_[cls].count != 0; }
+  MESH_FAST_PATH void* pop(int cls) {
     ClassCache& c = caches_[cls];
-    if (MESH_LIKELY(c.count != 0)) {
-      uint32_t slot = c.slots[--c.count];
-      c.mh->setLive(slot);
-      counters.countAlloc(c.size);
-      return c.start + static_cast<size_t>(slot) * c.size;
-    }
-    return allocSlow(cls);
+    uint32_t slot = c.slots[--c.count];
+    c.mh->setLive(slot);
+    c.allocs.store(c.allocs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return c.start + static_cast<size_t>(slot) * c.size;
   }
+  // An object of class cls, refilling when needed; nullptr when out of memory.
+  MESH_FAST_PATH void* alloc(int cls) { return canPop(cls) ? pop(cls) : allocSlow(cls); }
 
-  // Fast path: frees ptr, an object of mh, a span attached to this heap; spanStart is the start
-  // of the virtual span holding ptr. Aborts on an invalid or double free.
-  MESH_FAST_PATH void freeOwned(MiniHeap* mh, char* spanStart, void* ptr) {
+  // Fast path: frees ptr, an object of mh, a span attached to this heap, at byte offset
+  // `offset` inside its span. Aborts on an invalid or double free.
+  MESH_FAST_PATH void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
     uint32_t slot;
-    if (MESH_UNLIKELY(!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(ptr) - spanStart), &slot)))
-      fatalPointer("invalid free of", ptr);
+    if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot))) fatalPointer("invalid free of", ptr);
     if (MESH_UNLIKELY(!mh->isLive(slot))) fatalPointer("double free of", ptr);
     mh->clearLive(slot);
     ClassCache& c = caches_[mh->sizeClassIndex()];
     c.slots[c.count++] = static_cast<uint8_t>(slot);
-    counters.countFree(c.size);
+    c.frees.store(c.frees.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
+
+  // Counts a free of a class-cls object this heap does not own (a remote free).
+  void countRemoteFree(int cls) {
+    ClassCache& c = caches_[cls];
+    c.frees.store(c.frees.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  // Counters summed over classes; read by statistics from any thread (racy but atomic).
+  struct Totals {
+    uint64_t allocs = 0;
+    uint64_t frees = 0;
+    int64_t bytes = 0;
+  };
+  Totals totals() const;
 
   // Gives every attached span back to the global heap (thread exit, fork child cleanup).
   void detachAll();
 
-  ThreadCounters counters;
   ThreadHeap* registryNext = nullptr;
   ThreadHeap* registryPrev = nullptr;
 
  private:
+  // Everything malloc and free touch for one class sits together, counters included.
+  // Counters are written only by the owning thread (plain load+store, no lock prefix).
   struct ClassCache {
     MiniHeap* mh = nullptr;
     char* start = nullptr;
     uint32_t size = 0;
     uint32_t count = 0;  // free slots in slots[0, count)
+    std::atomic<uint64_t> allocs{0};
+    std::atomic<uint64_t> frees{0};
     uint8_t slots[kMaxObjectsPerSpan];
   };
 

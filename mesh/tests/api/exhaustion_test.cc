@@ -147,8 +147,11 @@ void CheckInjectedFailures(const std::string& strace, const std::string& syscall
     ChildResult r = RunInjected(strace, syscall, "error=" + error + ":when=" + std::to_string(n) + "+");
     bool ok = r.Exited(0) && r.output.find("work ok") != std::string::npos;
     bool loader = LoaderFailure(r) && n <= c.before_relro + 4;
-    summary += "  when=" + std::to_string(n) + "+: " + (ok ? "ok" : loader ? "loader failed (allowed)" : "FAILED") +
-               "\n";
+    std::string detail;
+    size_t at = r.output.find("work ok");
+    if (at != std::string::npos) detail = " (" + r.output.substr(at, r.output.find('\n', at) - at) + ")";
+    summary += "  when=" + std::to_string(n) + "+: " +
+               (ok ? "ok" + detail : loader ? "loader failed (allowed)" : "FAILED") + "\n";
     EXPECT_TRUE(ok || loader) << syscall << " failing from call " << n << " (" << c.before_relro
                               << " calls before relocation, " << c.before_main << " before main): "
                               << r.Describe();

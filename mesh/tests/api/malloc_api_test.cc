@@ -299,7 +299,7 @@ TEST(MallocApi, A5_ReallocKeepsPrefixAcrossSmallAndLarge) {
   std::vector<std::pair<char*, size_t>> blocks(8, {nullptr, 0});
   for (int step = 0; step < 3000; ++step) {
     auto& [b, size] = blocks[rng() % blocks.size()];
-    size_t n = size_t(1) << (rng() % 23);
+    size_t n = size_t(1) << (rng() % 21);
     n += rng() % n;
     char* q = static_cast<char*>(realloc(b, Opaque(n)));
     ASSERT_NE(q, nullptr);

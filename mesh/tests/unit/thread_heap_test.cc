@@ -20,7 +20,7 @@ void freeAny(GlobalHeap& heap, ThreadHeap& th, void* p) {
   MiniHeap* mh = entryMiniHeap(e);
   ASSERT_NE(mh, nullptr);
   if (mh->owner() == &th) {
-    th.freeOwned(mh, heap.spanStartFor(p, e), p);
+    th.freeOwned(mh, static_cast<char*>(p) - heap.spanStartFor(p, e), p);
   } else {
     uint32_t slot;
     ASSERT_TRUE(mh->slotForOffset(static_cast<char*>(p) - heap.spanStartFor(p, e), &slot));
@@ -95,9 +95,9 @@ TEST_F(FreshHeap, ThreadHeapDeathOnDoubleAndInvalidFree) {
   auto* p = static_cast<char*>(th.alloc(6));
   uintptr_t e = heap->entryFor(p);
   MiniHeap* mh = entryMiniHeap(e);
-  EXPECT_DEATH(th.freeOwned(mh, heap->spanStartFor(p, e), p + 8), "mesh: invalid free of 0x");
-  th.freeOwned(mh, heap->spanStartFor(p, e), p);
-  EXPECT_DEATH(th.freeOwned(mh, heap->spanStartFor(p, e), p), "mesh: double free of 0x");
+  EXPECT_DEATH(th.freeOwned(mh, p + 8 - heap->spanStartFor(p, e), p + 8), "mesh: invalid free of 0x");
+  th.freeOwned(mh, p - heap->spanStartFor(p, e), p);
+  EXPECT_DEATH(th.freeOwned(mh, p - heap->spanStartFor(p, e), p), "mesh: double free of 0x");
 }
 
 }  // namespace
