@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Checks that the README's environment-variable table matches mesh/include/mesh/options.def.
 
-usage: scripts/check_readme_options.py [--print]
+usage: scripts/check_readme_options.py [--print] [--help]
   --print   print the table generated from options.def instead of checking
+  --help    show this text
 Exit status: 0 when they match, 1 when they drift (a diff is printed), 2 on bad usage.
 """
 import pathlib
@@ -33,6 +34,9 @@ def readme_table(readme_text: str) -> str:
 
 
 def main(argv) -> int:
+    if argv in (["--help"], ["-h"]):
+        print(__doc__)
+        return 0
     if argv not in ([], ["--print"]):
         print(__doc__, file=sys.stderr)
         return 2

@@ -230,6 +230,28 @@ ArenaStats Arena::stats() {
                     releasedPages_ << os::kPageShift, fd_ >= 0};
 }
 
+bool Arena::aliasPages(size_t virtPage, size_t filePage, size_t pages) {
+  if (fd_ < 0) return false;
+  size_t bytes = pages << os::kPageShift;
+  if (os::mapShared(pageAddress(virtPage), bytes, fd_, filePage << os::kPageShift) == nullptr) return false;
+  os::noHugePages(pageAddress(virtPage), bytes);
+  return true;
+}
+
+bool Arena::protectPages(size_t page, size_t pages, bool writable) {
+  return os::protect(pageAddress(page), pages << os::kPageShift, writable);
+}
+
+bool Arena::releaseFilePages(size_t filePage, size_t pages) {
+  LockGuard guard(lock_);
+  return releaseRangeLocked(filePage, pages);
+}
+
+size_t Arena::usedPageBound() {
+  LockGuard guard(lock_);
+  return bump_;
+}
+
 bool Arena::makePrivateInChild() {
   if (fd_ < 0) return true;  // anonymous memory is already private after fork
   int fresh = os::memfdCreate("libmesh-arena");

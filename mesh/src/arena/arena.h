@@ -78,8 +78,23 @@ class Arena {
   // Page map: one word per page; 0 means "no object starts here".
   uintptr_t mapEntry(size_t page) const { return pageMap_[page].load(std::memory_order_acquire); }
   void setMapEntry(size_t page, uintptr_t v) { pageMap_[page].store(v, std::memory_order_release); }
+  // Sequentially consistent variants for the mesh/remote-free handshake (global_heap.cc).
+  uintptr_t mapEntrySeqCst(size_t page) const { return pageMap_[page].load(std::memory_order_seq_cst); }
+  void setMapEntrySeqCst(size_t page, uintptr_t v) { pageMap_[page].store(v, std::memory_order_seq_cst); }
 
   ArenaStats stats();
+
+  // --- meshing primitives (memfd backing only) -----------------------------------------------
+  // Maps the virtual pages [virtPage, +pages) onto the file pages [filePage, +pages), read-write.
+  bool aliasPages(size_t virtPage, size_t filePage, size_t pages);
+  // Makes [page, +pages) read-only (writable=false) or read-write again.
+  bool protectPages(size_t page, size_t pages, bool writable);
+  // Frees the physical memory of file pages [filePage, +pages) (their virtual pages must no
+  // longer be used, or be remapped first).
+  bool releaseFilePages(size_t filePage, size_t pages);
+  // Pages below this index have been handed out at least once (a bound for page-map walks).
+  size_t usedPageBound();
+  size_t usedPageBoundLocked() const MESH_REQUIRES(lock_) { return bump_; }
 
   // fork support: the parent holds the lock across fork; the child gets a private copy of the
   // memfd (only pages holding data are copied) mapped over the same range. False on failure,

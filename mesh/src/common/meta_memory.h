@@ -39,6 +39,15 @@ class MetaVector {
   void truncate(size_t n) { size_ = n; }
   void swapRemove(size_t i) { data_[i] = data_[--size_]; }
 
+  // Makes the vector hold n elements (new ones uninitialised); false when out of memory.
+  bool resize(size_t n) {
+    while (capacity_ < n) {
+      if (!grow()) return false;
+    }
+    size_ = n;
+    return true;
+  }
+
   // False when the mapping cannot grow (the element is not added).
   bool pushBack(const T& v) {
     if (size_ == capacity_ && !grow()) return false;

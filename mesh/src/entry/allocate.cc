@@ -12,18 +12,26 @@ static bool isPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 // memory is known to be zero (fresh pages), so calloc can skip clearing it.
 void* allocateSlow(size_t n, size_t align, bool* zeroed) {
   *zeroed = false;
-  if (MESH_UNLIKELY(t_depth > 0 || !ensureInitialized())) {
-    // Nested inside our own locked code (a signal handler) or during start-up: no locks.
-    void* p = bootstrap().alloc(n, align);
+  if (MESH_UNLIKELY(lockedSection() || !ensureInitialized())) {
+    // Nested in a section of ours that may hold locks (a signal handler), or during start-up:
+    // never wait for a lock.
+    void* p = nullptr;
+    if (lockedSection() && n <= kMaxSmallSize && align <= 16 && runtime().initState.load() == 2) {
+      p = runtime().heap.allocUnattachedNested(classForSize(n));
+      if (p != nullptr) countWithoutThreadHeap(true, sizeClass(classForSize(n)).size);
+    }
+    if (p == nullptr) p = bootstrap().alloc(n, align);
     if (p == nullptr) errno = ENOMEM;
     return p;
   }
+  // A handler that interrupted the cache fast path may take locks but not use the cache.
+  bool useCache = !cacheBusy();
   DepthGuard depth;
   Runtime& rt = runtime();
   if (n <= kMaxSmallSize && align <= kClassPage) {
     int cls = align <= 16 ? classForSize(n) : classForAligned(n, align);
     if (cls >= 0) {
-      ThreadHeap* th = currentThreadHeapSlow();
+      ThreadHeap* th = useCache ? currentThreadHeapSlow() : nullptr;
       void* p = th != nullptr ? th->alloc(cls) : rt.heap.allocUnattached(cls);
       if (p != nullptr && th == nullptr) countWithoutThreadHeap(true, sizeClass(cls).size);
       if (p == nullptr) errno = ENOMEM;
@@ -40,6 +48,17 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
   return p;
 }
 
+// Every 256th slow free of a thread may run one rate-limited mesh step (MESH_PERIOD_MS).
+static __thread uint32_t t_slowFrees __attribute__((tls_model("initial-exec"))) = 0;
+
+void maybeMeshFromFreePath() {
+  // Only from a free at the top level of our code: never from a signal handler that
+  // interrupted the allocator (it could hold the locks meshing takes).
+  if (t_busy != 2 || (++t_slowFrees & 255) != 0) return;
+  long periodMs = runtime().options.get(Opt::period_ms);
+  if (periodMs > 0) runtime().heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
+}
+
 void* mallocSlow(size_t n) {
   bool zeroed;
   return allocateSlow(n, 16, &zeroed);
@@ -54,7 +73,7 @@ void freeSlow(void* p) {
   MiniHeap* mh = entryMiniHeap(entry);
   if (mh == nullptr) fatalPointer("invalid free of", p);
   if (mh->isLarge()) {
-    if (t_depth > 0) return;  // nested in our locked code: leak rather than deadlock
+    if (lockedSection()) return;  // nested in our locked code: leak rather than deadlock
     DepthGuard depth;
     size_t bytes = mh->pages() << os::kPageShift;
     rt.heap.freeLarge(mh, p);
@@ -65,12 +84,18 @@ void freeSlow(void* p) {
   size_t offset = static_cast<size_t>(static_cast<char*>(p) - rt.heap.spanStartFor(p, entry));
   if (!mh->slotForOffset(offset, &slot)) fatalPointer("invalid free of", p);
   ThreadHeap* th = t_heap;
-  if (th != nullptr && mh->owner() == th) {
-    th->freeOwned(mh, offset, p);
-    return;
+  if (th != nullptr && t_busy == 0) {
+    FastPathMark mark;
+    if (mh->owner() == th) {
+      th->freeOwned(mh, offset, p);
+      return;
+    }
   }
+  // Nested (signal handler) frees of our own span's objects take the remote path too: the
+  // remote bitmap is safe to use from anywhere, and the owner folds it in later.
   DepthGuard depth;  // freeNonOwner may drain a queue under the class lock
-  rt.heap.freeNonOwner(mh, slot, p);
+  rt.heap.freeNonOwner(p, entry, slot);
+  maybeMeshFromFreePath();
   if (th != nullptr) th->countRemoteFree(mh->sizeClassIndex());
   else countWithoutThreadHeap(false, mh->objectSize());
 }
@@ -94,7 +119,7 @@ size_t usableSize(void* p, const char* caller) {
   uint32_t slot;
   if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot))
     fatalPointer("invalid pointer (interior of a block) passed to", p);
-  if (!mh->isLive(slot)) {
+  if (!heap.isLiveSmall(p, entry, slot)) {
     LineBuffer line;
     line.add("mesh: ").add(caller).add(" of freed pointer ").addPtr(p).add('\n').writeTo(2);
     os::abortProcess();
@@ -113,7 +138,7 @@ void* reallocate(void* p, size_t n) {
     } else if (n > kMaxSmallSize) {
       size_t pages = (n + os::kPageSize - 1) >> os::kPageShift;
       size_t before = mh->pages();
-      if (pages < before && t_depth == 0) {
+      if (pages < before && !lockedSection()) {
         DepthGuard depth;
         heap.shrinkLarge(mh, pages);
         countWithoutThreadHeap(false, (before - pages) << os::kPageShift);

@@ -1,6 +1,7 @@
 // The allocation and free paths shared by the C entry points and the C++ operators.
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 
@@ -14,6 +15,8 @@ namespace mesh {
 // Slow paths (entry/allocate.cc).
 MESH_SLOW_PATH void* allocateSlow(size_t n, size_t align, bool* zeroed);
 MESH_SLOW_PATH void freeSlow(void* p);
+// A rate-limited mesh step (called on slow frees; the caller holds a DepthGuard).
+void maybeMeshFromFreePath();
 // Usable size of a live block; aborts on a pointer that is not one.
 size_t usableSize(void* p, const char* caller);
 // realloc semantics (C API): may return p itself.
@@ -28,9 +31,28 @@ bool isPowerOfTwoAlignment(size_t align);
 MESH_SLOW_PATH void* mallocSlow(size_t n);
 
 // Fast path: n bytes aligned to 16 (or nullptr with errno ENOMEM).
+// The thread cache is not reentrant: a signal handler that allocates or frees while this thread
+// is inside pop() or freeOwned() must not touch it. t_busy bit 0 marks those few instructions (a
+// plain thread-local store, no atomic); a nested call sees it and takes a path that does not
+// use the cache (see allocateSlow and freeSlow).
+class FastPathMark {
+ public:
+  MESH_FAST_PATH FastPathMark() {
+    t_busy = 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  }
+  MESH_FAST_PATH ~FastPathMark() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t_busy = 0;
+  }
+};
+
 MESH_FAST_PATH void* allocate(size_t n) {
   ThreadHeap* th = t_heap;
-  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr)) {
+  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr && t_busy == 0)) {
+    // Mark first, then look at the cache: a handler running before the mark has finished
+    // with the cache by the time we read it.
+    FastPathMark mark;
     int cls = classForSize(n);
     if (MESH_LIKELY(th->canPop(cls))) return th->pop(cls);
   }
@@ -42,7 +64,8 @@ MESH_FAST_PATH void deallocate(void* p) {
   ThreadHeap* th = t_heap;
   const Arena& arena = runtime().heap.arena();
   size_t x = arena.offsetOf(p);
-  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes())) {
+  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes() && t_busy == 0)) {
+    FastPathMark mark;
     uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
     MiniHeap* mh = entryMiniHeap(entry);
     if (MESH_LIKELY(mh != nullptr && mh->owner() == th)) {

@@ -23,7 +23,9 @@ void mesh_print_stats(int fd, int level) { printReport(fd, level); }
 int mesh_set_option(const char* name, long value) {
   int i = Options::find(name);
   if (i < 0 || !ensureInitialized()) return EINVAL;
-  return runtime().options.set(static_cast<Opt>(i), value) ? 0 : EINVAL;
+  if (!runtime().options.set(static_cast<Opt>(i), value)) return EINVAL;
+  if (static_cast<Opt>(i) == Opt::max_map_count) runtime().heap.setMaxMapCount(value);
+  return 0;
 }
 
 int mesh_get_option(const char* name, long* value) {
@@ -34,8 +36,14 @@ int mesh_get_option(const char* name, long* value) {
 }
 
 size_t mesh_compact(void) {
+  if (!ensureInitialized() || t_busy != 0) return 0;
+  size_t meshes;
+  {
+    DepthGuard depth;
+    meshes = runtime().heap.meshAll();
+  }
   releaseFreeMemoryForApi();
-  return 0;  // meshing arrives with the mesher; until then compaction only releases memory
+  return meshes;
 }
 
 size_t mesh_release_free_memory(void) { return releaseFreeMemoryForApi(); }

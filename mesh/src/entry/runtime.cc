@@ -8,7 +8,7 @@
 namespace mesh {
 
 __thread ThreadHeap* t_heap __attribute__((tls_model("initial-exec"))) = nullptr;
-__thread uint32_t t_depth __attribute__((tls_model("initial-exec"))) = 0;
+__thread uint32_t t_busy __attribute__((tls_model("initial-exec"))) = 0;
 // 0: no heap yet, 1: heap live, 2: heap torn down at thread exit.
 static __thread uint8_t t_state __attribute__((tls_model("initial-exec"))) = 0;
 static __thread bool t_initializing __attribute__((tls_model("initial-exec"))) = false;
@@ -53,7 +53,7 @@ static void retireCounters(const ThreadHeap& th) {
 
 static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  ++t_depth;
+  t_busy += 2;
   rt.registryLock.lock();
   rt.heap.lockAll();
   if (rt.heap.arena().memfdBacked() && !os::makePipe(rt.forkPipe)) rt.forkPipe[0] = rt.forkPipe[1] = -1;
@@ -61,11 +61,11 @@ static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
 
 static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  rt.heap.unlockAll();
-  rt.registryLock.unlock();
   // The heap is a shared file mapping: wait until the child has its private copy, so nothing
-  // this thread writes from now on shows up in the child. The child closes its end when done;
-  // if fork failed, no child holds the write end and read() sees end-of-file at once.
+  // this thread writes from now on shows up in the child, and keep every allocator lock until
+  // then, so no other thread reuses (and writes) memory the child's snapshot says is free and
+  // zero. The child closes its end when done; if fork failed, no child holds the write end
+  // and read() sees end-of-file at once.
   if (rt.forkPipe[1] >= 0) {
     os::closeFd(rt.forkPipe[1]);
     char byte;
@@ -74,7 +74,9 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
     os::closeFd(rt.forkPipe[0]);
     rt.forkPipe[0] = rt.forkPipe[1] = -1;
   }
-  --t_depth;
+  rt.heap.unlockAll();
+  rt.registryLock.unlock();
+  t_busy -= 2;
 }
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
@@ -102,7 +104,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   os::closeFd(rt.forkPipe[0]);
   os::closeFd(rt.forkPipe[1]);
   rt.forkPipe[0] = rt.forkPipe[1] = -1;
-  --t_depth;
+  t_busy -= 2;
 }
 
 // --- thread exit -----------------------------------------------------------------------------
@@ -133,6 +135,7 @@ static bool initialize() {
   config.arena.reserveBytes = static_cast<size_t>(rt->options.get(Opt::arena_gb)) << 30;
   config.arena.maxDirtyBytes = static_cast<size_t>(rt->options.get(Opt::max_dirty_mb)) << 20;
   config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
+  config.maxMapCount = rt->options.get(Opt::max_map_count);
   if (!rt->heap.init(config)) return false;
   if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
   pthread_atfork(forkPrepare, forkParent, forkChild);

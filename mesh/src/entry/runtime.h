@@ -64,14 +64,19 @@ BootstrapBuffer& bootstrap();
 
 // Thread-local state (initial-exec TLS: no allocation, no lazy TLS initialisation).
 extern __thread ThreadHeap* t_heap __attribute__((tls_model("initial-exec")));
-// Depth of our own locked sections on this thread; a call arriving with depth > 0 is nested
-// (signal handler) and must not take our locks.
-extern __thread uint32_t t_depth __attribute__((tls_model("initial-exec")));
+// What this thread is doing inside the allocator, for calls nested in a signal handler:
+//   bit 0      inside the thread-cache fast path (the cache is mid-update; no lock is held)
+//   bits 1..   depth of sections that may hold allocator locks (DepthGuard)
+// A call arriving with t_busy != 0 is nested and must not use the thread cache; with
+// lockedSection() it must not wait for a lock either.
+extern __thread uint32_t t_busy __attribute__((tls_model("initial-exec")));
+inline bool lockedSection() { return t_busy >= 2; }
+inline bool cacheBusy() { return (t_busy & 1) != 0; }
 
 class DepthGuard {
  public:
-  DepthGuard() { ++t_depth; }
-  ~DepthGuard() { --t_depth; }
+  DepthGuard() { t_busy += 2; }
+  ~DepthGuard() { t_busy -= 2; }
   DepthGuard(const DepthGuard&) = delete;
   DepthGuard& operator=(const DepthGuard&) = delete;
 };

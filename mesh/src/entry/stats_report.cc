@@ -39,6 +39,13 @@ void collectStats(mesh_stats* out) {
   out->dirty_bytes = hs.arena.dirtyBytes;
   out->released_bytes = hs.arena.releasedBytes;
   out->memfd_backed = hs.arena.memfd ? 1 : 0;
+  out->mesh_count = hs.meshCount;
+  out->meshed_bytes_total = hs.meshedBytesTotal;
+  out->meshed_pages = hs.meshedPages;
+  out->meshed_pages_hwm = hs.meshedPagesHwm;
+  out->mesh_pause_max_ns = hs.meshPauseMaxNs;
+  out->mapping_count = hs.mappingEstimate;
+  out->mapping_limit = hs.mappingLimit;
 }
 
 static void addMiB(LineBuffer& line, uint64_t bytes) {
@@ -66,6 +73,7 @@ void printReport(int fd, int level) {
   line.add('\n');
   line.add("PSS KiB:").pad(24).addI(os::pssKiB()).add('\n');
   line.add("Mappings:").pad(24).addI(os::mappingCount()).add('\n');
+  line.add("Mesh Pause Max ms:").pad(24).addFixed(s.mesh_pause_max_ns / 1000, 3).add('\n');
   line.writeTo(fd);
   if (level < 2 || !ensureInitialized()) return;
   for (int cls = 0; cls < kNumClasses; ++cls) {
@@ -122,7 +130,7 @@ struct mallinfo2 mallinfoFromStats() {
 }
 
 size_t releaseFreeMemoryForApi() {
-  if (!ensureInitialized() || t_depth > 0) return 0;
+  if (!ensureInitialized() || t_busy != 0) return 0;
   DepthGuard depth;
   return runtime().heap.releaseFreeMemory();
 }

@@ -3,11 +3,15 @@
 #include <new>
 
 #include "common/log.h"
+#include "global/write_barrier.h"
 
 namespace mesh {
 
 bool GlobalHeap::init(const HeapConfig& config) {
   largeReleaseBytes_ = config.arena.maxDirtyBytes / 4;
+  meshProbes_ = config.meshProbes;
+  meshMaxOccupancyPct_ = config.meshMaxOccupancyPct;
+  maxMapCountOverride_.store(config.maxMapCount, std::memory_order_relaxed);
   return arena_.init(config.arena);
 }
 
@@ -72,6 +76,7 @@ void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
   ClassState& c = classes_[mh->sizeClassIndex()];
   unlinkLocked(c, mh);
   --c.spans;
+  unmeshExtrasLocked(mh);
   setEntries(mh->spanPage(), mh->pages(), nullptr);
   arena_.freePages(mh->spanPage(), mh->pages(), false);
   // A remote freer may still be between its fetch_or and its last look at this miniheap (it
@@ -148,10 +153,23 @@ void GlobalHeap::detach(MiniHeap* mh) {
   relistLocked(mh);
 }
 
-void GlobalHeap::freeNonOwner(MiniHeap* mh, uint32_t slot, const void* ptr) {
+void GlobalHeap::freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot) {
+  size_t page = arena_.pageOf(ptr);
+  MiniHeap* mh;
+  // Announce the free on the miniheap, then check that the page still belongs to it: a mesher
+  // that moved the page to another miniheap either sees our announcement (and waits for us) or
+  // we see its new page-map entry (and retry there). Slot and offsets survive a mesh.
+  for (;;) {
+    mh = entryMiniHeap(entry);
+    if (mh == nullptr) fatalPointer("double free of", ptr);
+    mh->beginRemoteFree();
+    uintptr_t now = arena_.mapEntrySeqCst(page);
+    if (now == entry) break;
+    mh->endRemoteFree();
+    entry = now;
+  }
   int cls = mh->sizeClassIndex();
   ClassState& c = classes_[cls];
-  mh->beginRemoteFree();
   mh->freeRemote(slot, ptr);
   bool queue = mh->ownerSeqCst() == nullptr && mh->markQueued();
   if (queue) {
@@ -169,6 +187,36 @@ void GlobalHeap::freeNonOwner(MiniHeap* mh, uint32_t slot, const void* ptr) {
   }
 }
 
+bool GlobalHeap::isLiveSmall(const void* ptr, uintptr_t entry, uint32_t slot) {
+  size_t page = arena_.pageOf(ptr);
+  for (;;) {
+    MiniHeap* mh = entryMiniHeap(entry);
+    if (mh == nullptr) return false;
+    mh->beginRemoteFree();
+    uintptr_t now = arena_.mapEntrySeqCst(page);
+    if (now == entry) {
+      bool live = mh->isLive(slot);
+      mh->endRemoteFree();
+      return live;
+    }
+    mh->endRemoteFree();
+    entry = now;
+  }
+}
+
+void* GlobalHeap::takeSlotLocked(MiniHeap* mh) {
+  for (int w = 0; w < 4; ++w) {
+    uint64_t freeBits = ~mh->liveWord(w);
+    if (freeBits == 0) continue;
+    uint32_t slot = static_cast<uint32_t>(w * 64 + __builtin_ctzll(freeBits));
+    if (slot >= mh->objectCount()) break;
+    mh->setLive(slot);
+    relistLocked(mh);  // never releases: the span is not empty
+    return mh->slotAddress(slot);
+  }
+  fatal("internal error: partial span without a free slot");
+}
+
 void* GlobalHeap::allocUnattached(int cls) {
   ClassState& c = classes_[cls];
   LockGuard guard(c.lock);
@@ -179,17 +227,18 @@ void* GlobalHeap::allocUnattached(int cls) {
     mh = newSpanLocked(cls);
     if (mh == nullptr) return nullptr;
   }
-  for (int w = 0; w < 4; ++w) {
-    uint64_t freeBits = ~mh->liveWord(w);
-    while (freeBits != 0) {
-      uint32_t slot = static_cast<uint32_t>(w * 64 + __builtin_ctzll(freeBits));
-      if (slot >= mh->objectCount()) break;
-      mh->setLive(slot);
-      relistLocked(mh);
-      return mh->slotAddress(slot);
-    }
+  return takeSlotLocked(mh);
+}
+
+void* GlobalHeap::allocUnattachedNested(int cls) {
+  ClassState& c = classes_[cls];
+  if (!c.lock.tryLock()) return nullptr;
+  void* p = nullptr;
+  for (int bin = kBins - 1; bin >= 0 && p == nullptr; --bin) {
+    if (c.partial[bin] != nullptr) p = takeSlotLocked(c.partial[bin]);
   }
-  fatal("internal error: partial span without a free slot");
+  c.lock.unlock();
+  return p;
 }
 
 // --- large objects ---------------------------------------------------------------------------
@@ -248,6 +297,16 @@ HeapStats GlobalHeap::stats() {
   s.mhHighWater = mhHighWater_.load(std::memory_order_relaxed);
   s.largeAllocs = largeAllocs_.load(std::memory_order_relaxed);
   s.largeBytes = largeBytes_.load(std::memory_order_relaxed);
+  s.meshCount = meshCount_.load(std::memory_order_relaxed);
+  s.meshedBytesTotal = meshedBytesTotal_.load(std::memory_order_relaxed);
+  s.meshedPages = meshedPages_.load(std::memory_order_relaxed);
+  s.meshedPagesHwm = meshedPagesHwm_.load(std::memory_order_relaxed);
+  s.meshPauseMaxNs = meshPauseMaxNs_.load(std::memory_order_relaxed);
+  {
+    LockGuard guard(meshLock_);
+    s.mappingEstimate = mapMeasured_ < 0 ? 0 : static_cast<uint64_t>(mapMeasured_ + mapAddedSince_);
+    s.mappingLimit = static_cast<uint64_t>(mapLimit_);
+  }
   s.arena = arena_.stats();
   return s;
 }
@@ -268,6 +327,7 @@ ClassStats GlobalHeap::classStats(int cls) {
 }
 
 void GlobalHeap::lockAll() {
+  meshLock_.lock();
   for (ClassState& c : classes_) c.lock.lock();
   arena_.lockForFork();
   metaLock_.lock();
@@ -277,13 +337,15 @@ void GlobalHeap::unlockAll() {
   metaLock_.unlock();
   arena_.unlockAfterFork();
   for (ClassState& c : classes_) c.lock.unlock();
+  meshLock_.unlock();
 }
 
 bool GlobalHeap::resetAfterForkInChild() {
-  bool ok = arena_.makePrivateInChild();
+  bool ok = arena_.makePrivateInChild() && remapAliasesInChild();
   metaLock_.resetAfterFork();
   arena_.unlockAfterFork();
   for (ClassState& c : classes_) c.lock.resetAfterFork();
+  meshLock_.resetAfterFork();
   return ok;
 }
 

@@ -13,6 +13,8 @@
 #include "arena/arena.h"
 #include "common/lock.h"
 #include "common/meta_memory.h"
+#include "common/rng.h"
+#include "miniheap/mesh_candidates.h"
 #include "miniheap/miniheap.h"
 #include "miniheap/page_entry.h"
 #include "miniheap/size_classes.h"
@@ -21,7 +23,13 @@ namespace mesh {
 
 struct HeapConfig {
   ArenaConfig arena;
+  uint32_t meshProbes = 64;           // partners probed per span by the split mesher
+  uint32_t meshMaxOccupancyPct = 80;  // fuller spans are not worth meshing
+  long maxMapCount = 0;               // 0: read vm.max_map_count
 };
+
+// Classes of this size and larger never mesh (few objects per span, little to gain).
+inline constexpr uint32_t kMaxMeshedObjectSize = 4096;
 
 struct ClassStats {
   uint64_t spans;         // live spans of this class (attached, partial and full)
@@ -37,6 +45,13 @@ struct HeapStats {
   uint64_t mhHighWater;
   uint64_t largeAllocs;
   uint64_t largeBytes;
+  uint64_t meshCount;
+  uint64_t meshedBytesTotal;
+  uint64_t meshedPages;     // virtual pages currently aliased onto other spans
+  uint64_t meshedPagesHwm;
+  uint64_t meshPauseMaxNs;  // longest time a class lock was held by one mesh step
+  uint64_t mappingEstimate;
+  uint64_t mappingLimit;
   ArenaStats arena;
 };
 
@@ -66,9 +81,15 @@ class GlobalHeap {
   // The owner gives the span back.
   void detach(MiniHeap* mh);
   // Free of a small object by anyone but the span's owner. Lock-free except an occasional drain.
-  void freeNonOwner(MiniHeap* mh, uint32_t slot, const void* ptr);
-  // One object of class cls without a thread heap (exited threads, nested calls). nullptr = OOM.
+  // entry is ptr's page-map entry as the caller read it; slot its slot index.
+  void freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot);
+  // Whether the small object at slot of ptr's span is live (stable against a concurrent mesh).
+  bool isLiveSmall(const void* ptr, uintptr_t entry, uint32_t slot);
+  // One object of class cls without a thread heap (exited threads). nullptr = OOM.
   void* allocUnattached(int cls);
+  // The same for a call nested in our own code (a signal handler): never waits for a lock and
+  // takes no new pages, so it cannot deadlock; nullptr when that is not possible right now.
+  void* allocUnattachedNested(int cls);
 
   // --- large objects --------------------------------------------------------------------------
   // bytes > 0; alignPages a power of two. nullptr when out of memory; *zeroed says whether the
@@ -77,6 +98,16 @@ class GlobalHeap {
   void freeLarge(MiniHeap* mh, const void* ptr);
   // Shrinks a large object in place to newPages (>= 1) pages.
   void shrinkLarge(MiniHeap* mh, size_t newPages);
+
+  // --- meshing ------------------------------------------------------------------------------
+  // Meshes spans of class cls, at most maxPairs meshes (0: no limit). Returns the meshes made.
+  size_t meshClass(int cls, size_t maxPairs);
+  // Full compaction: meshes every class until no pair is found. Returns the meshes made.
+  size_t meshAll();
+  // Rate-limited background step from the free path: one class, bounded work, at most once per
+  // periodNs (0 disables). Returns the meshes made.
+  size_t maybeMesh(uint64_t periodNs);
+  void setMaxMapCount(long limit) { maxMapCountOverride_.store(limit, std::memory_order_relaxed); }
 
   // --- maintenance ----------------------------------------------------------------------------
   // Folds all queued remote frees, releases empty spans and returns dirty pages to the OS.
@@ -102,6 +133,7 @@ class GlobalHeap {
   };
 
   MiniHeap* newSpanLocked(int cls) MESH_REQUIRES(classes_[cls].lock);
+  void* takeSlotLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void drainLocked(int cls) MESH_REQUIRES(classes_[cls].lock);
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
   void relistLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
@@ -110,6 +142,11 @@ class GlobalHeap {
   MiniHeap* newMiniHeap();
   void recycleMiniHeap(MiniHeap* mh);
   void setEntries(size_t page, size_t pages, MiniHeap* mh);
+  bool meshPairLocked(MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(classes_[src->sizeClassIndex()].lock);
+  void unmeshExtrasLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
+  bool mappingBudgetAllows();
+  void recordPause(uint64_t ns);
+  bool remapAliasesInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
 
   Arena arena_;
   ClassState classes_[kNumClasses];
@@ -121,6 +158,30 @@ class GlobalHeap {
   std::atomic<uint64_t> largeAllocs_{0};
   std::atomic<uint64_t> largeBytes_{0};
   size_t largeReleaseBytes_ = size_t{16} << 20;
+
+  // Meshing state. meshLock_ serialises mesh passes (it is taken before a class lock) and
+  // guards the scratch arrays.
+  Mutex meshLock_;
+  Rng meshRng_ MESH_GUARDED_BY(meshLock_){0x5eed5eedull};
+  MetaVector<MiniHeap*> meshCandidates_ MESH_GUARDED_BY(meshLock_);
+  MetaVector<SpanBits> meshBits_ MESH_GUARDED_BY(meshLock_);
+  MetaVector<uint32_t> meshOrder_ MESH_GUARDED_BY(meshLock_);
+  MetaVector<bool> meshUsed_ MESH_GUARDED_BY(meshLock_);
+  MetaVector<MeshPair> meshPairs_ MESH_GUARDED_BY(meshLock_);
+  uint32_t meshProbes_ = 64;
+  uint32_t meshMaxOccupancyPct_ = 80;
+  int nextMeshClass_ MESH_GUARDED_BY(meshLock_) = 0;
+  std::atomic<uint64_t> lastMeshNs_{0};
+  std::atomic<long> maxMapCountOverride_{0};
+  long mapLimit_ MESH_GUARDED_BY(meshLock_) = 0;
+  long mapMeasured_ MESH_GUARDED_BY(meshLock_) = -1;   // /proc/self/maps lines at last count
+  long mapAddedSince_ MESH_GUARDED_BY(meshLock_) = 0;  // mappings meshes may have added since
+  bool meshingBroken_ = false;  // the write barrier could not be installed
+  std::atomic<uint64_t> meshCount_{0};
+  std::atomic<uint64_t> meshedBytesTotal_{0};
+  std::atomic<uint64_t> meshedPages_{0};
+  std::atomic<uint64_t> meshedPagesHwm_{0};
+  std::atomic<uint64_t> meshPauseMaxNs_{0};
 };
 
 }  // namespace mesh

@@ -30,6 +30,8 @@
 namespace mesh {
 
 inline constexpr uint8_t kLargeClass = 0xff;
+// A physical span backs at most 1 + kMaxExtraSpans virtual spans (its own and those meshed in).
+inline constexpr uint32_t kMaxExtraSpans = 6;
 inline constexpr uint8_t kNoBin = 0xff;
 
 class alignas(64) MiniHeap {
@@ -92,6 +94,32 @@ class alignas(64) MiniHeap {
   void* ownerSeqCst() const { return owner_.load(std::memory_order_seq_cst); }
   void setOwner(void* heap) { owner_.store(heap, std::memory_order_seq_cst); }
 
+  // --- meshing: virtual spans that alias this span's physical pages (arena page indices) ----
+  uint32_t extraSpanCount() const { return extraCount_; }
+  uint32_t extraSpan(uint32_t i) const { return extraSpans_[i]; }
+  bool addExtraSpan(size_t page) {
+    if (extraCount_ == kMaxExtraSpans) return false;
+    extraSpans_[extraCount_++] = static_cast<uint32_t>(page);
+    return true;
+  }
+  // Merges src's live bits into ours (the caller checked they are disjoint).
+  void absorbLive(const MiniHeap& src) {
+    for (int i = 0; i < 4; ++i) {
+      live_[i].store(live_[i].load(std::memory_order_relaxed) | src.live_[i].load(std::memory_order_relaxed),
+                     std::memory_order_relaxed);
+    }
+  }
+  // Takes src's remote frees (arrived while it was being meshed into us) as our own.
+  void absorbRemote(MiniHeap& src) {
+    for (int i = 0; i < 4; ++i) {
+      uint64_t r = src.remote_[i].exchange(0, std::memory_order_acq_rel);
+      if (r != 0) remote_[i].fetch_or(r, std::memory_order_acq_rel);
+    }
+  }
+  void copyLiveBits(uint64_t out[4]) const {
+    for (int i = 0; i < 4; ++i) out[i] = live_[i].load(std::memory_order_relaxed);
+  }
+
   // --- in-flight remote frees: a span is not recycled while one is between its first and last
   // touch of this miniheap (see GlobalHeap::freeNonOwner).
   void beginRemoteFree() { pending_.fetch_add(1, std::memory_order_seq_cst); }
@@ -128,6 +156,8 @@ class alignas(64) MiniHeap {
   // Remote frees live on their own cache line: other threads write it, the owner rarely reads.
   alignas(64) std::atomic<uint64_t> remote_[4] = {};
   std::atomic<uint32_t> pending_{0};
+  uint8_t extraCount_ = 0;
+  uint32_t extraSpans_[kMaxExtraSpans] = {};
 };
 
 template <typename F>

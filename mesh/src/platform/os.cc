@@ -1,5 +1,6 @@
 #include "platform/os.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -14,6 +15,8 @@
 #include <cstring>
 
 extern char** environ;
+// glibc's implementation of sigaction under its internal name (exported since 2.2.5).
+extern "C" int __sigaction(int sig, const struct sigaction* act, struct sigaction* old);
 
 namespace mesh::os {
 
@@ -179,6 +182,16 @@ void futexWait(const int* word, int expected) {
 void futexWakeAll(const int* word) {
   ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
 }
+
+int libcSigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  return __sigaction(sig, act, old);
+}
+
+void* nextSymbol(const char* name) { return ::dlsym(RTLD_NEXT, name); }
+
+void yieldSignalSafe() { ::syscall(SYS_sched_yield); }
+
+void raiseSignal(int sig) { ::raise(sig); }
 
 void abortProcess() {
   // abort() may flush stdio (which can allocate); raise SIGABRT with the default action instead

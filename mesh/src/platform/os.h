@@ -5,6 +5,7 @@
 // failure means ENOMEM for the user, skipping a mesh, or falling back to anonymous memory.
 #pragma once
 
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 
@@ -65,5 +66,14 @@ void futexWait(const int* word, int expected);
 void futexWakeAll(const int* word);
 
 [[noreturn]] void abortProcess();
+
+// --- signals -------------------------------------------------------------------------------
+// The C library's own sigaction, even when libmesh interposes `sigaction`.
+int libcSigaction(int sig, const struct sigaction* act, struct sigaction* old);
+// Resolves a C library function libmesh interposes (dlsym RTLD_NEXT); nullptr if missing.
+// May allocate on first use (dlsym), so never call it from the malloc path.
+void* nextSymbol(const char* name);
+void yieldSignalSafe();  // sched_yield, async-signal-safe
+void raiseSignal(int sig);
 
 }  // namespace mesh::os

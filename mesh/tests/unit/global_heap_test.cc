@@ -57,7 +57,7 @@ TEST_F(FreshHeap, RemoteFreesOnDetachedSpansAreDrainedAndSpansReleased) {
   for (uint32_t i = 0; i < mh->objectCount(); ++i) mh->setLive(i);
   heap->detach(mh);  // full: in no list
   std::thread other([&] {
-    for (uint32_t i = 0; i < mh->objectCount(); ++i) heap->freeNonOwner(mh, i, mh->slotAddress(i));
+    for (uint32_t i = 0; i < mh->objectCount(); ++i) heap->freeNonOwner(mh->slotAddress(i), heap->entryFor(mh->slotAddress(i)), i);
   });
   other.join();
   heap->releaseFreeMemory();
@@ -68,7 +68,7 @@ TEST_F(FreshHeap, RemoteFreesOnDetachedSpansAreDrainedAndSpansReleased) {
 TEST_F(FreshHeap, RemoteFreesToAnAttachedSpanWaitForTheOwner) {
   MiniHeap* mh = heap->attach(1, &kOwnerTag);
   for (uint32_t i = 0; i < 10; ++i) mh->setLive(i);
-  for (uint32_t i = 0; i < 10; ++i) heap->freeNonOwner(mh, i, mh->slotAddress(i));
+  for (uint32_t i = 0; i < 10; ++i) heap->freeNonOwner(mh->slotAddress(i), heap->entryFor(mh->slotAddress(i)), i);
   EXPECT_EQ(mh->liveCount(), 10u) << "only the owner folds remote frees while attached";
   EXPECT_EQ(mh->foldRemote(), 10u);
   EXPECT_TRUE(mh->isEmpty());

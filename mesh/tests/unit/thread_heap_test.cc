@@ -24,7 +24,7 @@ void freeAny(GlobalHeap& heap, ThreadHeap& th, void* p) {
   } else {
     uint32_t slot;
     ASSERT_TRUE(mh->slotForOffset(static_cast<char*>(p) - heap.spanStartFor(p, e), &slot));
-    heap.freeNonOwner(mh, slot, p);
+    heap.freeNonOwner(p, e, slot);
   }
 }
 

@@ -1,0 +1,203 @@
+// Meshing: the GlobalHeap operations that merge two spans of one size class onto one set of
+// physical pages. Candidate search is in miniheap/mesh_candidates.h, the write barrier in
+// global/write_barrier.h; this file holds the policy and the mesh operation itself.
+//
+// The mesh of src into dst (both detached, live bitmaps disjoint), under the class lock:
+//   1. barrier on; src's virtual pages read-only (writers fault and wait in the handler)
+//   2. copy src's live objects to the same offsets in dst (dst's slots there are free)
+//   3. map src's virtual pages onto dst's file pages (read-write again); barrier off
+//   4. dst takes src's live bits, then the page map of src's pages points to dst
+//   5. wait until no remote free is between its announcement and its end on src, move src's
+//      remote frees to dst (see GlobalHeap::freeNonOwner for the handshake)
+//   6. punch src's old file pages: that is the memory meshing gives back
+// Any failure before step 3 completes undoes what was done and skips the pair.
+#include <cstring>
+
+#include "common/log.h"
+#include "global/global_heap.h"
+#include "global/write_barrier.h"
+
+namespace mesh {
+
+void GlobalHeap::recordPause(uint64_t ns) {
+  uint64_t prev = meshPauseMaxNs_.load(std::memory_order_relaxed);
+  while (ns > prev && !meshPauseMaxNs_.compare_exchange_weak(prev, ns)) {
+  }
+}
+
+// True while meshing may add mappings: keeps a reserve below vm.max_map_count for the
+// application. Counting /proc/self/maps is expensive, so the count is an estimate (last count
+// plus two per mesh since) that is measured again only when it gets close to the limit.
+bool GlobalHeap::mappingBudgetAllows() {
+  long limit = maxMapCountOverride_.load(std::memory_order_relaxed);
+  if (limit <= 0) limit = os::readLongFile("/proc/sys/vm/max_map_count", 65530);
+  mapLimit_ = limit;
+  long reserve = limit / 8 > 1024 ? limit / 8 : (limit > 2048 ? 1024 : limit / 2);
+  if (mapMeasured_ < 0 || mapMeasured_ + mapAddedSince_ + 2 > limit - reserve) {
+    long count = os::mappingCount();
+    if (count < 0) return false;
+    mapMeasured_ = count;
+    mapAddedSince_ = 0;
+  }
+  return mapMeasured_ + mapAddedSince_ + 2 <= limit - reserve;
+}
+
+bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
+  dst->foldRemote();
+  src->foldRemote();
+  SpanBits a, b;
+  dst->copyLiveBits(a.w);
+  src->copyLiveBits(b.w);
+  if (!bitsDisjoint(a, b) || src->isEmpty() || dst->extraSpanCount() == kMaxExtraSpans) return false;
+  size_t srcPage = src->spanPage(), pages = src->pages();
+
+  barrier::begin();
+  if (!arena_.protectPages(srcPage, pages, false)) {
+    barrier::end();
+    return false;
+  }
+  uint32_t size = src->objectSize();
+  for (int w = 0; w < 4; ++w) {
+    for (uint64_t bits = b.w[w]; bits != 0; bits &= bits - 1) {
+      uint32_t slot = static_cast<uint32_t>(w * 64 + __builtin_ctzll(bits));
+      std::memcpy(dst->slotAddress(slot), src->slotAddress(slot), size);
+    }
+  }
+  if (!arena_.aliasPages(srcPage, dst->spanPage(), pages)) {
+    // Nothing changed for src: its pages still hold its objects. Make them writable again.
+    if (!arena_.protectPages(srcPage, pages, true)) fatal("could not undo a failed mesh");
+    barrier::end();
+    return false;
+  }
+  barrier::end();
+
+  dst->absorbLive(*src);
+  for (size_t i = 0; i < pages; ++i) arena_.setMapEntrySeqCst(srcPage + i, encodeEntry(dst, i));
+  while (src->remoteFreeInFlight()) os::yieldThread();
+  dst->absorbRemote(*src);
+  dst->foldRemote();
+  dst->addExtraSpan(srcPage);
+  arena_.releaseFilePages(srcPage, pages);
+  mapAddedSince_ += 2;
+
+  ClassState& c = classes_[src->sizeClassIndex()];
+  unlinkLocked(c, src);
+  --c.spans;
+  src->alive = false;
+  if (src->markQueued()) recycleMiniHeap(src);  // else the queue drain recycles it
+  relistLocked(dst);
+
+  meshCount_.fetch_add(1, std::memory_order_relaxed);
+  meshedBytesTotal_.fetch_add(pages << os::kPageShift, std::memory_order_relaxed);
+  uint64_t now = meshedPages_.fetch_add(pages, std::memory_order_relaxed) + pages;
+  uint64_t hwm = meshedPagesHwm_.load(std::memory_order_relaxed);
+  while (now > hwm && !meshedPagesHwm_.compare_exchange_weak(hwm, now)) {
+  }
+  return true;
+}
+
+// A meshed span is being released: give each aliased virtual span its own (punched, so zero)
+// file pages back and return it to the arena. A span whose mapping cannot be restored is left
+// out of the arena for good (a virtual leak, never a wrong mapping).
+void GlobalHeap::unmeshExtrasLocked(MiniHeap* mh) {
+  for (uint32_t i = 0; i < mh->extraSpanCount(); ++i) {
+    size_t page = mh->extraSpan(i);
+    setEntries(page, mh->pages(), nullptr);
+    meshedPages_.fetch_sub(mh->pages(), std::memory_order_relaxed);
+    if (arena_.aliasPages(page, page, mh->pages())) arena_.freePages(page, mh->pages(), true);
+  }
+}
+
+size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
+  if (meshingBroken_ || !arena_.memfdBacked() || sizeClass(cls).size >= kMaxMeshedObjectSize) return 0;
+  LockGuard meshGuard(meshLock_);
+  if (!barrier::install(arena_.base(), arena_.pageCount() << os::kPageShift)) {
+    meshingBroken_ = true;
+    return 0;
+  }
+  if (!mappingBudgetAllows()) return 0;
+  ClassState& c = classes_[cls];
+  LockGuard guard(c.lock);
+  uint64_t start = os::monotonicNs();
+  drainLocked(cls);
+  meshCandidates_.clear();
+  for (MiniHeap* list : c.partial) {
+    for (MiniHeap* mh = list; mh != nullptr; mh = mh->next) {
+      if (mh->liveCount() * 100 > mh->objectCount() * meshMaxOccupancyPct_) continue;
+      if (!meshCandidates_.pushBack(mh)) break;
+    }
+  }
+  uint32_t n = static_cast<uint32_t>(meshCandidates_.size());
+  if (n < 2 || !meshBits_.resize(n) || !meshOrder_.resize(n) || !meshUsed_.resize(n) ||
+      !meshPairs_.resize(n / 2)) {
+    return 0;
+  }
+  for (uint32_t i = 0; i < n; ++i) meshCandidates_[i]->copyLiveBits(meshBits_[i].w);
+  size_t limit = maxPairs == 0 ? n / 2 : maxPairs;
+  size_t pairs = findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
+                               meshUsed_.begin(), meshPairs_.begin(), limit);
+  size_t made = 0;
+  for (size_t i = 0; i < pairs; ++i) {
+    MiniHeap* a = meshCandidates_[meshPairs_[i].a];
+    MiniHeap* b = meshCandidates_[meshPairs_[i].b];
+    // The source must be a single span; the destination keeps the span with more objects.
+    if (a->extraSpanCount() > 0 && b->extraSpanCount() > 0) continue;
+    bool aIsDst = a->extraSpanCount() > 0 || (b->extraSpanCount() == 0 && a->liveCount() >= b->liveCount());
+    MiniHeap* dst = aIsDst ? a : b;
+    MiniHeap* src = aIsDst ? b : a;
+    if (mapMeasured_ + mapAddedSince_ + 2 > mapLimit_ - mapLimit_ / 8 && !mappingBudgetAllows()) break;
+    if (meshPairLocked(dst, src)) ++made;
+  }
+  recordPause(os::monotonicNs() - start);
+  return made;
+}
+
+size_t GlobalHeap::meshAll() {
+  constexpr size_t kPairsPerStep = 64;  // bounds how long one class lock is held
+  constexpr int kMaxPasses = 16;        // meshed spans can mesh again, a little fuller each time
+  size_t total = 0;
+  for (int pass = 0; pass < kMaxPasses; ++pass) {
+    size_t made = 0;
+    for (int cls = 0; cls < kNumClasses; ++cls) {
+      for (;;) {
+        size_t step = meshClass(cls, kPairsPerStep);
+        made += step;
+        if (step < kPairsPerStep) break;
+      }
+    }
+    total += made;
+    if (made == 0) break;
+  }
+  return total;
+}
+
+size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
+  if (periodNs == 0 || meshingBroken_ || !arena_.memfdBacked()) return 0;
+  uint64_t now = os::monotonicNs();
+  uint64_t last = lastMeshNs_.load(std::memory_order_relaxed);
+  if (now - last < periodNs || !lastMeshNs_.compare_exchange_strong(last, now)) return 0;
+  int cls;
+  {
+    LockGuard guard(meshLock_);
+    cls = nextMeshClass_;
+    do {
+      nextMeshClass_ = (nextMeshClass_ + 1) % kNumClasses;
+    } while (sizeClass(nextMeshClass_).size >= kMaxMeshedObjectSize);
+  }
+  return meshClass(cls, 64);
+}
+
+// In a fork child, after the arena was mapped anew from a private copy of the memfd: map every
+// meshed virtual span onto its destination's pages again. Every lock is held (lockAll).
+bool GlobalHeap::remapAliasesInChild() {
+  size_t bound = arena_.usedPageBoundLocked();
+  for (size_t page = 0; page < bound; ++page) {
+    uintptr_t e = arena_.mapEntry(page);
+    MiniHeap* mh = entryMiniHeap(e);
+    if (mh == nullptr || mh->isLarge() || entryPageInSpan(e) != 0 || mh->spanPage() == page) continue;
+    if (!arena_.aliasPages(page, mh->spanPage(), mh->pages())) return false;
+  }
+  return true;
+}
+
+}  // namespace mesh

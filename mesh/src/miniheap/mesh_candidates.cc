@@ -1,0 +1,36 @@
+#include "miniheap/mesh_candidates.h"
+
+namespace mesh {
+
+size_t findMeshPairs(const SpanBits* bits, uint32_t n, Rng& rng, uint32_t probes, uint32_t* order,
+                     bool* used, MeshPair* out, size_t maxPairs) {
+  if (n < 2 || maxPairs == 0) return 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    order[i] = i;
+    used[i] = false;
+  }
+  for (uint32_t i = n - 1; i > 0; --i) {  // Fisher-Yates
+    uint32_t j = rng.below(i + 1);
+    uint32_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  uint32_t half = n / 2;
+  const uint32_t* left = order;
+  const uint32_t* right = order + half;
+  uint32_t rightCount = n - half;
+  uint32_t limit = probes < rightCount ? probes : rightCount;
+  size_t pairs = 0;
+  for (uint32_t i = 0; i < half && pairs < maxPairs; ++i) {
+    for (uint32_t k = 0; k < limit; ++k) {
+      uint32_t j = right[(i + k) % rightCount];
+      if (used[j] || !bitsDisjoint(bits[left[i]], bits[j])) continue;
+      used[j] = used[left[i]] = true;
+      out[pairs++] = MeshPair{left[i], j};
+      break;
+    }
+  }
+  return pairs;
+}
+
+}  // namespace mesh
