@@ -74,9 +74,11 @@ void onSegv(int sig, siginfo_t* info, void* ctx) {
 }  // namespace
 
 bool install(const void* arenaBase, size_t arenaBytes) {
-  if (g_installed.load(std::memory_order_acquire)) return true;
+  // The range is that of the arena meshing now (the process heap; in unit tests, the heap
+  // instance under test).
   g_base.store(reinterpret_cast<uintptr_t>(arenaBase), std::memory_order_relaxed);
   g_bytes.store(arenaBytes, std::memory_order_relaxed);
+  if (g_installed.load(std::memory_order_acquire)) return true;
   struct sigaction act, old;
   std::memset(&act, 0, sizeof act);
   act.sa_sigaction = onSegv;
