@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <set>
 #include <cstdint>
 #include <cstring>
@@ -160,15 +162,18 @@ TEST(Meshing, G29_WriterThreadsLoseNoIncrementDuringCompactionLoops) {
 }
 
 TEST(Meshing, E22_KernelWritesDuringMeshingNeverFailWithEfault) {
-  Fragmented f(100000, 5);
   int fds[2];
   ASSERT_EQ(pipe2(fds, O_NONBLOCK), 0);  // neither thread may block when the other stops
   std::atomic<bool> stop{false};
   std::atomic<long> efaults{0}, reads{0};
+  // The reader reads into the objects of the heap being meshed right now.
+  std::atomic<std::vector<unsigned char*>*> targets{nullptr};
   std::thread reader([&] {
     size_t i = 0;
     while (!stop.load(std::memory_order_relaxed)) {
-      unsigned char* buf = f.live[i++ % f.live.size()];
+      std::vector<unsigned char*>* t = targets.load(std::memory_order_acquire);
+      if (t == nullptr || t->empty()) continue;
+      unsigned char* buf = (*t)[(i += 7) % t->size()];
       ssize_t r = read(fds[0], buf, 8);
       if (r < 0 && errno == EFAULT) efaults++;
       if (r == 8) reads++;
@@ -181,9 +186,11 @@ TEST(Meshing, E22_KernelWritesDuringMeshingNeverFailWithEfault) {
     }
   });
   size_t meshes = 0;
-  for (int i = 0; i < 10; ++i) {
+  std::vector<std::unique_ptr<Fragmented>> rounds;  // freed only after the reader stopped
+  for (int round = 0; round < 40; ++round) {
+    rounds.push_back(std::make_unique<Fragmented>(40000, 100 + round));
+    targets.store(&rounds.back()->live, std::memory_order_release);
     meshes += mesh_compact();
-    Fragmented more(20000, 100 + i);
   }
   stop = true;
   feeder.join();
