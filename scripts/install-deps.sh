@@ -23,7 +23,7 @@ for arg in "$@"; do
 done
 
 PACKAGES=(
-  cmake make g++ clang libclang-rt-14-dev
+  cmake make g++ clang libclang-rt-14-dev pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   python3 python3-pytest python3-matplotlib
   libjemalloc2 libgoogle-perftools4 libmimalloc2.0

@@ -69,10 +69,11 @@ void freeSlow(void* p) {
   Runtime& rt = runtime();
   if (bootstrap().contains(p)) return;  // bootstrap blocks are never reused
   uintptr_t entry = rt.heap.entryFor(p);
-  if (entry == kTombstoneEntry) fatalPointer("double free of", p);
-  MiniHeap* mh = entryMiniHeap(entry);
-  if (mh == nullptr) fatalPointer("invalid free of", p);
+  // Pinned: a concurrent mesh can neither move nor recycle the miniheap while we read it.
+  MiniHeap* mh = rt.heap.pin(p, &entry);
+  if (mh == nullptr) fatalPointer(entry == kTombstoneEntry ? "double free of" : "invalid free of", p);
   if (mh->isLarge()) {
+    rt.heap.unpin(mh);
     if (lockedSection()) return;  // nested in our locked code: leak rather than deadlock
     DepthGuard depth;
     size_t bytes = mh->pages() << os::kPageShift;
@@ -82,22 +83,33 @@ void freeSlow(void* p) {
   }
   uint32_t slot;
   size_t offset = static_cast<size_t>(static_cast<char*>(p) - rt.heap.spanStartFor(p, entry));
-  if (!mh->slotForOffset(offset, &slot)) fatalPointer("invalid free of", p);
+  if (!mh->slotForOffset(offset, &slot)) {
+    rt.heap.unpin(mh);
+    fatalPointer("invalid free of", p);
+  }
   ThreadHeap* th = t_heap;
   if (th != nullptr && t_busy == 0) {
     FastPathMark mark;
-    if (mh->owner() == th) {
+    if (mh->owner() == th) {  // attached to us: only we can detach it, so unpinning is safe
+      rt.heap.unpin(mh);
       th->freeOwned(mh, offset, p);
       return;
     }
   }
   // Nested (signal handler) frees of our own span's objects take the remote path too: the
   // remote bitmap is safe to use from anywhere, and the owner folds it in later.
-  DepthGuard depth;  // freeNonOwner may drain a queue under the class lock
-  rt.heap.freeNonOwner(p, entry, slot);
+  int cls = mh->sizeClassIndex();
+  DepthGuard depth;  // a queue drain may take the class lock
+  rt.heap.freeNonOwnerPinned(mh, slot, p);
   maybeMeshFromFreePath();
-  if (th != nullptr) th->countRemoteFree(mh->sizeClassIndex());
-  else countWithoutThreadHeap(false, mh->objectSize());
+  if (th != nullptr) th->countRemoteFree(cls);
+  else countWithoutThreadHeap(false, sizeClass(cls).size);
+}
+
+[[noreturn]] static void badPointer(const char* caller, const char* what, const void* p) {
+  LineBuffer line;
+  line.add("mesh: ").add(caller).add(what).addPtr(p).add('\n').writeTo(2);
+  os::abortProcess();
 }
 
 size_t usableSize(void* p, const char* caller) {
@@ -105,37 +117,39 @@ size_t usableSize(void* p, const char* caller) {
   if (bootstrap().contains(p)) return bootstrap().usableSize(p);
   GlobalHeap& heap = runtime().heap;
   uintptr_t entry = heap.entryFor(p);
-  MiniHeap* mh = entryMiniHeap(entry);
+  MiniHeap* mh = heap.pin(p, &entry);
   if (mh == nullptr) {
-    LineBuffer line;
-    line.add("mesh: ").add(caller).add(entry == kTombstoneEntry ? " of freed pointer " : " of invalid pointer ");
-    line.addPtr(p).add('\n').writeTo(2);
-    os::abortProcess();
+    badPointer(caller, entry == kTombstoneEntry ? " of freed pointer " : " of invalid pointer ", p);
   }
+  size_t size;
+  const char* problem = nullptr;
   if (mh->isLarge()) {
-    if (p != mh->spanStart()) fatalPointer("invalid pointer (interior of a block) passed to", p);
-    return mh->pages() << os::kPageShift;
+    size = mh->pages() << os::kPageShift;
+    if (p != mh->spanStart()) problem = " of a pointer into a block ";
+  } else {
+    uint32_t slot;
+    size = mh->objectSize();
+    if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot)) {
+      problem = " of a pointer into a block ";
+    } else if (!mh->isLive(slot)) {
+      problem = " of freed pointer ";
+    }
   }
-  uint32_t slot;
-  if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot))
-    fatalPointer("invalid pointer (interior of a block) passed to", p);
-  if (!heap.isLiveSmall(p, entry, slot)) {
-    LineBuffer line;
-    line.add("mesh: ").add(caller).add(" of freed pointer ").addPtr(p).add('\n').writeTo(2);
-    os::abortProcess();
-  }
-  return mh->objectSize();
+  heap.unpin(mh);
+  if (problem != nullptr) badPointer(caller, problem, p);
+  return size;
 }
 
 void* reallocate(void* p, size_t n) {
   size_t old = usableSize(p, "realloc");
   GlobalHeap& heap = runtime().heap;
   if (n <= old && !bootstrap().contains(p)) {
-    MiniHeap* mh = entryMiniHeap(heap.entryFor(p));
-    if (!mh->isLarge()) {
-      // Same class (or shrinking by less than half): keep the block.
-      if (n > kMaxSmallSize || classForSize(n) == mh->sizeClassIndex() || n >= old / 2) return p;
+    if (old <= kMaxSmallSize) {
+      // Same class (or shrinking by less than half): keep the block. (The usable size of a
+      // small block is its class size, so no miniheap needs to be read here.)
+      if (classForSize(n) == classForSize(old) || n >= old / 2) return p;
     } else if (n > kMaxSmallSize) {
+      MiniHeap* mh = entryMiniHeap(heap.entryFor(p));  // large blocks are never meshed
       size_t pages = (n + os::kPageSize - 1) >> os::kPageShift;
       size_t before = mh->pages();
       if (pages < before && !lockedSection()) {

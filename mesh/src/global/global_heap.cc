@@ -153,21 +153,30 @@ void GlobalHeap::detach(MiniHeap* mh) {
   relistLocked(mh);
 }
 
-void GlobalHeap::freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot) {
+MiniHeap* GlobalHeap::pin(const void* ptr, uintptr_t* entry) {
   size_t page = arena_.pageOf(ptr);
-  MiniHeap* mh;
-  // Announce the free on the miniheap, then check that the page still belongs to it: a mesher
-  // that moved the page to another miniheap either sees our announcement (and waits for us) or
-  // we see its new page-map entry (and retry there). Slot and offsets survive a mesh.
+  // Announce, then check that the page still belongs to the miniheap: a mesher that moves the
+  // page to another miniheap stores the new entry and then waits for announcements to end, so
+  // either it sees ours (and waits) or we see its new entry (and retry there). Slot numbers and
+  // offsets are the same in both miniheaps.
   for (;;) {
-    mh = entryMiniHeap(entry);
-    if (mh == nullptr) fatalPointer("double free of", ptr);
+    MiniHeap* mh = entryMiniHeap(*entry);
+    if (mh == nullptr) return nullptr;
     mh->beginRemoteFree();
     uintptr_t now = arena_.mapEntrySeqCst(page);
-    if (now == entry) break;
+    if (now == *entry) return mh;
     mh->endRemoteFree();
-    entry = now;
+    *entry = now;
   }
+}
+
+void GlobalHeap::freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot) {
+  MiniHeap* mh = pin(ptr, &entry);
+  if (mh == nullptr) fatalPointer("double free of", ptr);
+  freeNonOwnerPinned(mh, slot, ptr);
+}
+
+void GlobalHeap::freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr) {
   int cls = mh->sizeClassIndex();
   ClassState& c = classes_[cls];
   mh->freeRemote(slot, ptr);
@@ -179,7 +188,7 @@ void GlobalHeap::freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot) {
     } while (!c.queue.compare_exchange_weak(head, mh, std::memory_order_release,
                                             std::memory_order_relaxed));
   }
-  mh->endRemoteFree();
+  unpin(mh);
   if (queue && c.queued.fetch_add(1, std::memory_order_relaxed) + 1 >= kDrainThreshold &&
       c.lock.tryLock()) {
     drainLocked(cls);
@@ -188,20 +197,11 @@ void GlobalHeap::freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot) {
 }
 
 bool GlobalHeap::isLiveSmall(const void* ptr, uintptr_t entry, uint32_t slot) {
-  size_t page = arena_.pageOf(ptr);
-  for (;;) {
-    MiniHeap* mh = entryMiniHeap(entry);
-    if (mh == nullptr) return false;
-    mh->beginRemoteFree();
-    uintptr_t now = arena_.mapEntrySeqCst(page);
-    if (now == entry) {
-      bool live = mh->isLive(slot);
-      mh->endRemoteFree();
-      return live;
-    }
-    mh->endRemoteFree();
-    entry = now;
-  }
+  MiniHeap* mh = pin(ptr, &entry);
+  if (mh == nullptr) return false;
+  bool live = mh->isLive(slot);
+  unpin(mh);
+  return live;
 }
 
 void* GlobalHeap::takeSlotLocked(MiniHeap* mh) {

@@ -80,8 +80,16 @@ class GlobalHeap {
   MiniHeap* attach(int cls, void* owner);
   // The owner gives the span back.
   void detach(MiniHeap* mh);
-  // Free of a small object by anyone but the span's owner. Lock-free except an occasional drain.
-  // entry is ptr's page-map entry as the caller read it; slot its slot index.
+  // Returns ptr's miniheap "pinned": announced as in use by a remote free, so that a mesh
+  // cannot move the page to another miniheap and nothing recycles it until unpin(). *entry is
+  // the caller's reading of ptr's page-map entry and is updated to the stable one. nullptr (and
+  // no pin) when the page has no miniheap: *entry then is 0 or kTombstoneEntry.
+  MiniHeap* pin(const void* ptr, uintptr_t* entry);
+  void unpin(MiniHeap* mh) { mh->endRemoteFree(); }
+  // Free of a small object by anyone but the span's owner, mh pinned by the caller (this
+  // unpins it). Lock-free except an occasional queue drain.
+  void freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr);
+  // The same, pinning first (entry as for pin()).
   void freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot);
   // Whether the small object at slot of ptr's span is live (stable against a concurrent mesh).
   bool isLiveSmall(const void* ptr, uintptr_t entry, uint32_t slot);
