@@ -103,9 +103,20 @@ void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
 
 size_t Arena::allocPages(size_t pages, size_t alignPages, bool* zeroed) {
   if (pages == 0 || pages > pageCount_) return kNoPage;
+  LockGuard guard(lock_);
+  return allocPagesLocked(pages, alignPages, zeroed);
+}
+
+size_t Arena::tryAllocPages(size_t pages, bool* zeroed) {
+  if (pages == 0 || pages > pageCount_ || !lock_.tryLock()) return kNoPage;
+  size_t page = allocPagesLocked(pages, 1, zeroed);
+  lock_.unlock();
+  return page;
+}
+
+size_t Arena::allocPagesLocked(size_t pages, size_t alignPages, bool* zeroed) {
   size_t want = pages + (alignPages > 1 ? alignPages - 1 : 0);
   if (want < pages) return kNoPage;
-  LockGuard guard(lock_);
   bool dirty = false;
   size_t page = takeExtentLocked(want, &dirty);
   if (page == kNoPage) page = takeBumpLocked(want, &dirty);

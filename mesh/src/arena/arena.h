@@ -53,6 +53,8 @@ class Arena {
   // power of two). Returns the first page index, or kNoPage when the arena is full (errno is
   // not set here). *zeroed tells whether every page is known to read as zero.
   size_t allocPages(size_t pages, size_t alignPages, bool* zeroed);
+  // The same, but gives up (kNoPage) instead of waiting when the arena lock is busy.
+  size_t tryAllocPages(size_t pages, bool* zeroed);
   // Gives pages back. release=true returns the memory to the OS at once.
   void freePages(size_t page, size_t pages, bool release);
   // Returns every dirty page to the OS; returns the bytes released.
@@ -113,6 +115,7 @@ class Arena {
 
   size_t takeExtentLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
   size_t takeBumpLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
+  size_t allocPagesLocked(size_t pages, size_t alignPages, bool* zeroed) MESH_REQUIRES(lock_);
   void putExtentLocked(size_t page, size_t pages, bool dirty) MESH_REQUIRES(lock_);
   bool releaseRangeLocked(size_t page, size_t pages) MESH_REQUIRES(lock_);
   void releaseAllDirtyLocked() MESH_REQUIRES(lock_);

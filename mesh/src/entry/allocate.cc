@@ -69,13 +69,17 @@ void freeSlow(void* p) {
   Runtime& rt = runtime();
   if (bootstrap().contains(p)) return;  // bootstrap blocks are never reused
   uintptr_t entry = rt.heap.entryFor(p);
-  // Pinned: a concurrent mesh can neither move nor recycle the miniheap while we read it.
+  bool nested = lockedSection();   // a signal handler interrupted our locked code
+  bool cacheUsable = t_busy == 0;  // ... or the cache fast path
+  // Pinned: a concurrent mesh can neither move nor recycle the miniheap while we read it. A
+  // mesher holding a class lock may wait for our pin, so a handler interrupting us from here on
+  // must not wait for locks: the DepthGuard tells it.
+  DepthGuard depth;
   MiniHeap* mh = rt.heap.pin(p, &entry);
   if (mh == nullptr) fatalPointer(entry == kTombstoneEntry ? "double free of" : "invalid free of", p);
   if (mh->isLarge()) {
     rt.heap.unpin(mh);
-    if (lockedSection()) return;  // nested in our locked code: leak rather than deadlock
-    DepthGuard depth;
+    if (nested) return;  // nested in our locked code: leak rather than deadlock
     size_t bytes = mh->pages() << os::kPageShift;
     rt.heap.freeLarge(mh, p);
     countWithoutThreadHeap(false, bytes);
@@ -88,18 +92,20 @@ void freeSlow(void* p) {
     fatalPointer("invalid free of", p);
   }
   ThreadHeap* th = t_heap;
-  if (th != nullptr && t_busy == 0) {
-    FastPathMark mark;
-    if (mh->owner() == th) {  // attached to us: only we can detach it, so unpinning is safe
-      rt.heap.unpin(mh);
-      th->freeOwned(mh, offset, p);
-      return;
-    }
+  if (th != nullptr && cacheUsable && mh->owner() == th) {
+    // Attached to us: only we can detach it, so unpinning is safe. Bit 0 of t_busy marks the
+    // cache update for handlers, as FastPathMark does on the fast path.
+    rt.heap.unpin(mh);
+    t_busy |= 1;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    th->freeOwned(mh, offset, p);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t_busy &= ~1u;
+    return;
   }
   // Nested (signal handler) frees of our own span's objects take the remote path too: the
   // remote bitmap is safe to use from anywhere, and the owner folds it in later.
   int cls = mh->sizeClassIndex();
-  DepthGuard depth;  // a queue drain may take the class lock
   rt.heap.freeNonOwnerPinned(mh, slot, p);
   maybeMeshFromFreePath();
   if (th != nullptr) th->countRemoteFree(cls);
@@ -117,6 +123,7 @@ size_t usableSize(void* p, const char* caller) {
   if (bootstrap().contains(p)) return bootstrap().usableSize(p);
   GlobalHeap& heap = runtime().heap;
   uintptr_t entry = heap.entryFor(p);
+  DepthGuard depth;  // pinned below (see freeSlow)
   MiniHeap* mh = heap.pin(p, &entry);
   if (mh == nullptr) {
     badPointer(caller, entry == kTombstoneEntry ? " of freed pointer " : " of invalid pointer ", p);

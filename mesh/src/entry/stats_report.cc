@@ -12,11 +12,11 @@ void collectStats(mesh_stats* out) {
   std::memset(out, 0, sizeof *out);
   if (!ensureInitialized()) return;
   Runtime& rt = runtime();
+  DepthGuard depth;  // takes allocator locks: a nested signal handler must not wait for them
   int64_t bytes = rt.retired.bytes.load(std::memory_order_relaxed);
   out->allocs = rt.retired.allocs.load(std::memory_order_relaxed);
   out->frees = rt.retired.frees.load(std::memory_order_relaxed);
   {
-    DepthGuard depth;
     LockGuard guard(rt.registryLock);
     for (ThreadHeap* th = rt.threads; th != nullptr; th = th->registryNext) {
       ThreadHeap::Totals t = th->totals();

@@ -17,9 +17,13 @@ bool GlobalHeap::init(const HeapConfig& config) {
 
 // --- miniheap objects ------------------------------------------------------------------------
 
-MiniHeap* GlobalHeap::newMiniHeap() {
+MiniHeap* GlobalHeap::newMiniHeap(bool nonBlocking) {
   void* mem;
-  {
+  if (nonBlocking) {
+    if (!metaLock_.tryLock()) return nullptr;
+    mem = miniheaps_.allocate();
+    metaLock_.unlock();
+  } else {
     LockGuard guard(metaLock_);
     mem = miniheaps_.allocate();
   }
@@ -47,14 +51,14 @@ void GlobalHeap::setEntries(size_t page, size_t pages, MiniHeap* mh) {
 
 // --- spans -----------------------------------------------------------------------------------
 
-MiniHeap* GlobalHeap::newSpanLocked(int cls) {
+MiniHeap* GlobalHeap::newSpanLocked(int cls, bool nonBlocking) {
   const SizeClass& sc = sizeClass(cls);
   bool zeroed;
-  size_t page = arena_.allocPages(sc.pages, 1, &zeroed);
+  size_t page = nonBlocking ? arena_.tryAllocPages(sc.pages, &zeroed) : arena_.allocPages(sc.pages, 1, &zeroed);
   if (page == kNoPage) return nullptr;
-  MiniHeap* mh = newMiniHeap();
+  MiniHeap* mh = newMiniHeap(nonBlocking);
   if (mh == nullptr) {
-    arena_.freePages(page, sc.pages, false);
+    if (!nonBlocking) arena_.freePages(page, sc.pages, false);  // else: leaked, never blocks
     return nullptr;
   }
   new (mh) MiniHeap(cls, page, arena_.pageAddress(page));
@@ -236,6 +240,10 @@ void* GlobalHeap::allocUnattachedNested(int cls) {
   void* p = nullptr;
   for (int bin = kBins - 1; bin >= 0 && p == nullptr; --bin) {
     if (c.partial[bin] != nullptr) p = takeSlotLocked(c.partial[bin]);
+  }
+  if (p == nullptr) {
+    MiniHeap* mh = newSpanLocked(cls, true);
+    if (mh != nullptr) p = takeSlotLocked(mh);
   }
   c.lock.unlock();
   return p;

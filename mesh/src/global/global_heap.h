@@ -140,14 +140,14 @@ class GlobalHeap {
     std::atomic<uint32_t> queued{0};
   };
 
-  MiniHeap* newSpanLocked(int cls) MESH_REQUIRES(classes_[cls].lock);
+  MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);
   void* takeSlotLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void drainLocked(int cls) MESH_REQUIRES(classes_[cls].lock);
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
   void relistLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void unlinkLocked(ClassState& c, MiniHeap* mh);
   void releaseSpanLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
-  MiniHeap* newMiniHeap();
+  MiniHeap* newMiniHeap(bool nonBlocking = false);
   void recycleMiniHeap(MiniHeap* mh);
   void setEntries(size_t page, size_t pages, MiniHeap* mh);
   bool meshPairLocked(MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(classes_[src->sizeClassIndex()].lock);
