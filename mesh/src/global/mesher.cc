@@ -120,9 +120,12 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
   LockGuard guard(c.lock);
   uint64_t start = os::monotonicNs();
   drainLocked(cls);
+  // At most kMaxCandidates spans per step keep the search (and so the pause) bounded; emptier
+  // spans come first (lower bins), which is where meshing frees the most.
+  constexpr size_t kMaxCandidates = 2048;
   meshCandidates_.clear();
   for (MiniHeap* list : c.partial) {
-    for (MiniHeap* mh = list; mh != nullptr; mh = mh->next) {
+    for (MiniHeap* mh = list; mh != nullptr && meshCandidates_.size() < kMaxCandidates; mh = mh->next) {
       if (mh->liveCount() * 100 > mh->objectCount() * meshMaxOccupancyPct_) continue;
       if (!meshCandidates_.pushBack(mh)) break;
     }
@@ -153,7 +156,7 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
 }
 
 size_t GlobalHeap::meshAll() {
-  constexpr size_t kPairsPerStep = 64;  // bounds how long one class lock is held
+  constexpr size_t kPairsPerStep = 16;  // bounds how long one class lock is held
   constexpr int kMaxPasses = 16;        // meshed spans can mesh again, a little fuller each time
   size_t total = 0;
   for (int pass = 0; pass < kMaxPasses; ++pass) {
@@ -184,7 +187,7 @@ size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
       nextMeshClass_ = (nextMeshClass_ + 1) % kNumClasses;
     } while (sizeClass(nextMeshClass_).size >= kMaxMeshedObjectSize);
   }
-  return meshClass(cls, 64);
+  return meshClass(cls, 16);
 }
 
 // In a fork child, after the arena was mapped anew from a private copy of the memfd: map every
