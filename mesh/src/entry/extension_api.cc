@@ -37,6 +37,10 @@ int mesh_get_option(const char* name, long* value) {
 
 size_t mesh_compact(void) {
   if (!ensureInitialized() || t_busy != 0) return 0;
+  if (runtime().options.get(Opt::period_ms) == 0) {  // MESH_PERIOD_MS=0: meshing is off
+    releaseFreeMemoryForApi();
+    return 0;
+  }
   size_t meshes;
   {
     DepthGuard depth;

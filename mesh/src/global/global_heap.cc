@@ -324,6 +324,7 @@ ClassStats GlobalHeap::classStats(int cls) {
   LockGuard guard(c.lock);
   ClassStats s{};
   s.spans = c.spans;
+  s.meshes = c.meshes;
   for (MiniHeap* list : c.partial) {
     for (MiniHeap* mh = list; mh != nullptr; mh = mh->next) {
       ++s.partialSpans;

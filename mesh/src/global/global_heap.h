@@ -36,6 +36,7 @@ struct ClassStats {
   uint64_t partialSpans;  // detached spans neither full nor empty
   uint64_t liveObjects;   // objects in detached spans (attached spans are counted by threads)
   uint64_t capacity;      // slots in detached spans
+  uint64_t meshes;        // meshes made in this class since start
 };
 
 struct HeapStats {
@@ -136,6 +137,7 @@ class GlobalHeap {
     Mutex lock;
     MiniHeap* partial[kBins] MESH_GUARDED_BY(lock) = {};
     uint64_t spans MESH_GUARDED_BY(lock) = 0;
+    uint64_t meshes MESH_GUARDED_BY(lock) = 0;
     std::atomic<MiniHeap*> queue{nullptr};
     std::atomic<uint32_t> queued{0};
   };

@@ -83,6 +83,7 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   ClassState& c = classes_[src->sizeClassIndex()];
   unlinkLocked(c, src);
   --c.spans;
+  ++c.meshes;
   src->alive = false;
   if (src->markQueued()) recycleMiniHeap(src);  // else the queue drain recycles it
   relistLocked(dst);
