@@ -108,7 +108,7 @@ size_t Arena::allocPages(size_t pages, size_t alignPages, bool* zeroed) {
 }
 
 size_t Arena::tryAllocPages(size_t pages, bool* zeroed) {
-  if (pages == 0 || pages > pageCount_ || !lock_.tryLock()) return kNoPage;
+  if (pages == 0 || pages > pageCount_ || !lock_.tryLockBounded()) return kNoPage;
   size_t page = allocPagesLocked(pages, 1, zeroed);
   lock_.unlock();
   return page;

@@ -45,6 +45,17 @@ class MESH_CAPABILITY("mutex") Mutex {
       os::futexWakeAll(reinterpret_cast<const int*>(&state_));
     }
   }
+  // For code that must never block (a signal handler nested in the allocator): another thread
+  // holding the lock lets go within microseconds, the interrupted thread itself never will, so
+  // try a bounded number of times and then give up.
+  bool tryLockBounded() MESH_TRY_ACQUIRE(true) {
+    for (int tries = 1; !tryLock(); ++tries) {
+      if (tries == 256) return false;
+      if (tries % 64 == 0) os::yieldSignalSafe();
+      __builtin_ia32_pause();
+    }
+    return true;
+  }
   // Only in a fork child, where the thread that held the lock no longer exists.
   void resetAfterFork() { state_.store(0, std::memory_order_relaxed); }
 

@@ -17,8 +17,11 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
     // never wait for a lock.
     void* p = nullptr;
     if (lockedSection() && n <= kMaxSmallSize && align <= 16 && runtime().initState.load() == 2) {
-      p = runtime().heap.allocUnattachedNested(classForSize(n));
-      if (p != nullptr) countWithoutThreadHeap(true, sizeClass(classForSize(n)).size);
+      // The interrupted code may hold one class's lock: a larger class serves as well.
+      for (int cls = classForSize(n); cls < kNumClasses && p == nullptr; ++cls) {
+        p = runtime().heap.allocUnattachedNested(cls);
+        if (p != nullptr) countWithoutThreadHeap(true, sizeClass(cls).size);
+      }
     }
     if (p == nullptr) p = bootstrap().alloc(n, align);
     if (p == nullptr) errno = ENOMEM;
@@ -67,7 +70,10 @@ void* mallocSlow(size_t n) {
 void freeSlow(void* p) {
   if (p == nullptr) return;
   Runtime& rt = runtime();
-  if (bootstrap().contains(p)) return;  // bootstrap blocks are never reused
+  if (bootstrap().contains(p)) {
+    bootstrap().release(p);
+    return;
+  }
   uintptr_t entry = rt.heap.entryFor(p);
   bool nested = lockedSection();   // a signal handler interrupted our locked code
   bool cacheUsable = t_busy == 0;  // ... or the cache fast path

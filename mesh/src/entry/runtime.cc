@@ -25,6 +25,16 @@ void* BootstrapBuffer::alloc(size_t n, size_t align) {
   if (align < 16) align = 16;
   if (n > kBytes || align > 4096) return nullptr;
   size_t need = (n + 15) / 16 * 16;
+  if (n <= kMaxSmallSize && align == 16) {
+    int cls = classForSize(n);
+    need = sizeClass(cls).size;
+    if (freeLockTry()) {
+      void* p = freeLists_[cls];
+      if (p != nullptr) freeLists_[cls] = *static_cast<void**>(p);
+      freeLock_.unlock();
+      if (p != nullptr) return p;
+    }
+  }
   size_t old = used_.load(std::memory_order_relaxed);
   for (;;) {
     size_t start = (old + 16 + align - 1) & ~(align - 1);  // 16 bytes for the size header
@@ -34,6 +44,18 @@ void* BootstrapBuffer::alloc(size_t n, size_t align) {
       return buf_ + start;
     }
   }
+}
+
+bool BootstrapBuffer::freeLockTry() { return freeLock_.tryLockBounded(); }
+
+void BootstrapBuffer::release(void* p) {
+  size_t size = usableSize(p);
+  if (size > kMaxSmallSize) return;  // kept: large bootstrap blocks are rare
+  int cls = classForSize(size);
+  if (sizeClass(cls).size != size || !freeLockTry()) return;  // leaked rather than blocking
+  *static_cast<void**>(p) = freeLists_[cls];
+  freeLists_[cls] = p;
+  freeLock_.unlock();
 }
 
 size_t BootstrapBuffer::usableSize(const void* p) const {

@@ -18,22 +18,31 @@
 
 namespace mesh {
 
-// A lock-free bump allocator over static memory for the rare calls we cannot route through the
-// heap: allocations while the heap is being initialised (dlsym, pthread_atfork may calloc) and
-// allocations nested inside our own locked sections (a signal handler interrupting us). Its
-// blocks are never reused; free() of one is a no-op.
+// A bump allocator over static memory for the calls we cannot route through the heap:
+// allocations while the heap is being initialised (dlsym, pthread_atfork may calloc) and
+// allocations nested inside our own locked sections (a signal handler interrupting us). Blocks
+// of small sizes are rounded to a size class and reused through per-class free lists; their
+// lock is only ever tried (bounded), never waited for, so a handler cannot deadlock on it.
 class BootstrapBuffer {
  public:
   void* alloc(size_t n, size_t align);
+  void release(void* p);
   bool contains(const void* p) const {
     return static_cast<size_t>(static_cast<const char*>(p) - buf_) < kBytes;
   }
   size_t usableSize(const void* p) const;
 
  private:
-  static constexpr size_t kBytes = size_t{4} << 20;
+  bool freeLockTry() MESH_TRY_ACQUIRE(true, freeLock_);
+
+ public:
+
+ private:
+  static constexpr size_t kBytes = size_t{16} << 20;
   alignas(4096) char buf_[kBytes];
   std::atomic<size_t> used_;
+  Mutex freeLock_;
+  void* freeLists_[kNumClasses];  // zero-initialised static storage
 };
 
 struct RetiredCounters {

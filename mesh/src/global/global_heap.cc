@@ -20,7 +20,7 @@ bool GlobalHeap::init(const HeapConfig& config) {
 MiniHeap* GlobalHeap::newMiniHeap(bool nonBlocking) {
   void* mem;
   if (nonBlocking) {
-    if (!metaLock_.tryLock()) return nullptr;
+    if (!metaLock_.tryLockBounded()) return nullptr;
     mem = miniheaps_.allocate();
     metaLock_.unlock();
   } else {
@@ -236,7 +236,7 @@ void* GlobalHeap::allocUnattached(int cls) {
 
 void* GlobalHeap::allocUnattachedNested(int cls) {
   ClassState& c = classes_[cls];
-  if (!c.lock.tryLock()) return nullptr;
+  if (!c.lock.tryLockBounded()) return nullptr;
   void* p = nullptr;
   for (int bin = kBins - 1; bin >= 0 && p == nullptr; --bin) {
     if (c.partial[bin] != nullptr) p = takeSlotLocked(c.partial[bin]);
