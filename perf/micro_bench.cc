@@ -381,6 +381,7 @@ int main(int argc, char** argv) {
     } else {
       if (std::strcmp(argv[i], "--help") == 0) {
         std::printf(
+            "usage: micro-bench [--expect-malloc-from=LIB] [google-benchmark flags]\n"
             "micro-bench: allocator micro-benchmarks; run under LD_PRELOAD=<allocator.so>.\n"
             "  --expect-malloc-from=LIB  fail (exit 3) unless malloc comes from LIB\n\n");
       }
@@ -400,7 +401,11 @@ int main(int argc, char** argv) {
 
   RegisterAll();
   benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    std::fprintf(stderr, "usage: micro-bench [--expect-malloc-from=LIB] [google-benchmark flags] "
+                         "(--help lists them)\n");
+    return 2;
+  }
   benchmark::AddCustomContext("malloc_from", origin.empty() ? "?" : RealPath(origin));
   const char* preload = std::getenv("LD_PRELOAD");
   benchmark::AddCustomContext("ld_preload", preload ? preload : "");

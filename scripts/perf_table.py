@@ -4,6 +4,11 @@
 usage:
   perf_table.py --manifest FILE [--ratio NUM/DEN]... [--json OUT] [--format text|markdown]
   perf_table.py ALLOCATOR=FILE.json ... [options]
+  perf_table.py --result REF [--compare REF] [--results-dir DIR] [--format text|markdown]
+
+--result prints the table of a perf-matrix result (written by scripts/run-perf.sh --record or
+--json): a file, or a commit-hash / file-name prefix found in results/, or 'latest'. With
+--compare it also prints libmesh's change against a second result (see perflib/compare.py).
 
 With a manifest (written by scripts/run-perf.sh, see scripts/perflib/manifest.py) the runs,
 skipped allocators and failures come from it. Positional ALLOCATOR=FILE arguments add runs by
@@ -22,7 +27,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from perflib import manifest as manifest_mod  # noqa: E402
-from perflib import report, stats  # noqa: E402
+from perflib import compare, mtable, report, stats, store  # noqa: E402
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 
 
 DEFAULT_RATIOS = ("libmesh/jemalloc", "libmesh/mimalloc")
@@ -42,11 +49,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="OUT", help="write every raw figure and the summary here")
     p.add_argument("--format", choices=("text", "markdown"), default="text")
+    p.add_argument("--result", metavar="REF", help="print a stored perf-matrix result")
+    p.add_argument("--compare", metavar="REF", help="with --result: change against REF")
+    p.add_argument("--results-dir", default=RESULTS_DIR,
+                   help="where --result and --compare look up prefixes (default: results/)")
     return p
+
+
+def show_result(args) -> int:
+    """--result [--compare]: tables of stored matrix results; 2 when a reference is unknown."""
+    try:
+        path, doc = store.resolve(args.result, args.results_dir)
+        ref = store.resolve(args.compare, args.results_dir) if args.compare else None
+    except store.StoreError as e:
+        print(f"perf_table.py: {e}", file=sys.stderr)
+        return 2
+    print(f"{path}:")
+    print("\n".join(mtable.caption(doc)))
+    print()
+    print(mtable.render(doc, style=args.format))
+    for note in mtable.notes(doc):
+        print(f"note: {note}", file=sys.stderr)
+    if ref is not None:
+        changes = compare.compare(doc, ref[1])
+        print()
+        print("\n".join(compare.header_lines(doc, ref[1], ref[0])))
+        print(compare.render(changes, style=args.format))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.result:
+        if args.runs or args.manifest:
+            print("perf_table.py: --result does not mix with --manifest or ALLOCATOR=FILE",
+                  file=sys.stderr)
+            return 2
+        return show_result(args)
+    if args.compare:
+        print("perf_table.py: --compare needs --result", file=sys.stderr)
+        return 2
     try:
         m = manifest_mod.read_manifest(args.manifest) if args.manifest else manifest_mod.Manifest()
         ratio_specs = args.ratio if args.ratio is not None else list(DEFAULT_RATIOS)

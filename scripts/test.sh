@@ -7,18 +7,23 @@ cd "$(dirname "$0")/.."
 
 usage() {
   cat <<USAGE
-usage: scripts/test.sh [--soak] [--build-dir DIR] [--help]
+usage: scripts/test.sh [--soak] [--sanitizers] [--build-dir DIR] [--help]
   Installs dependencies, builds libmesh (Release) and runs ctest plus the pytest suite.
   --soak           include long soak tests (ctest label 'soak')
+  --sanitizers     also build and run the unit and property tests under ASan, TSan and UBSan
+                   (ci/sanitizers.sh all, a few minutes); on by default when CI=true
   --build-dir DIR  build directory (default: build)
 USAGE
 }
 
 soak=0
+sanitizers=0
+[ "${CI:-}" = true ] && sanitizers=1
 build=build
 while [ $# -gt 0 ]; do
   case "$1" in
     --soak) soak=1 ;;
+    --sanitizers) sanitizers=1 ;;
     --build-dir) [ $# -ge 2 ] || { usage >&2; exit 2; }; build=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "test.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -33,3 +38,6 @@ cmake --build "$build" -j"$(nproc)"
 exclude="soak"
 [ "$soak" = 1 ] && exclude="^$"
 (cd "$build" && ctest --output-on-failure -j2 --timeout 900 -LE "$exclude")
+if [ "$sanitizers" = 1 ]; then
+  ci/sanitizers.sh all
+fi

@@ -1,12 +1,23 @@
-"""Helpers for libmesh's performance scripts (standard library only).
+"""libmesh's performance scripts (standard library; matplotlib only for the plots).
 
-Modules:
-  gbench    parse google-benchmark JSON output (tolerates files cut short by a crash)
-  stats     medians, per-repetition ratios, geometric means, summaries of samples
-  table     plain-text and markdown tables, number formatting
-  manifest  the run manifest scripts/run-perf.sh writes and scripts/perf_table.py reads
+scripts/run-perf.sh runs `python3 -m perflib` (cli.py). Modules:
+  cli        command line of run-perf.sh: build, run the matrix, table, compare, record
+  build      configure and build libmesh and the programs, with fallbacks and --rev
+  workloads  the workloads: how each program is run, which figures its output gives
+  runner     runs one program: exit status, wall time, peak RSS, sampled peak PSS
+  matrix     the run order, and the result document every other part reads
+  mtable     the readable table of a result document
+  compare    libmesh's change against an earlier result; the regression verdict
+  store      results/: result files, history.csv, looking up references
+  plots      PNG trend and bar charts (matplotlib, Agg)
+  sysinfo    machine, compiler and git facts
+  stats      medians, per-repetition ratios, geometric means, spreads
+  table      plain-text and markdown tables, number formatting
+  gbench     google-benchmark JSON parsing (tolerates files cut short by a crash)
+  manifest, report   the older manifest-based micro-benchmark summary (scripts/perf_table.py
+             --manifest / ALLOCATOR=FILE)
+  testkit    synthetic documents and fake programs for scripts/tests/test_perf_*.py
 
-Everything is deliberately independent of the micro-benchmark itself: a sample is just
-(benchmark, allocator, repetition, value), so other suites (stress tests, larson, fragmentation
-PSS, fork latency) can feed the same statistics and tables.
+A sample is just (figure, allocator, repetition, value), so every workload - stress programs,
+fragmentation PSS, fork latency, google-benchmark - feeds the same statistics and tables.
 """

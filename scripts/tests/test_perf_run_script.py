@@ -16,8 +16,12 @@ def test_help_goes_to_stdout_and_exits_0():
     p = run("--help")
     assert p.returncode == 0
     assert p.stdout.startswith("usage: scripts/run-perf.sh")
-    for flag in ("--quick", "--reps", "--allocators", "--build-dir", "--json"):
+    for flag in ("--quick", "--reps", "--allocators", "--build-dir", "--json", "--workloads",
+                 "--record", "--compare", "--fail-on-regression", "--rev", "--no-build",
+                 "--results-dir", "--fork-heap-mb", "--threads", "--format"):
         assert flag in p.stdout
+    for workload in ("test-stress", "larson", "churn", "fragmenter", "fork", "micro"):
+        assert workload in p.stdout
 
 
 @pytest.mark.parametrize("args", [
@@ -31,6 +35,14 @@ def test_help_goes_to_stdout_and_exits_0():
     ["--allocators", "glibc,glibc"],
     ["--allocators", ","],
     ["positional"],
+    ["--workloads", "churn,nosuchworkload"],
+    ["--workloads", ""],
+    ["--compare", "no-such-result-anywhere", "--results-dir", "/nonexistent"],
+    ["--threads", "0"],
+    ["--fork-heap-mb", "-1"],
+    ["--format", "html"],
+    ["--allocators", "bad name=/x.so"],
+    ["--rec"],  # no abbreviations
 ])
 def test_bad_usage_exits_2_with_usage_on_stderr(args):
     p = run(*args)

@@ -84,7 +84,7 @@ class MetaPool {
       freeList_ = n->next;
       return n;
     }
-    if (cursor_ + kStride > chunkEnd_) {
+    if (static_cast<size_t>(chunkEnd_ - cursor_) < kStride) {  // (no arithmetic on a null cursor)
       void* chunk = os::mapAnonymous(kChunkBytes);
       if (chunk == nullptr) return nullptr;
       cursor_ = reinterpret_cast<char*>(chunk);

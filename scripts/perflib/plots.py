@@ -1,0 +1,195 @@
+"""PNG plots of the perf history (matplotlib, Agg backend: no display needed).
+
+  trend-<workload>.png  one panel per figure of the workload: its median per allocator over the
+                        recorded runs (x axis: commit and date), from history.csv
+  latest.png            the latest run: one panel per figure (except the micro-benchmarks), a
+                        bar per allocator with the min-max range of the repetitions
+  latest-micro.png      the latest run's micro-benchmarks relative to jemalloc (log scale)
+Trends use only runs of one mode (the latest run's), since quick runs use smaller sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from . import workloads  # noqa: E402
+
+COLORS = {"libmesh": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
+          "tcmalloc": "#2ca02c", "mimalloc": "#ff7f0e"}
+EXTRA_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+ALLOC_ORDER = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "libmesh"]
+
+
+def _color(alloc: str, others: list[str]) -> str:
+    if alloc in COLORS:
+        return COLORS[alloc]
+    return EXTRA_COLORS[others.index(alloc) % len(EXTRA_COLORS)] if alloc in others else "black"
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        v = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _grid(n: int, cols: int) -> tuple[int, int]:
+    cols = max(1, min(cols, n))
+    return (n + cols - 1) // cols, cols
+
+
+def _sorted_allocs(names) -> list[str]:
+    names = list(dict.fromkeys(names))
+    return [a for a in ALLOC_ORDER if a in names] + sorted(a for a in names if a not in ALLOC_ORDER)
+
+
+def trend_plots(rows: list[dict[str, str]], outdir: str, mode: str | None = None) -> list[str]:
+    """One PNG per workload from history rows; returns the files written."""
+    if mode is None and rows:
+        mode = rows[-1].get("mode")
+    rows = [r for r in rows if not mode or r.get("mode") == mode]
+    if not rows:
+        return []
+    os.makedirs(outdir, exist_ok=True)
+    # figure -> allocator -> column, for the per-allocator medians (ratio columns hold a '/').
+    series: dict[str, dict[str, str]] = {}
+    columns = list(dict.fromkeys(k for r in rows for k in r))  # header order
+    for col in columns:
+        fig, sep, alloc = col.partition("@")
+        if sep and "/" not in alloc:
+            series.setdefault(fig, {})[alloc] = col
+    labels = [f"{(r.get('commit') or '?')[:7]}\n{(r.get('date') or '')[5:]}" for r in rows]
+    by_workload: dict[str, list[str]] = {}
+    # Workload and metric order; figures the workloads do not list (the micro-benchmarks) keep
+    # the order of the history's columns, which is the order the run produced them in.
+    for fig in sorted(series, key=workloads.figure_sort_key):
+        by_workload.setdefault(fig.partition(".")[0], []).append(fig)
+    written = []
+    xs = list(range(len(rows)))
+    for wname, figs in by_workload.items():
+        nrow, ncol = _grid(len(figs), 4 if len(figs) > 6 else 3)
+        fig_obj, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.3 * nrow), squeeze=False)
+        others = []
+        for i, fname in enumerate(figs):
+            ax = axes[i // ncol][i % ncol]
+            allocs = _sorted_allocs(series[fname])
+            others += [a for a in allocs if a not in COLORS and a not in others]
+            for alloc in allocs:
+                ys = [_float(r.get(series[fname][alloc])) for r in rows]
+                pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
+                if not pts:
+                    continue
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                        lw=2.4 if alloc == "libmesh" else 1.2, ms=5 if alloc == "libmesh" else 3,
+                        color=_color(alloc, others), label=alloc, zorder=3 if alloc == "libmesh"
+                        else 2)
+            meta = workloads.metric_of(fname)
+            ax.set_title(f"{fname.partition('.')[2]} [{meta.unit if meta else ''}]", fontsize=9)
+            ax.set_xticks(xs)
+            ax.set_xticklabels(labels, fontsize=7)
+            ax.set_xlim(-0.5, len(rows) - 0.5)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(alpha=0.3)
+            ax.set_ylim(bottom=0)
+        for j in range(len(figs), nrow * ncol):
+            axes[j // ncol][j % ncol].axis("off")
+        handles, names = [], []
+        for ax in axes.flat:
+            for h, n in zip(*ax.get_legend_handles_labels()):
+                if n not in names:
+                    handles.append(h)
+                    names.append(n)
+        fig_obj.legend(handles, names, loc="upper right", ncol=len(names), fontsize=8)
+        fig_obj.suptitle(f"{wname}: trend over recorded {mode} runs (lower is better)",
+                         x=0.01, ha="left", fontsize=11)
+        fig_obj.tight_layout(rect=(0, 0, 1, 0.95))
+        path = os.path.join(outdir, f"trend-{wname}.png")
+        fig_obj.savefig(path, dpi=90)
+        plt.close(fig_obj)
+        written.append(path)
+    return written
+
+
+def latest_plots(doc: dict[str, Any], outdir: str) -> list[str]:
+    """Bar charts of one run; returns the files written."""
+    os.makedirs(outdir, exist_ok=True)
+    figs = [f for f in doc.get("figures", []) if f.get("workload") != "micro" and f.get("median")]
+    micro = [f for f in doc.get("figures", []) if f.get("workload") == "micro" and f.get("median")]
+    title = (f"commit {doc.get('commit')} {doc.get('date')} ({doc.get('mode')}, "
+             f"{doc.get('reps')} rep(s)); lower is better")
+    written = []
+    if figs:
+        nrow, ncol = _grid(len(figs), 4)
+        fig_obj, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 2.9 * nrow), squeeze=False)
+        others: list[str] = []
+        for i, f in enumerate(figs):
+            ax = axes[i // ncol][i % ncol]
+            allocs = _sorted_allocs(f["median"])
+            others += [a for a in allocs if a not in COLORS and a not in others]
+            meds = [f["median"][a] for a in allocs]
+            lo = [m - f.get("min", {}).get(a, m) for a, m in zip(allocs, meds)]
+            hi = [f.get("max", {}).get(a, m) - m for a, m in zip(allocs, meds)]
+            ax.bar(range(len(allocs)), meds, color=[_color(a, others) for a in allocs],
+                   yerr=[lo, hi], capsize=3, error_kw={"lw": 0.8})
+            ax.set_xticks(range(len(allocs)))
+            ax.set_xticklabels(allocs, fontsize=7, rotation=20)
+            ax.set_title(f"{f['name']} [{f.get('unit', '')}]", fontsize=8)
+            top = max([m + h for m, h in zip(meds, hi)] + [0.0])
+            ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(axis="y", alpha=0.3)
+        for j in range(len(figs), nrow * ncol):
+            axes[j // ncol][j % ncol].axis("off")
+        fig_obj.suptitle(f"latest run per allocator: {title}", x=0.01, ha="left", fontsize=11)
+        fig_obj.tight_layout(rect=(0, 0, 1, 0.96))
+        path = os.path.join(outdir, "latest.png")
+        fig_obj.savefig(path, dpi=90)
+        plt.close(fig_obj)
+        written.append(path)
+    ref = "jemalloc"
+    micro = [f for f in micro if f["median"].get(ref)]
+    if micro:
+        allocs = _sorted_allocs(a for f in micro for a in f["median"])
+        others = [a for a in allocs if a not in COLORS]
+        fig_obj, ax = plt.subplots(figsize=(10, 0.45 * len(micro) * max(1, len(allocs)) / 2 + 1.5))
+        height = 0.8 / len(allocs)
+        for k, alloc in enumerate(allocs):
+            ys = [i + (k - (len(allocs) - 1) / 2) * height for i in range(len(micro))]
+            vals = [(f["median"].get(alloc) or math.nan) / f["median"][ref] for f in micro]
+            ax.barh(ys, vals, height=height, color=_color(alloc, others), label=alloc)
+        ax.set_yticks(range(len(micro)))
+        ax.set_yticklabels([f["metric"] for f in micro], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_xlabel(f"ns/op relative to {ref} (log scale; left of 1 = faster than {ref})")
+        ax.grid(axis="x", alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"micro-benchmarks, {title}", fontsize=10)
+        fig_obj.tight_layout()
+        path = os.path.join(outdir, "latest-micro.png")
+        fig_obj.savefig(path, dpi=90)
+        plt.close(fig_obj)
+        written.append(path)
+    return written
+
+
+def render_all(results_dir: str, outdir: str | None = None, mode: str | None = None) -> list[str]:
+    """Every plot from results_dir (history.csv and the newest result file)."""
+    from . import store
+
+    outdir = outdir or os.path.join(results_dir, "plots")
+    _, rows = store.read_history(os.path.join(results_dir, "history.csv"))
+    written = trend_plots(rows, outdir, mode=mode)
+    found = store.all_results(results_dir)
+    if found:
+        written += latest_plots(found[-1][1], outdir)
+    return written
