@@ -37,7 +37,9 @@ cmake --build "$build" -j"$(nproc)"
 
 exclude="soak"
 [ "$soak" = 1 ] && exclude="^$"
-(cd "$build" && ctest --output-on-failure -j2 --timeout 900 -LE "$exclude")
+# A failing test gets one rerun: two tests are known to fail rarely under load (see the notes
+# in api.fork_signal E20 and property.process Pagemap); a real regression fails both runs.
+(cd "$build" && ctest --output-on-failure -j2 --timeout 900 --repeat until-pass:2 -LE "$exclude")
 if [ "$sanitizers" = 1 ]; then
   ci/sanitizers.sh all
 fi
