@@ -2,16 +2,30 @@
 
 namespace mesh {
 
-ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed) : global_(global), rng_(seed) {}
+ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
+    : global_(global), freedKey_(global->freedKey()), rng_(seed) {
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    // Up to 64 KiB of stacked objects per class, at least 4 objects.
+    uint32_t cap = (uint32_t{64} << 10) / sizeClass(cls).size;
+    caches_[cls].freedCap = cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
+  }
+}
+
+void ThreadHeap::reportStackedFree(void* ptr) {
+  // Either the slot is already free in its span, or the object carries the key of a stacked
+  // object (this thread's or another's): freeing it again would hand it out twice.
+  fatalPointer("double free of", ptr);
+}
 
 // Randomizes slots[from, count): objects land at random offsets in a span, which is what makes
 // two spans' live objects unlikely to collide and so makes meshing work.
-void ThreadHeap::shuffleTail(ClassCache& c, uint32_t from) {
+void ThreadHeap::shuffleTail(int cls, uint32_t from) {
+  ClassCache& c = caches_[cls];
   for (uint32_t i = c.count; i > from + 1; --i) {
     uint32_t j = from + rng_.below(i - from);
-    uint8_t t = c.slots[i - 1];
-    c.slots[i - 1] = c.slots[j];
-    c.slots[j] = t;
+    uint8_t t = slots_[cls][i - 1];
+    slots_[cls][i - 1] = slots_[cls][j];
+    slots_[cls][j] = t;
   }
 }
 
@@ -19,9 +33,9 @@ bool ThreadHeap::refill(int cls) {
   ClassCache& c = caches_[cls];
   if (c.mh != nullptr) {
     // First take back what other threads freed into the attached span.
-    c.mh->foldRemote([&c](uint32_t slot) { c.slots[c.count++] = static_cast<uint8_t>(slot); });
+    c.mh->foldRemote([&c, this, cls](uint32_t slot) { slots_[cls][c.count++] = static_cast<uint8_t>(slot); });
     if (c.count != 0) {
-      shuffleTail(c, 0);
+      shuffleTail(cls, 0);
       return true;
     }
     global_->detach(c.mh);
@@ -34,10 +48,15 @@ bool ThreadHeap::refill(int cls) {
   c.size = mh->objectSize();
   c.count = 0;
   uint32_t n = mh->objectCount();
-  for (uint32_t slot = 0; slot < n; ++slot) {
-    if (!mh->isLive(slot)) c.slots[c.count++] = static_cast<uint8_t>(slot);
+  for (uint32_t w = 0; w * 64 < n; ++w) {
+    uint64_t freeBits = ~mh->liveWord(static_cast<int>(w));
+    if (n - w * 64 < 64) freeBits &= (uint64_t{1} << (n - w * 64)) - 1;
+    while (freeBits != 0) {
+      slots_[cls][c.count++] = static_cast<uint8_t>(w * 64 + static_cast<uint32_t>(__builtin_ctzll(freeBits)));
+      freeBits &= freeBits - 1;
+    }
   }
-  shuffleTail(c, 0);
+  shuffleTail(cls, 0);
   return c.count != 0;
 }
 
