@@ -39,6 +39,7 @@ struct Config {
   uint64_t settle_ms = 1000;
   uint64_t seed = 42;
   bool no_compact = false;
+  bool mesh_stats = false;
 };
 
 Config parse(int argc, char** argv) {
@@ -53,6 +54,8 @@ Config parse(int argc, char** argv) {
   o.number("settle-ms", "wait after compacting, in milliseconds", c.settle_ms, 0, 600000);
   o.number("seed", "random seed", c.seed, 0, UINT64_MAX);
   o.flag("no-compact", "call neither mesh_compact nor malloc_trim", c.no_compact);
+  o.flag("mesh-stats", "after settling, print libmesh's per-class report to stderr",
+         c.mesh_stats);
   o.parse(argc, argv);
   if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
   return c;
@@ -131,6 +134,11 @@ int main(int argc, char** argv) {
   double compact_ms = (perfw::now_seconds() - t0) * 1e3;
   std::this_thread::sleep_for(std::chrono::milliseconds(c.settle_ms));
 
+  if (c.mesh_stats) {
+    using PrintFn = void (*)(int, int);
+    auto print = reinterpret_cast<PrintFn>(dlsym(RTLD_DEFAULT, "mesh_print_stats"));
+    if (print != nullptr) print(2, 2);
+  }
   long pss = perfw::smaps_rollup_kb("Pss");
   long rss = perfw::smaps_rollup_kb("Rss");
   long maps = perfw::mapping_count();
