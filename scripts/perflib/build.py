@@ -28,6 +28,7 @@ TARGETS = {
     "fragmenter": ("perf/fragmenter", "perf"),
     "churn": ("perf/churn", "perf"),
     "fork-latency": ("perf/fork-latency", "perf"),
+    "kvstore": ("perf/kvstore", "perf"),
     "test-stress": ("stress/test-stress", "stress"),
     "larson": ("stress/larson", "stress"),
 }

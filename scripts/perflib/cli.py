@@ -37,7 +37,7 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
   median [min-max]). Progress goes to stderr, the table to stdout. Nothing under results/ is
   written unless --record is given.
 
-  workloads: test-stress, larson, larson-turnover, churn, fragmenter, fork, micro
+  workloads: test-stress, larson, larson-turnover, churn, fragmenter, kvstore, fork, micro
   (see perf/README.md for what each measures)
 
   --quick              CI size: 1 repetition, smaller workloads, short micro-benchmarks;

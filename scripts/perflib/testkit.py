@@ -100,6 +100,11 @@ elif prog == "fragmenter":
     print(f"compact_ms=1.5\nmalloc_from={pre or 'libc.so.6'}")
     if name == "libmesh":
         print("mesh_count=3\nmesh_pause_max_ns=2000000")
+elif prog == "kvstore":
+    print(f"pss_kb={int(base * 2048)}\npss_per_live={base}\nfull_pss_kb=40960")
+    print(f"ops_per_sec={1e9 / (base * 100):.0f}\nmaps=50\nmalloc_from={pre or 'libc.so.6'}")
+    if name == "libmesh":
+        print("mesh_count=7\nmesh_pause_max_ns=3000000")
 else:
     print(f"ns_per_op={base}\npss_kb=2048\nmalloc_from=x")
 '''
@@ -111,7 +116,7 @@ def fake_build(root: str, allocators=("jemalloc", "libmesh")) -> tuple[str, dict
     build directory and {allocator: library path}."""
     bdir = os.path.join(root, "build")
     for rel in ("perf/micro-bench", "perf/fragmenter", "perf/churn", "perf/fork-latency",
-                "stress/test-stress", "stress/larson"):
+                "perf/kvstore", "stress/test-stress", "stress/larson"):
         write_exe(os.path.join(bdir, rel), FAKE_PROGRAM)
     libs = {}
     os.makedirs(os.path.join(bdir, "mesh"), exist_ok=True)

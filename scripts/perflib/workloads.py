@@ -202,6 +202,35 @@ class Fragmenter(Workload):
         return ["--mb", "64" if s.quick else "320", "--settle-ms", "500" if s.quick else "1000"]
 
 
+class KvStore(Workload):
+    name = "kvstore"
+    target = "kvstore"
+    binary = "perf/kvstore"
+    description = ("perf/kvstore: a Redis-like cache (chained hash table, malloc'd nodes, 16-40 B "
+                   "keys): insert keys with 64-256 B values, rewrite every value at 200-600 B, "
+                   "delete a random 85%, serve gets/sets/inserts/deletes for a while with no "
+                   "compaction call; PSS at the end")
+    metrics = (
+        Metric("pss_mb", "MiB", "memory", "PSS after deleting 85% of the keys and serving",
+               source="pss_kb", scale=KB_TO_MIB),
+        Metric("pss_per_live", "x", "memory", "PSS / bytes still live"),
+        Metric("full_pss_mb", "MiB", "memory", "PSS after every value changed size (all keys live)",
+               source="full_pss_kb", scale=KB_TO_MIB),
+        Metric("ns_per_op", "ns/op", "time", "wall time per serving operation (get/set/insert/"
+               "delete, values verified)", source="ops_per_sec", invert=1e9),
+        Metric("maps", "count", "info", "lines of /proc/self/maps at the end"),
+        Metric("mesh_count", "count", "info", "meshes performed (libmesh only)", only="libmesh"),
+        Metric("mesh_pause_max_ms", "ms", "info", "longest mesh pass (libmesh only)",
+               source="mesh_pause_max_ns", scale=1e-6, only="libmesh"),
+    )
+    headline = "pss_mb"
+
+    def params(self, s):
+        if s.quick:
+            return ["--keys", "250000", "--serve-seconds", "1"]
+        return ["--keys", "1000000", "--serve-seconds", "3"]
+
+
 class ForkLatency(Workload):
     name = "fork"
     target = "fork-latency"
@@ -261,7 +290,8 @@ class Micro(Workload):
 
 
 ALL: tuple[Workload, ...] = (
-    TestStress(), Larson(), LarsonTurnover(), Churn(), Fragmenter(), ForkLatency(), Micro(),
+    TestStress(), Larson(), LarsonTurnover(), Churn(), Fragmenter(), KvStore(), ForkLatency(),
+    Micro(),
 )
 BY_NAME = {w.name: w for w in ALL}
 DEFAULT_ORDER = [w.name for w in ALL]

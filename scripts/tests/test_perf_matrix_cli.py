@@ -57,6 +57,21 @@ def test_table_json_and_nothing_recorded_by_default(setup):
     assert not results.exists()
 
 
+def test_kvstore_workload_row_and_libmesh_only_figures(setup):
+    run, _, tmp = setup
+    out = tmp / "kv.json"
+    p = run("--json", str(out), workloads="kvstore", reps="1")
+    assert p.returncode == 0, p.stderr
+    row = [ln for ln in p.stdout.splitlines() if ln.startswith("kvstore.pss_mb")][0].split()
+    # pss_kb = base * 2048: glibc 20 MiB, jemalloc 10, libmesh 8; ratios 0.40 and 0.80
+    assert row[:5] == ["kvstore.pss_mb", "MiB", "20.0", "10.0", "8.00"]
+    assert row[5:7] == ["0.40", "0.80"]  # one repetition: no range column
+    doc = json.loads(out.read_text())
+    assert figure(doc, "kvstore.mesh_count")["median"] == {"libmesh": 7.0}
+    assert figure(doc, "kvstore.ns_per_op")["median"]["libmesh"] == pytest.approx(400.0)
+    assert doc["workloads"]["kvstore"]["params"][:2] == ["--keys", "1000000"]
+
+
 def test_record_writes_result_history_and_plots(setup):
     run, results, _ = setup
     p = run("--record")

@@ -20,7 +20,7 @@ def test_help_goes_to_stdout_and_exits_0():
                  "--record", "--compare", "--fail-on-regression", "--rev", "--no-build",
                  "--results-dir", "--fork-heap-mb", "--threads", "--format"):
         assert flag in p.stdout
-    for workload in ("test-stress", "larson", "churn", "fragmenter", "fork", "micro"):
+    for workload in ("test-stress", "larson", "churn", "fragmenter", "kvstore", "fork", "micro"):
         assert workload in p.stdout
 
 

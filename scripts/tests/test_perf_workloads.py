@@ -42,6 +42,25 @@ def test_figures_invert_scale_and_only():
     assert mesh["fragmenter.pss_mb"] == 10.0
 
 
+def test_kvstore_figures():
+    kv = workloads.BY_NAME["kvstore"]
+    assert kv.headline == "pss_mb" and kv.target == "kvstore" and kv.binary == "perf/kvstore"
+    values = {"pss_kb": 204800.0, "pss_per_live": 2.5, "full_pss_kb": 1024.0,
+              "ops_per_sec": 4e5, "maps": 900.0, "mesh_count": 12.0, "mesh_pause_max_ns": 4e6,
+              "serve_ops": 1e6}
+    assert kv.figures(values, "jemalloc") == {
+        "kvstore.pss_mb": 200.0, "kvstore.pss_per_live": 2.5, "kvstore.full_pss_mb": 1.0,
+        "kvstore.ns_per_op": 2500.0, "kvstore.maps": 900.0}
+    mesh = kv.figures(values, "libmesh")
+    assert mesh["kvstore.mesh_count"] == 12.0
+    assert mesh["kvstore.mesh_pause_max_ms"] == pytest.approx(4.0)
+    assert workloads.metric_of("kvstore.pss_mb").kind == "memory"
+    assert workloads.metric_of("kvstore.ns_per_op").kind == "time"
+    assert workloads.metric_of("kvstore.mesh_count").kind == "info"
+    full, quick = kv.params(Settings()), kv.params(Settings(quick=True))
+    assert full[:2] == ["--keys", "1000000"] and quick[:2] == ["--keys", "250000"]
+
+
 def test_figures_skip_missing_negative_and_zero_throughput():
     la = workloads.BY_NAME["larson"]
     assert la.figures({"throughput": 0.0}, "glibc") == {}
