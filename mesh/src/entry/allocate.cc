@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "entry/background.h"
 
 namespace mesh {
 
@@ -58,6 +59,7 @@ void maybeMeshFromFreePath() {
   // Only from a free at the top level of our code: never from a signal handler that
   // interrupted the allocator (it could hold the locks meshing takes).
   if (t_busy != 2 || (++t_slowFrees & 255) != 0) return;
+  if (background::onSlowFrees()) return;  // MESH_BACKGROUND_THREAD: the thread meshes
   long periodMs = runtime().options.get(Opt::period_ms);
   if (periodMs > 0) runtime().heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
 }

@@ -158,6 +158,7 @@ static bool initialize() {
   config.arena.maxDirtyBytes = static_cast<size_t>(rt->options.get(Opt::max_dirty_mb)) << 20;
   config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
   config.maxMapCount = rt->options.get(Opt::max_map_count);
+  config.sameThreadMeshing = rt->options.get(Opt::same_thread_meshing) != 0;
   if (!rt->heap.init(config)) return false;
   if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
   pthread_atfork(forkPrepare, forkParent, forkChild);
