@@ -77,6 +77,11 @@ long Threads() {
   return p ? strtol(p + 1, nullptr, 10) : -1;
 }
 
+bool EnvOn(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr && strcmp(v, "1") == 0;
+}
+
 mesh_stats Stats() {
   mesh_stats s{};
   mesh_get_stats(&s);
@@ -137,6 +142,18 @@ bool WaitForThreads(long n, long ms) {
   return true;
 }
 
+// Waits up to ms until sig has a handler (libmesh's report handler, installed by the thread
+// when it starts). Only queries: a query does not count as the application's own choice.
+bool WaitForHandler(int sig, long ms) {
+  for (long waited = 0;; waited += 10) {
+    struct sigaction old {};
+    sigaction(sig, nullptr, &old);
+    if (old.sa_handler != SIG_DFL) return true;
+    if (waited >= ms) return false;
+    SleepMs(10);
+  }
+}
+
 // Idles up to ms, stopping early once the mesh count rose and PSS fell by at least a quarter of
 // the way to the live data. Prints the figures. Exit codes: 3 contents damaged.
 int Idle(const char* who, long ms) {
@@ -169,11 +186,11 @@ int IdleMode(long ms) {
 int Report() {
   WarmUp();
   Fragment();
-  if (!WaitForThreads(2, 5000)) return 4;
+  if (!WaitForThreads(2, 5000) || !WaitForHandler(SIGUSR1, 5000) || !WaitForHandler(SIGUSR2, 5000)) return 4;
   raise(SIGUSR1);
-  SleepMs(500);
+  SleepMs(1000);
   raise(SIGUSR2);
-  SleepMs(500);
+  SleepMs(1000);
   Say("report_done\n");
   return Intact() ? 0 : 3;
 }
@@ -192,14 +209,17 @@ int Handler(bool first) {
   if (first) InstallAppHandler();
   WarmUp();
   Fragment();
-  if (!WaitForThreads(2, 5000)) return 4;
-  SleepMs(200);  // the thread installs its handlers (where it may) on its first round
-  if (!first) InstallAppHandler();
+  // The thread installs its handlers (where it may) when it starts.
+  if (!WaitForThreads(2, 5000) || !WaitForHandler(SIGUSR2, 5000)) return 4;
+  if (!first) {
+    if (!WaitForHandler(SIGUSR1, 5000)) return 4;
+    InstallAppHandler();
+  }
   raise(SIGUSR1);
   SleepMs(500);
   Say("app_handler_runs=%d\n", int(g_appHandlerRuns));
   raise(SIGUSR2);  // still ours
-  SleepMs(500);
+  SleepMs(1000);
   return g_appHandlerRuns == 1 ? 0 : 5;
 }
 
@@ -227,7 +247,7 @@ int Fork(long ms) {
 
 int FreePhys(long ms) {
   WarmUp();
-  if (getenv("MESH_FREEPHYS_THREAD") != nullptr && !WaitForThreads(2, 5000)) return 4;
+  if (EnvOn("MESH_FREEPHYS_THREAD") && !WaitForThreads(2, 5000)) return 4;
   static void* blocks[64];
   for (auto& b : blocks) {
     b = malloc(1 << 20);
@@ -261,8 +281,9 @@ int PthreadExit() {
 int RaiseUsr1() {
   WarmUp();
   Fragment();
+  if (EnvOn("MESH_BACKGROUND_THREAD") && !WaitForHandler(SIGUSR1, 5000)) return 4;
   raise(SIGUSR1);
-  SleepMs(500);
+  SleepMs(1000);
   Say("survived\n");
   return 0;
 }
