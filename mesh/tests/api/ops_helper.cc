@@ -10,6 +10,8 @@
 //   mesh_ops_helper freephys MS     free 64 MiB of large blocks, wait up to MS ms for their release
 //   mesh_ops_helper pthread-exit    fragment, then end main() with pthread_exit
 //   mesh_ops_helper raise-usr1      fragment, raise SIGUSR1, print "survived"
+//   mesh_ops_helper fork-storm N    N forks while a thread churns and the background thread
+//                                   meshes; every child allocates, checks and exits
 // Output is key=value lines written with write(2); while idle nothing allocates. Exit 0 on
 // success, other codes name the failed step.
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -288,12 +291,68 @@ int RaiseUsr1() {
   return 0;
 }
 
+std::atomic<bool> g_stopChurn{false};
+
+// Keeps one size class fragmented and freed in a loop, so the background thread always has
+// meshing to do.
+void* Churn(void*) {
+  static void* slots[20000];
+  uint64_t x = 88172645463325252ull;
+  while (!g_stopChurn.load()) {
+    for (auto& s : slots) {
+      s = malloc(64);
+      memset(s, 0x33, 64);
+    }
+    for (auto& s : slots) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      if (x % 8 != 0) {
+        free(s);
+        s = nullptr;
+      }
+    }
+    SleepMs(2);
+    for (auto& s : slots) {
+      if (s != nullptr && static_cast<unsigned char*>(s)[63] != 0x33) abort();
+      free(s);
+    }
+  }
+  return nullptr;
+}
+
+// Exit codes: 10 a child failed or hung, 11 the churn thread could not start.
+int ForkStorm(long n) {
+  WarmUp();
+  Fragment();
+  pthread_t churn;
+  if (pthread_create(&churn, nullptr, Churn, nullptr) != 0) return 11;
+  int failed = 0;
+  for (long i = 0; i < n; ++i) {
+    SleepMs(5);
+    pid_t pid = fork();
+    if (pid == 0) {
+      // The child: the heap as of the fork, usable at once.
+      static void* p[1000];
+      for (auto& q : p) q = malloc(100);
+      for (auto& q : p) free(q);
+      _exit(Intact() ? 0 : 3);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  g_stopChurn.store(true);
+  pthread_join(churn, nullptr);
+  Say("forks=%ld failed=%d meshes=%llu\n", n, failed, (unsigned long long)Stats().mesh_count);
+  return failed == 0 && Intact() ? 0 : 10;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     Say("usage: mesh_ops_helper idle MS|report|handler-first|handler-later|fork MS|freephys MS|"
-        "pthread-exit|raise-usr1\n");
+        "pthread-exit|raise-usr1|fork-storm N\n");
     return 64;
   }
   long ms = argc > 2 ? strtol(argv[2], nullptr, 10) : 0;
@@ -305,6 +364,7 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "freephys") == 0) return FreePhys(ms);
   if (strcmp(argv[1], "pthread-exit") == 0) return PthreadExit();
   if (strcmp(argv[1], "raise-usr1") == 0) return RaiseUsr1();
+  if (strcmp(argv[1], "fork-storm") == 0) return ForkStorm(ms);
   Say("unknown mode %s\n", argv[1]);
   return 64;
 }

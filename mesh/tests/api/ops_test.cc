@@ -62,6 +62,14 @@ TEST(BackgroundThread, ForkChildRestartsItAndCompacts) {
   EXPECT_GT(Value(r.output, "parent_mesh_after"), Value(r.output, "parent_mesh_before") + 50) << r.output;
 }
 
+TEST(BackgroundThread, ForksWhileItMeshesNeverDeadlock) {
+  // A child that hangs is killed with the helper after the timeout, which fails the test.
+  ChildResult r = Helper({"fork-storm", "40"}, {kBackground, "MESH_FREEPHYS_THREAD=1", "MESH_PERIOD_MS=1"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_NE(r.output.find("failed=0"), std::string::npos) << r.output;
+  EXPECT_GT(Value(r.output, "meshes"), 0) << r.output;
+}
+
 TEST(BackgroundThread, DoesNotKeepTheProcessAliveAfterMainCallsPthreadExit) {
   ChildResult r = Helper({"pthread-exit"}, {kBackground});
   ASSERT_FALSE(r.timed_out) << r.Describe();
