@@ -43,6 +43,7 @@ struct Config {
   uint64_t seed = 42;
   bool no_compact = false;
   uint64_t threads = 1;
+  bool mesh_stats = false;
 };
 
 Config parse(int argc, char** argv) {
@@ -58,6 +59,8 @@ Config parse(int argc, char** argv) {
   o.number("seed", "random seed", c.seed, 0, UINT64_MAX);
   o.flag("no-compact", "call neither mesh_compact nor malloc_trim", c.no_compact);
   o.number("threads", "threads that allocate and free (each its share of --mb)", c.threads, 1, 256);
+  o.flag("mesh-stats", "after settling, print libmesh's per-class report to stderr",
+         c.mesh_stats);
   o.parse(argc, argv);
   if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
   return c;
@@ -190,6 +193,11 @@ int main(int argc, char** argv) {
   double compact_ms = (perfw::now_seconds() - t0) * 1e3;
   std::this_thread::sleep_for(std::chrono::milliseconds(c.settle_ms));
 
+  if (c.mesh_stats) {
+    using PrintFn = void (*)(int, int);
+    auto print = reinterpret_cast<PrintFn>(dlsym(RTLD_DEFAULT, "mesh_print_stats"));
+    if (print != nullptr) print(2, 2);
+  }
   long pss = perfw::smaps_rollup_kb("Pss");
   long rss = perfw::smaps_rollup_kb("Rss");
   long maps = perfw::mapping_count();

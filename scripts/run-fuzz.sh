@@ -52,6 +52,11 @@ for tool in clang clang++ cmake; do
   command -v "$tool" >/dev/null || { echo "run-fuzz.sh: $tool not found (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
+case "$build" in
+  /*) ;;
+  *) build=$root/$build ;;
+esac
+
 echo "run-fuzz.sh: configuring $build (clang, MESH_BUILD_FUZZ=ON)"
 mkdir -p "$build"
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMESH_BUILD_FUZZ=ON \
@@ -60,16 +65,15 @@ CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -D
 echo "run-fuzz.sh: building mesh-fuzz-heap"
 cmake --build "$build" -j"$(nproc)" --target mesh-fuzz-heap >"$build/run-fuzz-build.log" 2>&1 || {
   tail -n 40 "$build/run-fuzz-build.log" >&2; exit 1; }
-harness=$root/$build/fuzz/mesh-fuzz-heap
+harness=$build/fuzz/mesh-fuzz-heap
 
-work=$root/$build/fuzz-work
+work=$build/fuzz-work
 mkdir -p "$work/corpus" "$work/artifacts" "$work/logs"
 cp -n fuzz/corpus/* "$work/corpus/" 2>/dev/null || true
 rm -f "$work/artifacts"/* "$work/logs"/*
 
-# Each input builds and destroys a GlobalHeap, and a destroyed heap still leaks its miniheap
-# metadata pages (MetaPool never unmaps, reported): RSS grows ~100 KiB per input. Give each job
-# room for long runs, within the machine's memory.
+# Each input builds and destroys a GlobalHeap (its metadata is unmapped with it). Give each
+# job room, within the machine's memory.
 rss_limit=$((20000 / jobs))
 [ "$rss_limit" -gt 8192 ] && rss_limit=8192
 

@@ -90,6 +90,7 @@ size_t Arena::takeBumpLocked(size_t pages, bool* dirty) {
 
 void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
   Extent e{page, pages, dirty};
+  ++putsSinceCoalesce_;
   bool ok = pages <= kBins ? bins_[pages].pushBack(e) : big_.pushBack(e);
   if (!ok) {
     // No memory for bookkeeping: return the pages to the OS and forget them (a virtual leak
@@ -119,6 +120,13 @@ size_t Arena::allocPagesLocked(size_t pages, size_t alignPages, bool* zeroed) {
   if (want < pages) return kNoPage;
   bool dirty = false;
   size_t page = takeExtentLocked(want, &dirty);
+  // No free extent fits, but freed pages would if neighbours were merged: merge before taking
+  // fresh pages, or freed memory is never reused for bigger requests and the process grows.
+  // Merging sorts every extent, so it runs only after enough frees to pay for it.
+  if (page == kNoPage && bump_ - inUsePages_ >= want + 256 &&
+      putsSinceCoalesce_ >= 32 + extentsAtCoalesce_ / 4 && coalesceLocked()) {
+    page = takeExtentLocked(want, &dirty);
+  }
   if (page == kNoPage) page = takeBumpLocked(want, &dirty);
   // Out of fresh space: merge neighbouring free extents (which may also give pages back to the
   // bump region) and try both again.
@@ -217,6 +225,8 @@ bool Arena::coalesceLocked() {
       all[out++] = all[i];
     }
   }
+  putsSinceCoalesce_ = 0;
+  extentsAtCoalesce_ = out;
   if (merged == 0) return false;
   for (auto& bin : bins_) bin.clear();
   big_.clear();
@@ -236,6 +246,7 @@ bool Arena::coalesceLocked() {
     for (Extent& e : bin) dirtyPages_ += e.dirty ? e.pages : 0;
   }
   for (Extent& e : big_) dirtyPages_ += e.dirty ? e.pages : 0;
+  putsSinceCoalesce_ = 0;  // (the re-puts above counted)
   return true;
 }
 

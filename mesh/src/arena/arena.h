@@ -135,6 +135,8 @@ class Arena {
   int fd_ = -1;
   std::atomic<uintptr_t>* pageMap_ = nullptr;
   size_t bump_ MESH_GUARDED_BY(lock_) = 0;  // pages below bump_ have been handed out once
+  size_t putsSinceCoalesce_ MESH_GUARDED_BY(lock_) = 0;  // extents freed since the last merge
+  size_t extentsAtCoalesce_ MESH_GUARDED_BY(lock_) = 0;  // how many extents that merge left
   size_t maxDirtyPages_ = 0;
   size_t dirtyPages_ MESH_GUARDED_BY(lock_) = 0;
   size_t releaseRetryPages_ MESH_GUARDED_BY(lock_) = 0;  // back-off after failed releases

@@ -2,8 +2,10 @@
 //
 // MetaVector<T>: a growable array of trivially copyable T in its own mapping (grows by remapping
 // into a larger one). MetaPool<T>: type-stable objects carved from 1 MiB chunks; freed objects are
-// reused but their memory is never unmapped, so a racing reader of a stale pointer still reads a
-// valid (if recycled) object. Neither is thread-safe by itself: callers hold a lock.
+// reused but their memory is not unmapped while the pool exists, so a racing reader of a stale
+// pointer still reads a valid (if recycled) object. The process heap's pools live forever; a
+// destroyed pool (a test or fuzz heap) unmaps its chunks. Neither is thread-safe by itself:
+// callers hold a lock.
 #pragma once
 
 #include <cstddef>
@@ -77,6 +79,17 @@ class MetaVector {
 template <typename T>
 class MetaPool {
  public:
+  MetaPool() = default;
+  ~MetaPool() {
+    while (chunks_ != nullptr) {
+      ChunkHeader* prev = chunks_->prev;
+      os::unmap(chunks_, kChunkBytes);
+      chunks_ = prev;
+    }
+  }
+  MetaPool(const MetaPool&) = delete;
+  MetaPool& operator=(const MetaPool&) = delete;
+
   // Returns uninitialised, suitably aligned storage for one T, or nullptr when out of memory.
   void* allocate() {
     if (freeList_ != nullptr) {
@@ -87,8 +100,12 @@ class MetaPool {
     if (static_cast<size_t>(chunkEnd_ - cursor_) < kStride) {  // (no arithmetic on a null cursor)
       void* chunk = os::mapAnonymous(kChunkBytes);
       if (chunk == nullptr) return nullptr;
-      cursor_ = reinterpret_cast<char*>(chunk);
-      chunkEnd_ = cursor_ + kChunkBytes;
+      // Chunks form a list through a header at their start, for the destructor.
+      auto* header = static_cast<ChunkHeader*>(chunk);
+      header->prev = chunks_;
+      chunks_ = header;
+      cursor_ = reinterpret_cast<char*>(chunk) + kHeaderBytes;
+      chunkEnd_ = reinterpret_cast<char*>(chunk) + kChunkBytes;
     }
     void* p = cursor_;
     cursor_ += kStride;
@@ -105,11 +122,16 @@ class MetaPool {
   struct FreeNode {
     FreeNode* next;
   };
+  struct ChunkHeader {
+    ChunkHeader* prev;
+  };
   static constexpr size_t kAlign = alignof(T) > 16 ? alignof(T) : 16;
   static constexpr size_t kStride = (sizeof(T) + kAlign - 1) / kAlign * kAlign;
+  static constexpr size_t kHeaderBytes = kAlign;
   static constexpr size_t kChunkBytes = size_t{1} << 20;
-  static_assert(kStride <= kChunkBytes);
+  static_assert(kHeaderBytes + kStride <= kChunkBytes);
 
+  ChunkHeader* chunks_ = nullptr;
   FreeNode* freeList_ = nullptr;
   char* cursor_ = nullptr;
   char* chunkEnd_ = nullptr;

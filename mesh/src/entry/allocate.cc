@@ -52,13 +52,15 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
   return p;
 }
 
-// Every 256th slow free of a thread may run one rate-limited mesh step (MESH_PERIOD_MS).
+// About every 256th slow free of a thread may run one rate-limited mesh step (MESH_PERIOD_MS).
 static __thread uint32_t t_slowFrees __attribute__((tls_model("initial-exec"))) = 0;
 
-void maybeMeshFromFreePath() {
+void maybeMeshFromFreePath(uint32_t frees) {
   // Only from a free at the top level of our code: never from a signal handler that
   // interrupted the allocator (it could hold the locks meshing takes).
-  if (t_busy != 2 || (++t_slowFrees & 255) != 0) return;
+  uint32_t before = t_slowFrees;
+  t_slowFrees = before + frees;
+  if (t_busy != 2 || ((before ^ t_slowFrees) & ~255u) == 0) return;
   if (background::onSlowFrees()) return;  // MESH_BACKGROUND_THREAD: the thread meshes
   long periodMs = runtime().options.get(Opt::period_ms);
   if (periodMs > 0) runtime().heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
@@ -69,8 +71,13 @@ void* mallocSlow(size_t n) {
   return allocateSlow(n, 16, &zeroed);
 }
 
-void freeSlow(void* p) {
-  if (p == nullptr) return;
+// Whether small object p carries the key of an object on some thread's freed stack.
+static bool isStackedObject(void* p) {
+  return static_cast<uint64_t*>(p)[1] == (runtime().heap.freedKey() ^ reinterpret_cast<uintptr_t>(p));
+}
+
+// Frees p, which is not in a span attached to this thread, without deferring it.
+static void freeNow(void* p) {
   Runtime& rt = runtime();
   if (bootstrap().contains(p)) {
     bootstrap().release(p);
@@ -111,13 +118,53 @@ void freeSlow(void* p) {
     t_busy &= ~1u;
     return;
   }
+  if (isStackedObject(p)) {    rt.heap.unpin(mh);
+    fatalPointer("double free of", p);
+  }
   // Nested (signal handler) frees of our own span's objects take the remote path too: the
   // remote bitmap is safe to use from anywhere, and the owner folds it in later.
   int cls = mh->sizeClassIndex();
   rt.heap.freeNonOwnerPinned(mh, slot, p);
-  maybeMeshFromFreePath();
+  maybeMeshFromFreePath(1);
   if (th != nullptr) th->countRemoteFree(cls);
   else countWithoutThreadHeap(false, sizeClass(cls).size);
+}
+
+static void flushFreed(ThreadHeap* th, int cls, bool all) {
+  uint32_t n = th->flushFreed(cls, all, [](void* rejected) { freeNow(rejected); });
+  maybeMeshFromFreePath(n);
+}
+
+void flushAllFreed(ThreadHeap* th) {
+  DepthGuard depth;
+  for (int cls = 0; cls < kNumClasses; ++cls) flushFreed(th, cls, true);
+}
+
+void freeSlow(void* p) {
+  if (p == nullptr) return;
+  ThreadHeap* th = t_heap;
+  if (th != nullptr && t_busy == 0) {
+    // The fast path found the freed-object stack of p's class full (or p is not a small object
+    // of another span, and freeNow handles it).
+    GlobalHeap& heap = runtime().heap;
+    uintptr_t entry = heap.entryFor(p);
+    MiniHeap* mh = entryMiniHeap(entry);
+    uint32_t slot;
+    if (mh != nullptr && mh->sizeClassIndex() < kNumClasses && mh->owner() != th &&
+        mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot)) {
+      int cls = mh->sizeClassIndex();
+      // A stacked object freed again is reported before any flush could clear its key, and so
+      // is one whose slot is already free (see ThreadHeap::tryPushFreed).
+      if (isStackedObject(p) || !mh->isLiveUnfreed(slot)) fatalPointer("double free of", p);
+      if (th->freedCount(cls) == th->freedCapacity(cls)) {
+        DepthGuard depth;
+        flushFreed(th, cls, false);
+      }
+      FastPathMark mark;
+      if (th->pushFreed(cls, p)) return;
+    }
+  }
+  freeNow(p);
 }
 
 [[noreturn]] static void badPointer(const char* caller, const char* what, const void* p) {

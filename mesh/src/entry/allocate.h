@@ -15,8 +15,12 @@ namespace mesh {
 // Slow paths (entry/allocate.cc).
 MESH_SLOW_PATH void* allocateSlow(size_t n, size_t align, bool* zeroed);
 MESH_SLOW_PATH void freeSlow(void* p);
-// A rate-limited mesh step (called on slow frees; the caller holds a DepthGuard).
-void maybeMeshFromFreePath();
+// Counts `frees` slow frees and, about every 256th, runs a rate-limited mesh step (the caller
+// holds a DepthGuard).
+void maybeMeshFromFreePath(uint32_t frees);
+// Hands the whole freed-object stack of every class back to the spans (thread exit, trim,
+// compaction).
+void flushAllFreed(ThreadHeap* th);
 // Usable size of a live block; aborts on a pointer that is not one.
 size_t usableSize(void* p, const char* caller);
 // realloc semantics (C API): may return p itself.
@@ -54,25 +58,40 @@ MESH_FAST_PATH void* allocate(size_t n) {
     // with the cache by the time we read it.
     FastPathMark mark;
     int cls = classForSize(n);
+    if (th->canPopFreed(cls)) return th->popFreed(cls);
     if (MESH_LIKELY(th->canPop(cls))) return th->pop(cls);
   }
   return mallocSlow(n);
 }
 
-// Fast path free: an object of a span attached to this thread.
+// Fast path free: an object of a span attached to this thread, or a small object of another
+// span, which goes on the thread's freed stack (ThreadHeap::pushFreed). Class and slot read here
+// can be stale only for a pointer that is not live; the batch checks them under the lock.
+// Anything unusual (stack full, interior pointer, large object, misuse) takes the slow path,
+// which reports misuse.
 MESH_FAST_PATH void deallocate(void* p) {
   ThreadHeap* th = t_heap;
   const Arena& arena = runtime().heap.arena();
   size_t x = arena.offsetOf(p);
   if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes() && t_busy == 0)) {
-    FastPathMark mark;
-    uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
-    MiniHeap* mh = entryMiniHeap(entry);
-    if (MESH_LIKELY(mh != nullptr && mh->owner() == th)) {
+    bool done = false;
+    {
+      FastPathMark mark;
+      uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
+      MiniHeap* mh = entryMiniHeap(entry);
       // Offset inside the span: offset in the page plus the page's index in the span.
-      th->freeOwned(mh, (x & (os::kPageSize - 1)) + (entryPageInSpan(entry) << os::kPageShift), p);
-      return;
+      size_t offset = (x & (os::kPageSize - 1)) + (entryPageInSpan(entry) << os::kPageShift);
+      if (MESH_LIKELY(mh != nullptr)) {
+        if (MESH_LIKELY(mh->owner() == th)) {
+          done = th->tryFreeOwned(mh, offset, p);
+        } else {
+          int cls = mh->sizeClassIndex();
+          uint32_t slot;
+          done = cls < kNumClasses && mh->slotForOffset(offset, &slot) && th->tryPushFreed(cls, mh, slot, p);
+        }
+      }
     }
+    if (MESH_LIKELY(done)) return;
   }
   freeSlow(p);
 }

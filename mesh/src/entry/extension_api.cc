@@ -2,6 +2,7 @@
 #include <cerrno>
 
 #include "common/options.h"
+#include "entry/allocate.h"
 #include "entry/runtime.h"
 #include "entry/stats_report.h"
 #include "mesh/mesh.h"
@@ -43,6 +44,7 @@ size_t mesh_compact(void) {
     return 0;
   }
   size_t meshes;
+  if (t_heap != nullptr) flushAllFreed(t_heap);  // their objects are free to mesh around
   {
     DepthGuard depth;
     meshes = runtime().heap.meshAll();

@@ -3,6 +3,7 @@
 #include <new>
 
 #include "common/log.h"
+#include "entry/allocate.h"
 #include "platform/os.h"
 
 namespace mesh {
@@ -112,6 +113,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   while (th != nullptr) {
     ThreadHeap* next = th->registryNext;
     if (th != t_heap) {
+      th->dropFreed();  // possibly mid-update when the fork happened
       th->detachAll();
       if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
       else rt.threads = th->registryNext;
@@ -134,6 +136,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
 static void onThreadExit(void* arg) {
   auto* th = static_cast<ThreadHeap*>(arg);
   Runtime& rt = runtime();
+  flushAllFreed(th);
   DepthGuard depth;
   th->detachAll();
   t_heap = nullptr;
@@ -159,6 +162,9 @@ static bool initialize() {
   config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
   config.maxMapCount = rt->options.get(Opt::max_map_count);
   config.sameThreadMeshing = rt->options.get(Opt::same_thread_meshing) != 0;
+  uint64_t salt = os::monotonicNs() ^ (reinterpret_cast<uintptr_t>(&config) << 16) ^
+                  static_cast<uint64_t>(os::currentThreadId());
+  config.freedKey = (salt * 0x9E3779B97F4A7C15ull) ^ (salt >> 29) ^ 0x6d65736866726565ull;
   if (!rt->heap.init(config)) return false;
   if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
   pthread_atfork(forkPrepare, forkParent, forkChild);

@@ -1,5 +1,7 @@
 #include "entry/stats_report.h"
 
+#include "entry/allocate.h"
+
 #include <cstring>
 
 #include "common/log.h"
@@ -132,6 +134,7 @@ struct mallinfo2 mallinfoFromStats() {
 
 size_t releaseFreeMemoryForApi() {
   if (!ensureInitialized() || t_busy != 0) return 0;
+  if (t_heap != nullptr) flushAllFreed(t_heap);
   DepthGuard depth;
   return runtime().heap.releaseFreeMemory();
 }

@@ -13,6 +13,7 @@ bool GlobalHeap::init(const HeapConfig& config) {
   meshMaxOccupancyPct_ = config.meshMaxOccupancyPct;
   maxMapCountOverride_.store(config.maxMapCount, std::memory_order_relaxed);
   sameThreadMeshing_.store(config.sameThreadMeshing, std::memory_order_relaxed);
+  freedKey_ = config.freedKey;
   return arena_.init(config.arena);
 }
 
@@ -199,6 +200,34 @@ void GlobalHeap::freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr
     drainLocked(cls);
     c.lock.unlock();
   }
+}
+
+uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
+  ClassState& c = classes_[cls];
+  uint32_t rejected = 0;
+  LockGuard guard(c.lock);
+  // Under the class lock nothing of this class moves: no mesh, attach, detach or release runs,
+  // so page-map entries and owners are stable and no pin is needed.
+  for (uint32_t i = 0; i < n; ++i) {
+    void* p = ptrs[i];
+    uintptr_t entry = entryFor(p);
+    MiniHeap* mh = entryMiniHeap(entry);
+    uint32_t slot;
+    if (mh == nullptr || mh->sizeClassIndex() != cls ||
+        !mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - spanStartFor(p, entry)), &slot)) {
+      ptrs[rejected++] = p;
+      continue;
+    }
+    if (mh->owner() != nullptr) {
+      // Attached to a thread heap (maybe the caller's): its owner folds the remote bit.
+      mh->freeRemote(slot, p);
+      continue;
+    }
+    if (!mh->isLive(slot)) fatalPointer("double free of", p);
+    mh->clearLive(slot);
+    relistLocked(mh);
+  }
+  return rejected;
 }
 
 bool GlobalHeap::isLiveSmall(const void* ptr, uintptr_t entry, uint32_t slot) {

@@ -27,6 +27,7 @@ struct HeapConfig {
   uint32_t meshMaxOccupancyPct = 80;  // fuller spans are not worth meshing
   long maxMapCount = 0;               // 0: read vm.max_map_count
   bool sameThreadMeshing = false;     // pair only spans last attached to one thread heap
+  uint64_t freedKey = 0x6d65736866726565ull;  // marks stacked freed objects (randomise per process)
 };
 
 // Classes of this size and larger never mesh (few objects per span, little to gain).
@@ -64,6 +65,8 @@ class GlobalHeap {
   GlobalHeap& operator=(const GlobalHeap&) = delete;
 
   bool init(const HeapConfig& config);
+  // Process-wide random key that marks objects on a thread heap's freed stack.
+  uint64_t freedKey() const { return freedKey_; }
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
 
@@ -91,6 +94,11 @@ class GlobalHeap {
   // Free of a small object by anyone but the span's owner, mh pinned by the caller (this
   // unpins it). Lock-free except an occasional queue drain.
   void freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr);
+  // Frees a batch of objects of class cls (deferred frees of one thread) under one lock.
+  // Pointers it cannot free as class-cls objects (invalid or already freed) are moved to the
+  // front of ptrs and their number returned, for the caller to report through the unbatched
+  // path; a free of a slot already clear in a detached span aborts here as a double free.
+  uint32_t freeBatch(int cls, void** ptrs, uint32_t n);
   // The same, pinning first (entry as for pin()).
   void freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot);
   // Whether the small object at slot of ptr's span is live (stable against a concurrent mesh).
@@ -167,6 +175,7 @@ class GlobalHeap {
   bool remapAliasesInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
 
   Arena arena_;
+  uint64_t freedKey_ = 0;
   ClassState classes_[kNumClasses];
   Mutex metaLock_;
   MetaPool<MiniHeap> miniheaps_ MESH_GUARDED_BY(metaLock_);

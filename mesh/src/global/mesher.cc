@@ -5,7 +5,8 @@
 // The mesh of src into dst (both detached, live bitmaps disjoint), under the class lock:
 //   1. barrier on; src's virtual pages read-only (writers fault and wait in the handler)
 //   2. copy src's live objects to the same offsets in dst (dst's slots there are free)
-//   3. map src's virtual pages onto dst's file pages (read-write again); barrier off
+//   3. map src's virtual pages onto dst's file pages (read-write again); barrier off. When src
+//      already backs other virtual spans (an earlier mesh), they all move onto dst.
 //   4. dst takes src's live bits, then the page map of src's pages points to dst
 //   5. wait until no remote free is between its announcement and its end on src, move src's
 //      remote frees to dst (see GlobalHeap::freeNonOwner for the handshake)
@@ -49,13 +50,23 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   SpanBits a, b;
   dst->copyLiveBits(a.w);
   src->copyLiveBits(b.w);
-  if (!bitsDisjoint(a, b) || src->isEmpty() || dst->extraSpanCount() == kMaxExtraSpans) return false;
+  // src may itself back several virtual spans (an earlier mesh): all of them move onto dst.
+  uint32_t count = 1 + src->extraSpanCount();
+  if (!bitsDisjoint(a, b) || src->isEmpty() || dst->extraSpanCount() + count > kMaxExtraSpans) return false;
   size_t srcPage = src->spanPage(), pages = src->pages();
+  size_t spans[1 + kMaxExtraSpans];
+  spans[0] = srcPage;
+  for (uint32_t i = 1; i < count; ++i) spans[i] = src->extraSpan(i - 1);
 
   barrier::begin();
-  if (!arena_.protectPages(srcPage, pages, false)) {
-    barrier::end();
-    return false;
+  for (uint32_t k = 0; k < count; ++k) {
+    if (!arena_.protectPages(spans[k], pages, false)) {
+      for (uint32_t u = 0; u < k; ++u) {
+        if (!arena_.protectPages(spans[u], pages, true)) fatal("could not undo a failed mesh");
+      }
+      barrier::end();
+      return false;
+    }
   }
   uint32_t size = src->objectSize();
   for (int w = 0; w < 4; ++w) {
@@ -64,22 +75,29 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
       std::memcpy(dst->slotAddress(slot), src->slotAddress(slot), size);
     }
   }
-  if (!arena_.aliasPages(srcPage, dst->spanPage(), pages)) {
-    // Nothing changed for src: its pages still hold its objects. Make them writable again.
-    if (!arena_.protectPages(srcPage, pages, true)) fatal("could not undo a failed mesh");
+  for (uint32_t k = 0; k < count; ++k) {
+    if (arena_.aliasPages(spans[k], dst->spanPage(), pages)) continue;
+    // Nothing changed for src's objects: its file pages still hold them. Point the spans moved
+    // so far back at them (src's own span first, onto itself) and make every span writable.
+    bool undone = true;
+    for (uint32_t u = 0; u < k; ++u) undone = undone && arena_.aliasPages(spans[u], srcPage, pages);
+    for (uint32_t u = k; u < count; ++u) undone = undone && arena_.protectPages(spans[u], pages, true);
+    if (!undone) fatal("could not undo a failed mesh");
     barrier::end();
     return false;
   }
   barrier::end();
 
   dst->absorbLive(*src);
-  for (size_t i = 0; i < pages; ++i) arena_.setMapEntrySeqCst(srcPage + i, encodeEntry(dst, i));
+  for (uint32_t k = 0; k < count; ++k) {
+    for (size_t i = 0; i < pages; ++i) arena_.setMapEntrySeqCst(spans[k] + i, encodeEntry(dst, i));
+  }
   while (src->remoteFreeInFlight()) os::yieldThread();
   dst->absorbRemote(*src);
   dst->foldRemote();
-  dst->addExtraSpan(srcPage);
+  for (uint32_t k = 0; k < count; ++k) dst->addExtraSpan(spans[k]);
   arena_.releaseFilePages(srcPage, pages);
-  mapAddedSince_ += 2;
+  mapAddedSince_ += 2 * static_cast<long>(count);
 
   ClassState& c = classes_[src->sizeClassIndex()];
   unlinkLocked(c, src);
@@ -145,18 +163,21 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
   }
   for (uint32_t i = 0; i < n; ++i) meshCandidates_[i]->copyLiveBits(meshBits_[i].w);
   size_t limit = maxPairs == 0 ? n / 2 : maxPairs;
+  // Search every candidate, then mesh at most `limit` pairs: a pair that cannot be meshed (its
+  // chains would be too long) must not use up the step.
   size_t pairs = sameThread ? findPairsPerOwnerLocked(n)
                             : findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
-                                            meshUsed_.begin(), meshPairs_.begin(), limit);
+                                            meshUsed_.begin(), meshPairs_.begin(), n / 2);
   size_t made = 0;
   for (size_t i = 0; i < pairs && made < limit; ++i) {
     MiniHeap* a = meshCandidates_[meshPairs_[i].a];
     MiniHeap* b = meshCandidates_[meshPairs_[i].b];
-    // The source must be a single span; the destination keeps the span with more objects.
-    if (a->extraSpanCount() > 0 && b->extraSpanCount() > 0) continue;
-    bool aIsDst = a->extraSpanCount() > 0 || (b->extraSpanCount() == 0 && a->liveCount() >= b->liveCount());
+    // The destination keeps the span with more objects (fewer to copy); both then back
+    // 2 + a's extras + b's extras virtual spans, which must fit (meshPairLocked checks).
+    bool aIsDst = a->liveCount() >= b->liveCount();
     MiniHeap* dst = aIsDst ? a : b;
     MiniHeap* src = aIsDst ? b : a;
+    if (dst->extraSpanCount() + 1 + src->extraSpanCount() > kMaxExtraSpans) continue;
     if (mapMeasured_ + mapAddedSince_ + 2 > mapLimit_ - mapLimit_ / 8 && !mappingBudgetAllows()) break;
     if (meshPairLocked(dst, src)) ++made;
   }

@@ -84,6 +84,12 @@ class alignas(64) MiniHeap {
     return foldRemote([](uint32_t) {});
   }
   bool hasRemote() const;
+  // Whether slot was freed remotely and not folded yet (a free of it now is a double free).
+  bool isRemoteFreed(uint32_t slot) const {
+    return (remote_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
+  }
+  // Whether slot is live and not freed remotely: what a free expects.
+  bool isLiveUnfreed(uint32_t slot) const { return isLive(slot) && !isRemoteFreed(slot); }
 
   // --- frees by a thread that is not the single writer ---------------------------------------
   // Records the free of `slot` (ptr for the error message). Aborts on a detected double free.

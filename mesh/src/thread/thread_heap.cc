@@ -2,26 +2,44 @@
 
 namespace mesh {
 
-ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed) : global_(global), rng_(seed) {}
+ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
+    : global_(global), freedKey_(global->freedKey()), rng_(seed) {
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    // Up to 64 KiB of stacked objects per class, at least 4 objects.
+    uint32_t cap = (uint32_t{64} << 10) / sizeClass(cls).size;
+    caches_[cls].freedCap = cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
+  }
+}
+
+void ThreadHeap::reportStackedFree(void* ptr) {
+  // Either the slot is already free in its span, or the object carries the key of a stacked
+  // object (this thread's or another's): freeing it again would hand it out twice.
+  fatalPointer("double free of", ptr);
+}
 
 // Randomizes slots[from, count): objects land at random offsets in a span, which is what makes
 // two spans' live objects unlikely to collide and so makes meshing work.
-void ThreadHeap::shuffleTail(ClassCache& c, uint32_t from) {
-  for (uint32_t i = c.count; i > from + 1; --i) {
+void ThreadHeap::shuffleTail(int cls, uint32_t from) {
+  uint32_t count = caches_[cls].count.load(std::memory_order_relaxed);
+  for (uint32_t i = count; i > from + 1; --i) {
     uint32_t j = from + rng_.below(i - from);
-    uint8_t t = c.slots[i - 1];
-    c.slots[i - 1] = c.slots[j];
-    c.slots[j] = t;
+    uint8_t t = slots_[cls][i - 1];
+    slots_[cls][i - 1] = slots_[cls][j];
+    slots_[cls][j] = t;
   }
 }
 
 bool ThreadHeap::refill(int cls) {
   ClassCache& c = caches_[cls];
+  uint32_t count = c.count.load(std::memory_order_relaxed);
   if (c.mh != nullptr) {
     // First take back what other threads freed into the attached span.
-    c.mh->foldRemote([&c](uint32_t slot) { c.slots[c.count++] = static_cast<uint8_t>(slot); });
-    if (c.count != 0) {
-      shuffleTail(c, 0);
+    uint32_t before = count;
+    c.mh->foldRemote([&count, this, cls](uint32_t slot) { slots_[cls][count++] = static_cast<uint8_t>(slot); });
+    bump(c.supplied, count - before);
+    c.count.store(count, std::memory_order_relaxed);
+    if (count != 0) {
+      shuffleTail(cls, 0);
       return true;
     }
     global_->detach(c.mh);
@@ -32,13 +50,20 @@ bool ThreadHeap::refill(int cls) {
   c.mh = mh;
   c.start = mh->spanStart();
   c.size = mh->objectSize();
-  c.count = 0;
+  count = 0;
   uint32_t n = mh->objectCount();
-  for (uint32_t slot = 0; slot < n; ++slot) {
-    if (!mh->isLive(slot)) c.slots[c.count++] = static_cast<uint8_t>(slot);
+  for (uint32_t w = 0; w * 64 < n; ++w) {
+    uint64_t freeBits = ~mh->liveWord(static_cast<int>(w));
+    if (n - w * 64 < 64) freeBits &= (uint64_t{1} << (n - w * 64)) - 1;
+    while (freeBits != 0) {
+      slots_[cls][count++] = static_cast<uint8_t>(w * 64 + static_cast<uint32_t>(__builtin_ctzll(freeBits)));
+      freeBits &= freeBits - 1;
+    }
   }
-  shuffleTail(c, 0);
-  return c.count != 0;
+  bump(c.supplied, count);
+  c.count.store(count, std::memory_order_relaxed);
+  shuffleTail(cls, 0);
+  return count != 0;
 }
 
 void* ThreadHeap::allocSlow(int cls) {
@@ -49,8 +74,17 @@ void* ThreadHeap::allocSlow(int cls) {
 ThreadHeap::Totals ThreadHeap::totals() const {
   Totals t;
   for (int cls = 0; cls < kNumClasses; ++cls) {
-    uint64_t a = caches_[cls].allocs.load(std::memory_order_relaxed);
-    uint64_t f = caches_[cls].frees.load(std::memory_order_relaxed);
+    const ClassCache& c = caches_[cls];
+    // Every object handed out came from what was supplied (and what this thread freed locally
+    // back into the cache) and is no longer in the cache. Read racily: a snapshot, not exact
+    // while the owner runs.
+    uint64_t local = c.frees.load(std::memory_order_relaxed);
+    uint64_t remote = c.remoteFrees.load(std::memory_order_relaxed);
+    int64_t inCache = static_cast<int64_t>(c.count.load(std::memory_order_relaxed)) +
+                      static_cast<int64_t>(c.freed.load(std::memory_order_relaxed));
+    int64_t allocs = c.supplied.load(std::memory_order_relaxed) + static_cast<int64_t>(local) - inCache;
+    uint64_t a = allocs > 0 ? static_cast<uint64_t>(allocs) : 0;
+    uint64_t f = local + remote;
     t.allocs += a;
     t.frees += f;
     t.bytes += (static_cast<int64_t>(a) - static_cast<int64_t>(f)) * sizeClass(cls).size;
@@ -62,7 +96,8 @@ void ThreadHeap::detachAll() {
   for (ClassCache& c : caches_) {
     if (c.mh != nullptr) global_->detach(c.mh);
     c.mh = nullptr;
-    c.count = 0;
+    bump(c.supplied, -static_cast<int64_t>(c.count.load(std::memory_order_relaxed)));
+    c.count.store(0, std::memory_order_relaxed);
   }
 }
 

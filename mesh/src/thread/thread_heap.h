@@ -2,6 +2,8 @@
 // an array of that span's free slots in random order. malloc pops a slot, free of an object of
 // an attached span pushes it back: no locks, no atomic read-modify-write. Frees from other
 // threads arrive through the span's remote bitmap and are folded in when the array runs dry.
+// Frees by this thread of objects of other spans go to a per-class stack that malloc serves
+// first (see pushFreed).
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,8 @@
 
 namespace mesh {
 
+inline constexpr uint32_t kMaxFreedPerClass = 32;
+
 class ThreadHeap {
  public:
   ThreadHeap(GlobalHeap* global, uint64_t seed);
@@ -24,33 +28,115 @@ class ThreadHeap {
   ThreadHeap& operator=(const ThreadHeap&) = delete;
 
   // Fast path: true when class cls has a free slot ready (then pop() cannot fail).
-  MESH_FAST_PATH bool canPop(int cls) const { return caches_[cls].count != 0; }
+  MESH_FAST_PATH bool canPop(int cls) const { return caches_[cls].count.load(std::memory_order_relaxed) != 0; }
   MESH_FAST_PATH void* pop(int cls) {
     ClassCache& c = caches_[cls];
-    uint32_t slot = c.slots[--c.count];
+    uint32_t n = c.count.load(std::memory_order_relaxed) - 1;
+    c.count.store(n, std::memory_order_relaxed);
+    uint32_t slot = slots_[cls][n];
     c.mh->setLive(slot);
-    c.allocs.store(c.allocs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return c.start + static_cast<size_t>(slot) * c.size;
   }
   // An object of class cls, refilling when needed; nullptr when out of memory.
-  MESH_FAST_PATH void* alloc(int cls) { return canPop(cls) ? pop(cls) : allocSlow(cls); }
+  MESH_FAST_PATH void* alloc(int cls) {
+    if (canPopFreed(cls)) return popFreed(cls);
+    return canPop(cls) ? pop(cls) : allocSlow(cls);
+  }
 
   // Fast path: frees ptr, an object of mh, a span attached to this heap, at byte offset
   // `offset` inside its span. Aborts on an invalid or double free.
   MESH_FAST_PATH void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
     uint32_t slot;
     if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot))) fatalPointer("invalid free of", ptr);
-    if (MESH_UNLIKELY(!mh->isLive(slot))) fatalPointer("double free of", ptr);
+    if (MESH_UNLIKELY(!mh->isLiveUnfreed(slot) || keyWord(ptr) == keyFor(ptr))) reportStackedFree(ptr);
     mh->clearLive(slot);
-    ClassCache& c = caches_[mh->sizeClassIndex()];
-    c.slots[c.count++] = static_cast<uint8_t>(slot);
-    c.frees.store(c.frees.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    pushSlot(mh->sizeClassIndex(), slot);
+  }
+
+  // freeOwned for the fast path: false, changing nothing, when the free is not a plain valid
+  // one (the slow path then reports it). No calls, so the caller stays a leaf.
+  MESH_FAST_PATH bool tryFreeOwned(MiniHeap* mh, size_t offset, void* ptr) {
+    uint32_t slot;
+    if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot) || !mh->isLiveUnfreed(slot) ||
+                      keyWord(ptr) == keyFor(ptr))) {
+      return false;
+    }
+    mh->clearLive(slot);
+    pushSlot(mh->sizeClassIndex(), slot);
+    return true;
+  }
+  // pushFreed for the fast path: false also for a suspected double free (the slow path reports).
+  // mh and slot are ptr's miniheap and slot as the caller read them without a lock: a slot
+  // already free there means a double free (a racing reader can only miss one, never invent
+  // one: the object was allocated before the caller got it).
+  MESH_FAST_PATH bool tryPushFreed(int cls, const MiniHeap* mh, uint32_t slot, void* ptr) {
+    ClassCache& c = caches_[cls];
+    if (MESH_UNLIKELY(keyWord(ptr) == keyFor(ptr) || c.freed.load(std::memory_order_relaxed) == c.freedCap ||
+                      !mh->isLiveUnfreed(slot))) {
+      return false;
+    }
+    stack(cls, ptr);
+    return true;
   }
 
   // Counts a free of a class-cls object this heap does not own (a remote free).
-  void countRemoteFree(int cls) {
+  void countRemoteFree(int cls) { bump(caches_[cls].remoteFrees, 1); }
+
+  // --- freed objects of other spans ------------------------------------------------------
+  // Frees by this thread of objects whose span it does not hold go to a small per-class stack
+  // (LIFO, like a tcache) that malloc serves first. The spans still count those objects as
+  // live; when a stack overflows, its older half is handed back to the spans in one locked
+  // batch (GlobalHeap::freeBatch). Each stacked object carries a key (word 1, address-salted)
+  // so that a second free of it, by any thread, is seen: the same block is never handed out
+  // twice. The key is cleared whenever the object leaves a stack.
+  MESH_FAST_PATH bool canPopFreed(int cls) const { return caches_[cls].freed.load(std::memory_order_relaxed) != 0; }
+  MESH_FAST_PATH void* popFreed(int cls) {
     ClassCache& c = caches_[cls];
-    c.frees.store(c.frees.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    uint32_t n = c.freed.load(std::memory_order_relaxed) - 1;
+    c.freed.store(n, std::memory_order_relaxed);
+    void* p = freedPtrs_[cls][n];
+    keyWord(p) = 0;
+    return p;
+  }
+  // Stacks ptr, a freed object of class cls (as read from its miniheap without a lock; the batch
+  // checks it). False when the stack is full: flushFreed first. Aborts on a detected double free.
+  MESH_FAST_PATH bool pushFreed(int cls, void* ptr) {
+    ClassCache& c = caches_[cls];
+    if (MESH_UNLIKELY(keyWord(ptr) == keyFor(ptr))) reportStackedFree(ptr);
+    if (MESH_UNLIKELY(c.freed.load(std::memory_order_relaxed) == c.freedCap)) return false;
+    stack(cls, ptr);
+    return true;
+  }
+  // Hands the older half of class cls's stack (all of it with all=true) back to the spans.
+  // Pointers the batch rejects (misuse to report) are passed to onRejected after the class lock
+  // was released. Returns the number of objects handed back.
+  template <typename F>
+  uint32_t flushFreed(int cls, bool all, F&& onRejected) {
+    ClassCache& c = caches_[cls];
+    uint32_t have = c.freed.load(std::memory_order_relaxed);
+    uint32_t n = all ? have : (have + 1) / 2;
+    if (n == 0) return 0;
+    void* batch[kMaxFreedPerClass];
+    for (uint32_t i = 0; i < n; ++i) {
+      batch[i] = freedPtrs_[cls][i];
+      keyWord(batch[i]) = 0;
+    }
+    for (uint32_t i = n; i < have; ++i) freedPtrs_[cls][i - n] = freedPtrs_[cls][i];
+    c.freed.store(have - n, std::memory_order_relaxed);
+    bump(c.supplied, -static_cast<int64_t>(n));
+    uint32_t rejected = global_->freeBatch(cls, batch, n);
+    for (uint32_t i = 0; i < rejected; ++i) onRejected(batch[i]);
+    return n;
+  }
+  uint32_t freedCount(int cls) const { return caches_[cls].freed.load(std::memory_order_relaxed); }
+  uint32_t freedCapacity(int cls) const { return caches_[cls].freedCap; }
+  // Forgets the stacks (a fork child cleaning up another thread's heap, whose stacks may have
+  // been mid-update at the fork: those objects stay allocated).
+  void dropFreed() {
+    for (ClassCache& c : caches_) {
+      bump(c.supplied, -static_cast<int64_t>(c.freed.load(std::memory_order_relaxed)));
+      c.freed.store(0, std::memory_order_relaxed);
+    }
   }
 
   // Counters summed over classes; read by statistics from any thread (racy but atomic).
@@ -68,25 +154,59 @@ class ThreadHeap {
   ThreadHeap* registryPrev = nullptr;
 
  private:
-  // Everything malloc and free touch for one class sits together, counters included.
-  // Counters are written only by the owning thread (plain load+store, no lock prefix).
-  struct ClassCache {
+  // What malloc and free read for one class fits one cache line, counters included; the two
+  // arrays live apart (slots_, freedPtrs_) so that every index is a shift, not a multiply.
+  // Everything is written only by the owning thread (relaxed load+store: plain moves) and read
+  // by statistics from any thread. malloc counts nothing: the number of allocations follows
+  // from what went into the cache and what is left (see totals()).
+  struct alignas(64) ClassCache {
     MiniHeap* mh = nullptr;
     char* start = nullptr;
     uint32_t size = 0;
-    uint32_t count = 0;  // free slots in slots[0, count)
-    std::atomic<uint64_t> allocs{0};
-    std::atomic<uint64_t> frees{0};
-    uint8_t slots[kMaxObjectsPerSpan];
+    std::atomic<uint32_t> count{0};  // free slots in slots_[cls][0, count)
+    std::atomic<uint32_t> freed{0};  // stacked objects of other spans in freedPtrs_[cls][0, freed)
+    uint32_t freedCap = 0;           // stack capacity of this class
+    std::atomic<int64_t> supplied{0};     // slots given to the cache by refills, minus those
+                                          // taken back unused (detach, flush, drop)
+    std::atomic<uint64_t> frees{0};        // frees by this thread on the fast paths
+    std::atomic<uint64_t> remoteFrees{0};  // frees by this thread through the global heap
   };
+  static_assert(sizeof(ClassCache) == 64);
+
+  template <typename T, typename D>
+  static void bump(std::atomic<T>& counter, D delta) {
+    counter.store(counter.load(std::memory_order_relaxed) + static_cast<T>(delta), std::memory_order_relaxed);
+  }
+  MESH_FAST_PATH void pushSlot(int cls, uint32_t slot) {
+    ClassCache& c = caches_[cls];
+    uint32_t n = c.count.load(std::memory_order_relaxed);
+    slots_[cls][n] = static_cast<uint8_t>(slot);
+    c.count.store(n + 1, std::memory_order_relaxed);
+    bump(c.frees, 1);
+  }
+  MESH_FAST_PATH void stack(int cls, void* ptr) {
+    ClassCache& c = caches_[cls];
+    keyWord(ptr) = keyFor(ptr);
+    uint32_t n = c.freed.load(std::memory_order_relaxed);
+    freedPtrs_[cls][n] = ptr;
+    c.freed.store(n + 1, std::memory_order_relaxed);
+    bump(c.frees, 1);
+  }
+  static uint64_t& keyWord(void* p) { return static_cast<uint64_t*>(p)[1]; }
+  uint64_t keyFor(const void* p) const { return freedKey_ ^ reinterpret_cast<uintptr_t>(p); }
+  // A stacked object's key was found on free: abort if it is stacked (a double free).
+  MESH_SLOW_PATH void reportStackedFree(void* ptr);
 
   MESH_SLOW_PATH void* allocSlow(int cls);
   bool refill(int cls);
-  void shuffleTail(ClassCache& c, uint32_t from);
+  void shuffleTail(int cls, uint32_t from);
 
   GlobalHeap* global_;
+  uint64_t freedKey_;
   Rng rng_;
   ClassCache caches_[kNumClasses];
+  uint8_t slots_[kNumClasses][kMaxObjectsPerSpan];       // free slots of the attached span
+  void* freedPtrs_[kNumClasses][kMaxFreedPerClass];      // stacked objects of other spans
 };
 
 }  // namespace mesh

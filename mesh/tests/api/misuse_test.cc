@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -121,6 +122,69 @@ TEST_P(DoubleFreeTest, C13_CrossThreadDoubleFreeAborts) {
       DoubleFreeRegex(q));
   free(p);
   free(q);
+}
+
+// Frees of objects whose span the freeing thread does not hold are stacked per thread (a small
+// cache that malloc reuses) and reach their spans later in batches. A second free must be seen
+// wherever the first one is: still stacked, already batched, or stacked by another thread.
+std::vector<void*> AllocateMany(size_t n, size_t count) {
+  std::vector<void*> v;
+  for (size_t i = 0; i < count; ++i) v.push_back(malloc(Opaque(n)));
+  return v;
+}
+
+TEST_P(DoubleFreeTest, C13_DoubleFreeOfStackedObjectAborts) {
+  size_t n = GetParam();
+  if (!HaveLibmesh() && n > 1024) GTEST_SKIP() << "glibc only detects this for tcache sizes";
+  // The first objects' spans are full and no longer the thread's current span.
+  std::vector<void*> v = AllocateMany(n, 600);
+  void* p = v[0];
+  EXPECT_DEATH(
+      {
+        void* again = OpaquePtr(p);
+        free(p);
+        free(again);
+      },
+      DoubleFreeRegex(p));
+  for (void* o : v) free(o);
+}
+
+TEST_P(DoubleFreeTest, C13_DoubleFreeAfterBatchedFreesAborts) {
+  MESH_REQUIRE_LIBMESH();  // glibc's tcache holds at most 7 blocks per size
+  size_t n = GetParam();
+  std::vector<void*> v = AllocateMany(n, 600);
+  void* p = v[0];
+  EXPECT_DEATH(
+      {
+        void* again = OpaquePtr(p);
+        free(p);
+        for (size_t i = 1; i < 300; ++i) free(v[i]);  // overflows the stack: p is batched
+        free(again);
+      },
+      DoubleFreeRegex(p));
+  for (void* o : v) free(o);
+}
+
+TEST_P(DoubleFreeTest, C13_OwnerFreesObjectAnotherThreadFreedAborts) {
+  MESH_REQUIRE_LIBMESH();  // glibc's tcache check only sees its own thread's cache
+  size_t n = GetParam();
+  void* p = malloc(Opaque(n));  // from this thread's current span
+  ASSERT_NE(p, nullptr);
+  EXPECT_DEATH(
+      {
+        std::atomic<int> step{0};
+        std::thread other([p, &step] {
+          free(p);  // stacked by the other thread, which stays alive
+          step = 1;
+          while (step.load() != 2) std::this_thread::yield();
+        });
+        while (step.load() != 1) std::this_thread::yield();
+        free(OpaquePtr(p));  // the owner frees it again
+        step = 2;
+        other.join();
+      },
+      DoubleFreeRegex(p));
+  free(p);
 }
 
 TEST_P(DoubleFreeTest, C13_DoubleDeleteAborts) {

@@ -138,6 +138,24 @@ TEST_P(ArenaTest, ExhaustionReturnsNoPageAndCoalescingRecoversSpace) {
   EXPECT_NE(big, kNoPage);
 }
 
+TEST_P(ArenaTest, FreedNeighboursServeBiggerRequestsBeforeFreshPages) {
+  // Small frees next to each other add up to a run a bigger request can use: the arena merges
+  // them instead of growing into fresh pages (which would leave the freed ones resident).
+  bool zeroed;
+  std::vector<size_t> small;
+  for (int i = 0; i < 256; ++i) small.push_back(arena.allocPages(2, 1, &zeroed));
+  size_t fence = arena.allocPages(1, 1, &zeroed);  // keeps the merged run off the bump region
+  ASSERT_NE(fence, kNoPage);
+  for (size_t q : small) arena.freePages(q, 2, false);
+  size_t boundBefore = arena.usedPageBound();
+  for (int i = 0; i < 8; ++i) {
+    size_t big = arena.allocPages(32, 1, &zeroed);
+    ASSERT_NE(big, kNoPage);
+    EXPECT_LE(big + 32, fence) << "took fresh pages while 512 freed pages were free";
+  }
+  EXPECT_EQ(arena.usedPageBound(), boundBefore);
+}
+
 TEST_P(ArenaTest, PageMapStartsEmpty) {
   for (size_t i = 0; i < arena.pageCount(); i += 97) EXPECT_EQ(arena.mapEntry(i), 0u);
   arena.setMapEntry(5, 0x40);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -189,6 +190,40 @@ TEST_F(MeshOp, FreesThroughMeshedPagesActOnTheRightSlotAndEmptySpansAreRecycled)
     std::memset(p, 0x11, 64);
   }
   again.detachAll();
+}
+
+TEST_F(MeshOp, MeshedSpansMeshAgainIntoLongerChains) {
+  // 16 spans at 1/8 occupancy with 8 different slot residues: pairs alone would leave 8
+  // physical spans; meshing meshed spans into each other gets down to chains of
+  // 1 + kMaxExtraSpans virtual spans.
+  ThreadHeap th(heap.get(), 16);
+  std::vector<char*> live = fragment(th, 16);
+  size_t before = heap->stats().mhLive;
+  ASSERT_EQ(before, 16u);
+  heap->meshAll();
+  size_t after = heap->stats().mhLive;
+  EXPECT_LE(after, 5u) << "meshed spans did not mesh again";
+  EXPECT_TRUE(intact(live));
+  std::set<MiniHeap*> physical;
+  uint32_t longest = 0;
+  for (char* p : live) {
+    MiniHeap* mh = entryMiniHeap(heap->entryFor(p));
+    physical.insert(mh);
+    longest = std::max(longest, mh->extraSpanCount());
+  }
+  EXPECT_EQ(physical.size(), after);
+  EXPECT_GE(longest, 3u);
+  EXPECT_LE(longest, kMaxExtraSpans);
+  // Every object still frees through its own virtual address, and the chains come apart.
+  for (char* p : live) {
+    uintptr_t e = heap->entryFor(p);
+    uint32_t slot;
+    ASSERT_TRUE(entryMiniHeap(e)->slotForOffset(static_cast<size_t>(p - heap->spanStartFor(p, e)), &slot));
+    heap->freeNonOwner(p, e, slot);
+  }
+  heap->releaseFreeMemory();
+  EXPECT_EQ(heap->stats().mhLive, 0u);
+  EXPECT_EQ(heap->stats().meshedPages, 0u);
 }
 
 TEST_F(MeshOp, MappingBudgetStopsMeshingWithoutFailing) {
