@@ -2,7 +2,8 @@
 //
 // Allocates --mb MiB (requested bytes) of objects of random sizes in [--min-size, --max-size],
 // writing every byte, then frees a random --free-pct percent of them, scattered over the whole
-// heap. The survivors pin down pages an ordinary allocator cannot return; a compacting one can.
+// heap. With --threads N, N threads each allocate and then free their share (they stay alive,
+// each with its own thread cache, until the figures are taken). The survivors pin down pages an ordinary allocator cannot return; a compacting one can.
 // Then it asks the allocator to give memory back - mesh_compact() when libmesh is loaded (found
 // with dlsym), malloc_trim(0) otherwise - waits --settle-ms for background purging, and reports
 // the process's PSS (the true footprint; RSS would count a meshed page once per mapping).
@@ -23,7 +24,9 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#include <barrier>
 #include <thread>
+#include <vector>
 
 #include "workload_common.h"
 
@@ -39,6 +42,7 @@ struct Config {
   uint64_t settle_ms = 1000;
   uint64_t seed = 42;
   bool no_compact = false;
+  uint64_t threads = 1;
   bool mesh_stats = false;
 };
 
@@ -54,6 +58,7 @@ Config parse(int argc, char** argv) {
   o.number("settle-ms", "wait after compacting, in milliseconds", c.settle_ms, 0, 600000);
   o.number("seed", "random seed", c.seed, 0, UINT64_MAX);
   o.flag("no-compact", "call neither mesh_compact nor malloc_trim", c.no_compact);
+  o.number("threads", "threads that allocate and free (each its share of --mb)", c.threads, 1, 256);
   o.flag("mesh-stats", "after settling, print libmesh's per-class report to stderr",
          c.mesh_stats);
   o.parse(argc, argv);
@@ -61,12 +66,50 @@ Config parse(int argc, char** argv) {
   return c;
 }
 
+// One thread's share of the heap: its part of the tables, its random sequence and its figures.
+struct Share {
+  void** table;
+  uint32_t* sizes;
+  uint64_t target;
+  perfw::Rng rng;
+  uint64_t objects = 0, allocated = 0, survivors = 0, live = 0;
+};
+
+void allocate_share(const Config& c, Share& s) {
+  while (s.allocated < s.target) {
+    size_t n = s.rng.between(c.min_size, c.max_size);
+    void* p = std::malloc(n);
+    if (p == nullptr) perfw::die(kProgram, "malloc returned NULL");
+    std::memset(p, static_cast<int>(s.objects & 0xff), n);
+    s.table[s.objects] = p;
+    s.sizes[s.objects] = static_cast<uint32_t>(n);
+    ++s.objects;
+    s.allocated += n;
+  }
+}
+
+// Frees a random share; the survivors move to the front of the share's tables.
+void free_share(const Config& c, Share& s) {
+  for (uint64_t i = 0; i < s.objects; ++i) {
+    if (s.rng.below(100) < c.free_pct) {
+      std::free(s.table[i]);
+    } else {
+      s.table[s.survivors] = s.table[i];
+      s.sizes[s.survivors] = s.sizes[i];
+      s.live += s.sizes[i];
+      ++s.survivors;
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Config c = parse(argc, argv);
   const uint64_t target = c.mb << 20;
-  const uint64_t max_objects = target / c.min_size + 1;
+  const uint64_t per_thread = target / c.threads;
+  const uint64_t capacity = per_thread / c.min_size + 2;  // table entries per share
+  const uint64_t max_objects = capacity * c.threads + target % c.threads / c.min_size + 1;
 
   // The pointer table lives outside the heap under test so it does not count as the
   // allocator's memory, and pages of it that are no longer needed are dropped explicitly.
@@ -82,31 +125,47 @@ int main(int argc, char** argv) {
   std::string origin = perfw::checked_malloc_origin(kProgram);
   long baseline_pss = perfw::smaps_rollup_kb("Pss");
 
-  perfw::Rng rng(c.seed);
-  uint64_t objects = 0, allocated = 0;
-  while (allocated < target) {
-    size_t n = rng.between(c.min_size, c.max_size);
-    void* p = std::malloc(n);
-    if (p == nullptr) perfw::die(kProgram, "malloc returned NULL");
-    std::memset(p, static_cast<int>(objects & 0xff), n);
-    table[objects] = p;
-    sizes[objects] = static_cast<uint32_t>(n);
-    ++objects;
-    allocated += n;
+  // Share k owns the tables from k * capacity on (the last one also takes the remainder of the
+  // target); share 0 uses --seed itself, so one thread gives exactly the single-threaded run.
+  std::vector<Share> shares;
+  for (uint64_t k = 0; k < c.threads; ++k) {
+    uint64_t t = k + 1 == c.threads ? target - per_thread * k : per_thread;
+    shares.push_back(Share{table + k * capacity, sizes + k * capacity, t, perfw::Rng(c.seed + k)});
   }
-  long full_pss = perfw::smaps_rollup_kb("Pss");
-
-  // Free a random share; the survivors move to the front of the tables.
-  uint64_t survivors = 0, live = 0;
-  for (uint64_t i = 0; i < objects; ++i) {
-    if (rng.below(100) < c.free_pct) {
-      std::free(table[i]);
-    } else {
-      table[survivors] = table[i];
-      sizes[survivors] = sizes[i];
-      live += sizes[i];
-      ++survivors;
-    }
+  long full_pss = 0;
+  if (c.threads == 1) {
+    allocate_share(c, shares[0]);
+    full_pss = perfw::smaps_rollup_kb("Pss");
+    free_share(c, shares[0]);
+  }
+  // Worker threads: allocate | main measures | free | main compacts and measures | exit.
+  std::barrier sync(static_cast<std::ptrdiff_t>(c.threads > 1 ? c.threads + 1 : 1));
+  std::vector<std::thread> workers;
+  for (uint64_t k = 0; c.threads > 1 && k < c.threads; ++k) {
+    workers.emplace_back([&c, &sync, &s = shares[k]] {
+      allocate_share(c, s);
+      sync.arrive_and_wait();
+      sync.arrive_and_wait();
+      free_share(c, s);
+      sync.arrive_and_wait();
+      sync.arrive_and_wait();
+    });
+  }
+  if (c.threads > 1) {
+    sync.arrive_and_wait();
+    full_pss = perfw::smaps_rollup_kb("Pss");
+    sync.arrive_and_wait();
+    sync.arrive_and_wait();
+  }
+  uint64_t objects = 0, allocated = 0, survivors = 0, live = 0;
+  for (Share& s : shares) {
+    // Survivors move to the front of the whole table (never past their own share's start).
+    std::memmove(table + survivors, s.table, s.survivors * sizeof(void*));
+    std::memmove(sizes + survivors, s.sizes, s.survivors * sizeof(uint32_t));
+    objects += s.objects;
+    allocated += s.allocated;
+    survivors += s.survivors;
+    live += s.live;
   }
   auto drop_tail = [](void* base, size_t used_bytes, size_t total_bytes) {
     size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -169,6 +228,8 @@ int main(int argc, char** argv) {
                 mesh.mesh_count, mesh.mesh_pause_max_ns, mesh.meshed_bytes_total);
   }
   std::fflush(stdout);
+  if (c.threads > 1) sync.arrive_and_wait();
+  for (std::thread& w : workers) w.join();
 
   for (uint64_t i = 0; i < survivors; ++i) std::free(table[i]);
   munmap(table, table_bytes);

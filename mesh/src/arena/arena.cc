@@ -180,14 +180,18 @@ void Arena::releaseAllDirtyLocked() {
 void Arena::freePages(size_t page, size_t pages, bool release) {
   LockGuard guard(lock_);
   inUsePages_ -= pages;
-  if (release && releaseRangeLocked(page, pages)) {
+  ReleaseHook hook = releaseHook_.load(std::memory_order_relaxed);
+  size_t dirtyAfter = dirtyPages_ + pages;
+  bool deferred = hook != nullptr &&
+                  (release || (dirtyAfter > maxDirtyPages_ && dirtyAfter > releaseRetryPages_)) && hook();
+  if (release && !deferred && releaseRangeLocked(page, pages)) {
     putExtentLocked(page, pages, false);
     return;
   }
   dirtyPages_ += pages;
   putExtentLocked(page, pages, true);
   // Return everything dirty at once: batching keeps the syscalls per freed page low.
-  if (dirtyPages_ > maxDirtyPages_ && dirtyPages_ > releaseRetryPages_) releaseAllDirtyLocked();
+  if (!deferred && dirtyPages_ > maxDirtyPages_ && dirtyPages_ > releaseRetryPages_) releaseAllDirtyLocked();
 }
 
 size_t Arena::releaseDirty() {

@@ -59,6 +59,12 @@ class Arena {
   void freePages(size_t page, size_t pages, bool release);
   // Returns every dirty page to the OS; returns the bytes released.
   size_t releaseDirty();
+  // Off-thread release (MESH_FREEPHYS_THREAD): with a hook set, freePages never returns memory
+  // to the OS itself. Where it would (release=true, or the dirty total past maxDirtyBytes) it
+  // calls hook() under the arena lock instead; true means another thread will call
+  // releaseDirty() soon, false makes freePages release as usual. nullptr turns it off.
+  using ReleaseHook = bool (*)();
+  void setReleaseHook(ReleaseHook hook) { releaseHook_.store(hook, std::memory_order_relaxed); }
 
   char* base() const { return base_; }
   size_t pageCount() const { return pageCount_; }
@@ -138,6 +144,7 @@ class Arena {
   size_t releasedPages_ MESH_GUARDED_BY(lock_) = 0;
   MetaVector<Extent> bins_[kBins + 1];  // bins_[n] holds extents of exactly n pages
   MetaVector<Extent> big_;              // extents longer than kBins pages
+  std::atomic<ReleaseHook> releaseHook_{nullptr};
 };
 
 }  // namespace mesh

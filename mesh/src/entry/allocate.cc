@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "entry/background.h"
 
 namespace mesh {
 
@@ -60,6 +61,7 @@ void maybeMeshFromFreePath(uint32_t frees) {
   uint32_t before = t_slowFrees;
   t_slowFrees = before + frees;
   if (t_busy != 2 || ((before ^ t_slowFrees) & ~255u) == 0) return;
+  if (background::onSlowFrees()) return;  // MESH_BACKGROUND_THREAD: the thread meshes
   long periodMs = runtime().options.get(Opt::period_ms);
   if (periodMs > 0) runtime().heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
 }

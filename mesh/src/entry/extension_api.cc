@@ -26,6 +26,7 @@ int mesh_set_option(const char* name, long value) {
   if (i < 0 || !ensureInitialized()) return EINVAL;
   if (!runtime().options.set(static_cast<Opt>(i), value)) return EINVAL;
   if (static_cast<Opt>(i) == Opt::max_map_count) runtime().heap.setMaxMapCount(value);
+  if (static_cast<Opt>(i) == Opt::same_thread_meshing) runtime().heap.setSameThreadMeshing(value != 0);
   return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <atomic>
 
 #include "common/compiler.h"
+#include "entry/background.h"
 #include "global/write_barrier.h"
 #include "platform/os.h"
 
@@ -92,6 +93,10 @@ MESH_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction
     if (act != nullptr) barrier::setChained(act);
     return 0;
   }
+  if (act != nullptr && background::isReportSignal(sig)) {
+    background::AppSignalClaim claim(sig);  // the application's choice wins over our report
+    return os::libcSigaction(sig, act, old);
+  }
   return os::libcSigaction(sig, act, old);
 }
 
@@ -106,7 +111,12 @@ MESH_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
     if (old.sa_flags & SA_SIGINFO) return reinterpret_cast<sighandler_t>(reinterpret_cast<void*>(old.sa_sigaction));
     return old.sa_handler;
   }
-  return next<sighandler_t (*)(int, sighandler_t)>(g_signal, "signal")(sig, handler);
+  auto real = next<sighandler_t (*)(int, sighandler_t)>(g_signal, "signal");
+  if (background::isReportSignal(sig)) {
+    background::AppSignalClaim claim(sig);
+    return real(sig, handler);
+  }
+  return real(sig, handler);
 }
 
 MESH_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {

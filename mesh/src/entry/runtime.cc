@@ -161,6 +161,7 @@ static bool initialize() {
   config.arena.maxDirtyBytes = static_cast<size_t>(rt->options.get(Opt::max_dirty_mb)) << 20;
   config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
   config.maxMapCount = rt->options.get(Opt::max_map_count);
+  config.sameThreadMeshing = rt->options.get(Opt::same_thread_meshing) != 0;
   uint64_t salt = os::monotonicNs() ^ (reinterpret_cast<uintptr_t>(&config) << 16) ^
                   static_cast<uint64_t>(os::currentThreadId());
   config.freedKey = (salt * 0x9E3779B97F4A7C15ull) ^ (salt >> 29) ^ 0x6d65736866726565ull;

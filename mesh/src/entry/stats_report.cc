@@ -85,11 +85,11 @@ void printReport(int fd, int level) {
       cs = runtime().heap.classStats(cls);
     }
     if (cs.spans == 0) continue;
-    line.add("MeshInfo partial class:").addU(static_cast<uint64_t>(cls)).add(" size:");
-    line.addU(sizeClass(cls).size).add(" spans:").addU(cs.spans).add(" length:").addU(cs.partialSpans);
-    line.add(" occupancy:");
+    line.add("MeshInfo partial class:").addU(static_cast<uint64_t>(cls)).add(", length:");
+    line.addU(cs.partialSpans).add(", size:").addU(sizeClass(cls).size).add(", spans:").addU(cs.spans);
+    line.add(", occupancy:");
     line.addFixed(cs.capacity == 0 ? 0 : cs.liveObjects * 1000 / cs.capacity, 1).add("%");
-    line.add(" meshes:").addU(cs.meshes).add('\n');
+    line.add(", meshes:").addU(cs.meshes).add('\n');
     line.writeTo(fd);
   }
 }

@@ -12,6 +12,7 @@ bool GlobalHeap::init(const HeapConfig& config) {
   meshProbes_ = config.meshProbes;
   meshMaxOccupancyPct_ = config.meshMaxOccupancyPct;
   maxMapCountOverride_.store(config.maxMapCount, std::memory_order_relaxed);
+  sameThreadMeshing_.store(config.sameThreadMeshing, std::memory_order_relaxed);
   freedKey_ = config.freedKey;
   return arena_.init(config.arena);
 }

@@ -26,6 +26,7 @@ struct HeapConfig {
   uint32_t meshProbes = 64;           // partners probed per span by the split mesher
   uint32_t meshMaxOccupancyPct = 80;  // fuller spans are not worth meshing
   long maxMapCount = 0;               // 0: read vm.max_map_count
+  bool sameThreadMeshing = false;     // pair only spans last attached to one thread heap
   uint64_t freedKey = 0x6d65736866726565ull;  // marks stacked freed objects (randomise per process)
 };
 
@@ -124,7 +125,12 @@ class GlobalHeap {
   // Rate-limited background step from the free path: one class, bounded work, at most once per
   // periodNs (0 disables). Returns the meshes made.
   size_t maybeMesh(uint64_t periodNs);
+  // Background compaction (MESH_BACKGROUND_THREAD): bounded mesh steps (each holds one class
+  // lock for at most 16 meshes), class after class from where the last call stopped, until
+  // every meshable class came up empty in a row or budgetNs passed. Returns the meshes made.
+  size_t meshStep(uint64_t budgetNs);
   void setMaxMapCount(long limit) { maxMapCountOverride_.store(limit, std::memory_order_relaxed); }
+  void setSameThreadMeshing(bool on) { sameThreadMeshing_.store(on, std::memory_order_relaxed); }
 
   // --- maintenance ----------------------------------------------------------------------------
   // Folds all queued remote frees, releases empty spans and returns dirty pages to the OS.
@@ -163,6 +169,8 @@ class GlobalHeap {
   bool meshPairLocked(MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(classes_[src->sizeClassIndex()].lock);
   void unmeshExtrasLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   bool mappingBudgetAllows();
+  int takeNextMeshClass();
+  size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(meshLock_);
   void recordPause(uint64_t ns);
   bool remapAliasesInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
 
@@ -192,6 +200,7 @@ class GlobalHeap {
   int nextMeshClass_ MESH_GUARDED_BY(meshLock_) = 0;
   std::atomic<uint64_t> lastMeshNs_{0};
   std::atomic<long> maxMapCountOverride_{0};
+  std::atomic<bool> sameThreadMeshing_{false};
   long mapLimit_ MESH_GUARDED_BY(meshLock_) = 0;
   long mapMeasured_ MESH_GUARDED_BY(meshLock_) = -1;   // /proc/self/maps lines at last count
   long mapAddedSince_ MESH_GUARDED_BY(meshLock_) = 0;  // mappings meshes may have added since

@@ -12,6 +12,7 @@
 //      remote frees to dst (see GlobalHeap::freeNonOwner for the handshake)
 //   6. punch src's old file pages: that is the memory meshing gives back
 // Any failure before step 3 completes undoes what was done and skips the pair.
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -154,12 +155,21 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
       !meshPairs_.resize(n / 2)) {
     return 0;
   }
+  bool sameThread = sameThreadMeshing_.load(std::memory_order_relaxed);
+  if (sameThread) {
+    std::sort(meshCandidates_.begin(), meshCandidates_.end(), [](MiniHeap* x, MiniHeap* y) {
+      return reinterpret_cast<uintptr_t>(x->lastOwner()) < reinterpret_cast<uintptr_t>(y->lastOwner());
+    });
+  }
   for (uint32_t i = 0; i < n; ++i) meshCandidates_[i]->copyLiveBits(meshBits_[i].w);
   size_t limit = maxPairs == 0 ? n / 2 : maxPairs;
-  size_t pairs = findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
-                               meshUsed_.begin(), meshPairs_.begin(), limit);
+  // Search every candidate, then mesh at most `limit` pairs: a pair that cannot be meshed (its
+  // chains would be too long) must not use up the step.
+  size_t pairs = sameThread ? findPairsPerOwnerLocked(n)
+                            : findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
+                                            meshUsed_.begin(), meshPairs_.begin(), n / 2);
   size_t made = 0;
-  for (size_t i = 0; i < pairs; ++i) {
+  for (size_t i = 0; i < pairs && made < limit; ++i) {
     MiniHeap* a = meshCandidates_[meshPairs_[i].a];
     MiniHeap* b = meshCandidates_[meshPairs_[i].b];
     // The destination keeps the span with more objects (fewer to copy); both then back
@@ -173,6 +183,29 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
   }
   recordPause(os::monotonicNs() - start);
   return made;
+}
+
+// MESH_SAME_THREAD_MESHING: the candidates are sorted by last owner; each run of one owner is
+// searched on its own, so a pair never joins spans of two threads (objects a thread allocated
+// together stay together, which is kinder to its caches). Every run is searched in full: with a
+// cap, the first runs would take all of it, and once their spans are meshed destinations (which
+// cannot mesh with each other) a step would find nothing else. The caller stops at its limit.
+size_t GlobalHeap::findPairsPerOwnerLocked(uint32_t n) {
+  size_t pairs = 0;
+  for (uint32_t start = 0, end; start < n; start = end) {
+    void* owner = meshCandidates_[start]->lastOwner();
+    for (end = start + 1; end < n && meshCandidates_[end]->lastOwner() == owner; ++end) {
+    }
+    MeshPair* out = meshPairs_.begin() + pairs;
+    size_t found = findMeshPairs(meshBits_.begin() + start, end - start, meshRng_, meshProbes_,
+                                 meshOrder_.begin() + start, meshUsed_.begin() + start, out, (end - start) / 2);
+    for (size_t i = 0; i < found; ++i) {
+      out[i].a += start;
+      out[i].b += start;
+    }
+    pairs += found;
+  }
+  return pairs;
 }
 
 size_t GlobalHeap::meshAll() {
@@ -199,15 +232,38 @@ size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
   uint64_t now = os::monotonicNs();
   uint64_t last = lastMeshNs_.load(std::memory_order_relaxed);
   if (now - last < periodNs || !lastMeshNs_.compare_exchange_strong(last, now)) return 0;
-  int cls;
-  {
-    LockGuard guard(meshLock_);
-    cls = nextMeshClass_;
-    do {
-      nextMeshClass_ = (nextMeshClass_ + 1) % kNumClasses;
-    } while (sizeClass(nextMeshClass_).size >= kMaxMeshedObjectSize);
+  return meshClass(takeNextMeshClass(), 16);
+}
+
+// The class the next rate-limited or background step works on (round robin over the classes
+// that mesh).
+int GlobalHeap::takeNextMeshClass() {
+  LockGuard guard(meshLock_);
+  int cls = nextMeshClass_;
+  do {
+    nextMeshClass_ = (nextMeshClass_ + 1) % kNumClasses;
+  } while (sizeClass(nextMeshClass_).size >= kMaxMeshedObjectSize);
+  return cls;
+}
+
+size_t GlobalHeap::meshStep(uint64_t budgetNs) {
+  if (meshingBroken_ || !arena_.memfdBacked()) return 0;
+  constexpr size_t kPairsPerStep = 16;
+  int meshable = 0;
+  for (int cls = 0; cls < kNumClasses; ++cls) meshable += sizeClass(cls).size < kMaxMeshedObjectSize;
+  uint64_t start = os::monotonicNs();
+  size_t total = 0;
+  int emptyInARow = 0;
+  int cls = -1;
+  while (emptyInARow < meshable && os::monotonicNs() - start < budgetNs) {
+    if (cls < 0) cls = takeNextMeshClass();
+    size_t made = meshClass(cls, kPairsPerStep);
+    total += made;
+    emptyInARow = made == 0 ? emptyInARow + 1 : 0;
+    // A class that filled its step may have more: stay on it (the lock was let go in between).
+    if (made < kPairsPerStep) cls = -1;
   }
-  return meshClass(cls, 16);
+  return total;
 }
 
 // In a fork child, after the arena was mapped anew from a private copy of the memfd: map every

@@ -98,7 +98,13 @@ class alignas(64) MiniHeap {
   // --- ownership -------------------------------------------------------------------------------
   void* owner() const { return owner_.load(std::memory_order_relaxed); }
   void* ownerSeqCst() const { return owner_.load(std::memory_order_seq_cst); }
-  void setOwner(void* heap) { owner_.store(heap, std::memory_order_seq_cst); }
+  void setOwner(void* heap) {
+    if (heap != nullptr) lastOwner_ = heap;
+    owner_.store(heap, std::memory_order_seq_cst);
+  }
+  // The thread heap the span was last attached to (nullptr: never attached). Kept after the
+  // detach, so MESH_SAME_THREAD_MESHING can pair spans of one thread. Class lock.
+  void* lastOwner() const { return lastOwner_; }
 
   // --- meshing: virtual spans that alias this span's physical pages (arena page indices) ----
   uint32_t extraSpanCount() const { return extraCount_; }
@@ -159,6 +165,7 @@ class alignas(64) MiniHeap {
   std::atomic<void*> owner_{nullptr};
   std::atomic<bool> queued_{false};
   std::atomic<uint64_t> live_[4] = {};
+  void* lastOwner_ = nullptr;  // fills the gap before remote_'s cache line
   // Remote frees live on their own cache line: other threads write it, the owner rarely reads.
   alignas(64) std::atomic<uint64_t> remote_[4] = {};
   std::atomic<uint32_t> pending_{0};

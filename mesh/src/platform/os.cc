@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,6 +184,37 @@ void futexWait(const int* word, int expected) {
 void futexWakeAll(const int* word) {
   ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
 }
+
+void futexWaitFor(const int* word, int expected, uint64_t timeoutNs) {
+  timespec timeout{static_cast<time_t>(timeoutNs / 1000000000ull), static_cast<long>(timeoutNs % 1000000000ull)};
+  ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
+}
+
+int processId() { return static_cast<int>(::syscall(SYS_getpid)); }
+
+bool startDaemonThread(void* (*fn)(void*), void* arg) {
+  // The new thread inherits the creator's signal mask: block every asynchronous signal around
+  // pthread_create. The kernel's mask is built by hand: the synchronous signals stay open (the
+  // write barrier needs SIGSEGV), and so do glibc's internal ones (32: cancellation, 33: setxid,
+  // which setuid() in a threaded process waits on).
+  uint64_t block = ~uint64_t{0};
+  const int keepOpen[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, 32, 33};
+  for (int sig : keepOpen) block &= ~(uint64_t{1} << (sig - 1));
+  uint64_t old = 0;
+  if (::syscall(SYS_rt_sigprocmask, SIG_BLOCK, &block, &old, sizeof block) != 0) return false;
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool ok = pthread_attr_init(&attr) == 0;
+  if (ok) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    ok = pthread_create(&thread, &attr, fn, arg) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof old);
+  return ok;
+}
+
+void nameThisThread(const char* name) { ::prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int libcSigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   return __sigaction(sig, act, old);

@@ -64,6 +64,17 @@ void yieldThread();
 // Sleeps until *word != expected or a short timeout passes (futex); async-signal-safe.
 void futexWait(const int* word, int expected);
 void futexWakeAll(const int* word);
+// Sleeps until *word != expected, a wake-up, a signal or timeoutNs pass (futex).
+void futexWaitFor(const int* word, int expected, uint64_t timeoutNs);
+int processId();  // getpid(2), never cached: a fork child sees its own id
+
+// --- threads -------------------------------------------------------------------------------
+// Starts fn(arg) on a new detached thread that has every asynchronous signal blocked (so the
+// application's signals go to its own threads). False when no thread can be created. May
+// allocate through malloc (pthread_create does).
+bool startDaemonThread(void* (*fn)(void*), void* arg);
+// Names the calling thread (as seen in /proc/self/task/*/comm); at most 15 characters.
+void nameThisThread(const char* name);
 
 [[noreturn]] void abortProcess();
 

@@ -74,6 +74,46 @@ TEST_P(ArenaTest, DirtyPagesBeyondTheLimitGoBackToTheOs) {
   EXPECT_EQ(arena.stats().dirtyBytes, 0u);
 }
 
+// MESH_FREEPHYS_THREAD: with a hook that accepts, frees leave every release to releaseDirty()
+// (called by the service thread); a hook that declines makes them release as before.
+int g_hookCalls = 0;
+bool g_hookAccepts = true;
+bool countingHook() {
+  ++g_hookCalls;
+  return g_hookAccepts;
+}
+
+TEST_P(ArenaTest, ReleaseHookDefersEveryReleaseToReleaseDirty) {
+  g_hookCalls = 0;
+  g_hookAccepts = true;
+  arena.setReleaseHook(countingHook);
+  bool zeroed;
+  std::vector<size_t> pages;
+  for (int i = 0; i < 32; ++i) {
+    pages.push_back(arena.allocPages(1, 1, &zeroed));
+    std::memset(arena.pageAddress(pages.back()), 7, os::kPageSize);
+  }
+  size_t big = arena.allocPages(8, 1, &zeroed);
+  for (size_t p : pages) arena.freePages(p, 1, false);
+  arena.freePages(big, 8, true);  // "release at once" is deferred too
+  ArenaStats s = arena.stats();
+  EXPECT_EQ(s.releasedBytes, 0u);
+  EXPECT_EQ(s.dirtyBytes, size_t{40} << 12);
+  EXPECT_GT(g_hookCalls, 0);
+  EXPECT_EQ(arena.releaseDirty(), size_t{40} << 12);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+  // Reused pages are not claimed to be zero while a release is pending.
+  arena.freePages(arena.allocPages(8, 1, &zeroed), 8, true);
+  EXPECT_FALSE(arena.allocPages(8, 1, &zeroed) == kNoPage);
+  EXPECT_FALSE(zeroed);
+
+  g_hookAccepts = false;  // no thread to do it: the free releases itself
+  size_t again = arena.allocPages(4, 1, &zeroed);
+  arena.freePages(again, 4, true);
+  EXPECT_EQ(arena.stats().releasedBytes, (size_t{40} << 12) + (size_t{4} << 12));
+  arena.setReleaseHook(nullptr);
+}
+
 TEST_P(ArenaTest, AlignedAllocationsAreAligned) {
   bool zeroed;
   arena.allocPages(1, 1, &zeroed);  // misalign the bump pointer

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <set>
 #include <vector>
 
@@ -95,20 +96,31 @@ class MeshOp : public FreshHeap {
   // Fills `spans` spans of kClass, then keeps only objects whose slot index % 8 == i % 8 for
   // span i, so spans with different residues mesh.
   std::vector<char*> fragment(ThreadHeap& th, int spans) {
-    std::vector<char*> objs;
-    for (int i = 0; i < spans * 64; ++i) {
-      auto* p = static_cast<char*>(th.alloc(kClass));
-      std::memset(p, static_cast<int>(reinterpret_cast<uintptr_t>(p) >> 6), 64);
-      objs.push_back(p);
+    return fragmentWith({&th}, spans, [](size_t, size_t slot, size_t spanPage) { return slot % 8 == spanPage % 8; });
+  }
+  // Each thread heap fills `spans` spans of its own (all allocate before anything is freed, so
+  // no heap refills another's span); then only the objects for which keep(thread index, slot,
+  // span page) holds stay.
+  template <typename Keep>
+  std::vector<char*> fragmentWith(std::initializer_list<ThreadHeap*> threads, int spans, Keep keep) {
+    std::vector<std::pair<char*, size_t>> objs;
+    size_t index = 0;
+    for (ThreadHeap* th : threads) {
+      for (int i = 0; i < spans * 64; ++i) {
+        auto* p = static_cast<char*>(th->alloc(kClass));
+        std::memset(p, static_cast<int>(reinterpret_cast<uintptr_t>(p) >> 6), 64);
+        objs.emplace_back(p, index);
+      }
+      th->detachAll();
+      ++index;
     }
-    th.detachAll();
     std::vector<char*> live;
-    for (char* p : objs) {
+    for (auto [p, thread] : objs) {
       uintptr_t e = heap->entryFor(p);
       MiniHeap* mh = entryMiniHeap(e);
       size_t slot = static_cast<size_t>(p - heap->spanStartFor(p, e)) / 64;
       size_t spanIndex = mh->spanPage();
-      if (slot % 8 == spanIndex % 8) {
+      if (keep(thread, slot, spanIndex)) {
         live.push_back(p);
       } else {
         heap->freeNonOwner(p, e, static_cast<uint32_t>(slot));
@@ -230,6 +242,52 @@ TEST_F(MeshOp, AttachedAndLargeClassesAreNeverMeshed) {
   EXPECT_EQ(heap->meshClass(kClass, 0), 0u);
   EXPECT_EQ(heap->meshClass(27, 0), 0u);  // 4 KiB class: never meshed
   th.detachAll();
+}
+
+TEST_F(MeshOp, BackgroundStepMeshesEverythingWithinItsBudget) {
+  ThreadHeap th(heap.get(), 16);
+  std::vector<char*> live = fragment(th, 16);
+  EXPECT_EQ(heap->meshStep(0), 0u) << "no budget, no work";
+  size_t meshes = heap->meshStep(uint64_t{10} * 1000 * 1000 * 1000);
+  EXPECT_GT(meshes, 0u);
+  EXPECT_EQ(heap->meshStep(uint64_t{10} * 1000 * 1000 * 1000), 0u) << "the first step left a pair";
+  EXPECT_EQ(heap->stats().meshCount, meshes);
+  EXPECT_TRUE(intact(live));
+}
+
+// MESH_SAME_THREAD_MESHING: two thread heaps whose spans only mesh across threads (thread 0
+// keeps slots 0, 16, 32, 48 of every span, thread 1 slots 1, 17, 33, 49).
+TEST_F(MeshOp, SameThreadMeshingNeverPairsSpansOfTwoThreads) {
+  ThreadHeap th1(heap.get(), 17), th2(heap.get(), 18);
+  std::vector<char*> live =
+      fragmentWith({&th1, &th2}, 16, [](size_t thread, size_t slot, size_t) { return slot % 16 == thread; });
+  heap->setSameThreadMeshing(true);
+  EXPECT_EQ(heap->meshAll(), 0u);
+  heap->setSameThreadMeshing(false);
+  EXPECT_GT(heap->meshAll(), 0u) << "the default pairs spans of different threads";
+  EXPECT_TRUE(intact(live));
+}
+
+TEST_F(MeshOp, SameThreadMeshingMeshesWithinEachThread) {
+  ThreadHeap th1(heap.get(), 19), th2(heap.get(), 20);
+  std::vector<char*> live =
+      fragmentWith({&th1, &th2}, 16, [](size_t, size_t slot, size_t spanPage) { return slot % 8 == spanPage % 8; });
+  std::map<char*, void*> allocatedBy;
+  std::set<void*> owners;
+  for (char* p : live) owners.insert(allocatedBy[p] = entryMiniHeap(heap->entryFor(p))->lastOwner());
+  ASSERT_EQ(owners, (std::set<void*>{&th1, &th2}));
+  heap->setSameThreadMeshing(true);
+  ASSERT_GT(heap->meshAll(), 0u);
+  // Every object now lives on a span last owned by the thread heap that allocated it.
+  size_t aliased = 0;
+  for (char* p : live) {
+    uintptr_t e = heap->entryFor(p);
+    MiniHeap* mh = entryMiniHeap(e);
+    EXPECT_EQ(mh->lastOwner(), allocatedBy[p]) << "a mesh joined spans of two threads";
+    aliased += heap->spanStartFor(p, e) != mh->spanStart();
+  }
+  EXPECT_GT(aliased, 0u);
+  EXPECT_TRUE(intact(live));
 }
 
 TEST(MeshOpAnonymous, NoMeshingWithoutMemfd) {

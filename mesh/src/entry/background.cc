@@ -1,0 +1,235 @@
+#include "entry/background.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "common/lock.h"
+#include "common/log.h"
+#include "entry/runtime.h"
+#include "entry/stats_report.h"
+#include "platform/os.h"
+
+namespace mesh::background {
+namespace {
+
+// What the thread is asked to do (bits of g_requests).
+constexpr int kSummaryReport = 1;   // SIGUSR1
+constexpr int kDetailedReport = 2;  // SIGUSR2
+constexpr int kRelease = 4;         // the arena holds pages to return (MESH_FREEPHYS_THREAD)
+constexpr int kActivity = 8;        // the application frees again: end the idle back-off
+
+constexpr uint64_t kMs = 1000000;
+constexpr uint64_t kMaxSleepNs = 1000 * kMs;  // the thread looks at its options at least this often
+constexpr unsigned kMaxIdleShift = 4;          // idle back-off: up to 16 periods (at most 1 s)
+
+// pid of the process in which the thread runs, 0 when it runs nowhere. A fork child inherits the
+// parent's value: the child handler clears it, and comparing with getpid() covers whatever runs
+// in the child before that handler.
+std::atomic<int> g_threadPid{0};
+// pid of the process in which some thread is starting the service thread: a start lock that a
+// fork child recognises as stale.
+std::atomic<int> g_startingPid{0};
+std::atomic<bool> g_startFailed{false};
+std::atomic<int> g_wake{0};  // futex word the thread sleeps on; bumped with every request
+std::atomic<int> g_requests{0};
+std::atomic<bool> g_idle{false};     // the thread backs off; the next slow frees wake it
+std::atomic<bool> g_exiting{false};  // exit() has begun: the thread does no more work
+std::atomic<bool> g_appClaimed[2] = {};  // SIGUSR1, SIGUSR2: the application chose a disposition
+std::atomic<bool> g_handlersInstalled{false};
+// Orders our check-and-install of a report handler against an application's sigaction().
+Mutex g_signalLock;
+
+// Async-signal-safe (atomics and a futex wake).
+void request(int bits) {
+  g_requests.fetch_or(bits, std::memory_order_acq_rel);
+  g_wake.fetch_add(1, std::memory_order_acq_rel);
+  os::futexWakeAll(reinterpret_cast<const int*>(&g_wake));
+}
+
+bool runningHere() {
+  int pid = g_threadPid.load(std::memory_order_acquire);
+  return pid != 0 && pid == os::processId();
+}
+
+void onReportSignal(int sig) {
+  int saved = errno;
+  request(sig == SIGUSR1 ? kSummaryReport : kDetailedReport);
+  errno = saved;
+}
+
+// The arena's release hook (MESH_FREEPHYS_THREAD), called under the arena lock by a free that
+// would return pages to the OS. False (release inline after all) when no thread can do it.
+bool releaseOnServiceThread() {
+  if (g_exiting.load(std::memory_order_relaxed) || !runningHere() ||
+      runtime().options.get(Opt::freephys_thread) == 0) {
+    return false;
+  }
+  if ((g_requests.load(std::memory_order_relaxed) & kRelease) == 0) request(kRelease);
+  return true;
+}
+
+// Installs the report handlers for the signals the application has not claimed and that still
+// have their default action (an inherited SIG_IGN or a handler set before we got here wins).
+void installReportHandlers() MESH_NO_THREAD_SAFETY_ANALYSIS {
+  if (g_handlersInstalled.exchange(true, std::memory_order_relaxed)) return;
+  const int sigs[2] = {SIGUSR1, SIGUSR2};
+  for (int i = 0; i < 2; ++i) {
+    LockGuard guard(g_signalLock);
+    if (g_appClaimed[i].load(std::memory_order_relaxed)) continue;
+    struct sigaction old {};
+    if (os::libcSigaction(sigs[i], nullptr, &old) != 0) continue;
+    if ((old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) continue;
+    struct sigaction act {};
+    act.sa_handler = onReportSignal;
+    act.sa_flags = SA_RESTART;
+    sigemptyset(&act.sa_mask);
+    os::libcSigaction(sigs[i], &act, nullptr);
+  }
+}
+
+void printSignalReport(int sig, int level) {
+  LineBuffer line;
+  line.add("mesh: statistics of pid ").addI(os::processId());
+  line.add(sig == SIGUSR1 ? " (SIGUSR1)\n" : " (SIGUSR2)\n").writeTo(2);
+  printReport(2, level);
+}
+
+// One period's work: bounded mesh steps (a quarter of the period at most), then the return of
+// free memory. True when it achieved anything.
+bool tick(Runtime& rt, uint64_t meshPeriodNs) {
+  DepthGuard depth;
+  size_t meshes = 0;
+  if (meshPeriodNs > 0) {
+    uint64_t budget = meshPeriodNs / 4;
+    if (budget < 1 * kMs) budget = 1 * kMs;
+    if (budget > 50 * kMs) budget = 50 * kMs;
+    meshes = rt.heap.meshStep(budget);
+  }
+  size_t released = rt.heap.releaseFreeMemory();
+  return meshes > 0 || released > 0;
+}
+
+// No application thread with a heap is left: main() called pthread_exit() and the others have
+// ended. glibc ends the process when its last thread exits, so we must not be that thread.
+bool applicationGone(Runtime& rt) {
+  DepthGuard depth;
+  LockGuard guard(rt.registryLock);
+  return rt.liveThreadHeaps == (t_heap != nullptr ? 1u : 0u);
+}
+
+void* serviceMain(void*) {
+  os::nameThisThread("mesh-bg");
+  Runtime& rt = runtime();
+  uint64_t lastTick = 0, nextTick = os::monotonicNs();
+  unsigned idleShift = 0;
+  for (;;) {
+    int seen = g_wake.load(std::memory_order_acquire);
+    int req = g_requests.exchange(0, std::memory_order_acq_rel);
+    bool meshing = rt.options.get(Opt::background_thread) != 0;
+    bool freephys = rt.options.get(Opt::freephys_thread) != 0;
+    rt.heap.arena().setReleaseHook(freephys ? releaseOnServiceThread : nullptr);
+    long periodMs = rt.options.get(Opt::period_ms);
+    uint64_t period = static_cast<uint64_t>(periodMs > 0 ? periodMs : 1000) * kMs;
+    uint64_t now = os::monotonicNs();
+    if (!g_exiting.load(std::memory_order_relaxed)) {
+      if (meshing) installReportHandlers();
+      if ((req & kRelease) != 0) {
+        DepthGuard depth;
+        rt.heap.arena().releaseDirty();
+      }
+      if ((req & kSummaryReport) != 0) printSignalReport(SIGUSR1, 1);
+      if ((req & kDetailedReport) != 0) printSignalReport(SIGUSR2, 2);
+      if ((req & kActivity) != 0 && idleShift > 0) {
+        idleShift = 0;
+        nextTick = lastTick + period;
+      }
+      if (meshing && now >= nextTick) {
+        idleShift = tick(rt, periodMs > 0 ? period : 0) ? 0 : (idleShift < kMaxIdleShift ? idleShift + 1 : idleShift);
+        now = lastTick = os::monotonicNs();
+        uint64_t interval = period << idleShift;
+        uint64_t cap = period > kMaxSleepNs ? period : kMaxSleepNs;
+        nextTick = now + (interval < cap ? interval : cap);
+        g_idle.store(idleShift > 0, std::memory_order_relaxed);
+      }
+      if (applicationGone(rt)) break;
+    }
+    uint64_t wait = kMaxSleepNs;
+    if (meshing && !g_exiting.load(std::memory_order_relaxed)) {
+      wait = nextTick <= now ? 1 : (nextTick - now < wait ? nextTick - now : wait);
+    }
+    os::futexWaitFor(reinterpret_cast<const int*>(&g_wake), seen, wait);
+  }
+  // Exiting: frees release memory themselves again, and a later slow free may start a new thread.
+  rt.heap.arena().setReleaseHook(nullptr);
+  int me = os::processId();
+  g_threadPid.compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+  return nullptr;
+}
+
+// Starts the thread unless it runs in this process or another thread is starting it. Only a
+// thread with a heap starts it (see applicationGone: it would exit again at once otherwise).
+void start() {
+  if (g_startFailed.load(std::memory_order_relaxed) || t_heap == nullptr) return;
+  int me = os::processId();
+  int holder = g_startingPid.load(std::memory_order_acquire);
+  if (holder == me || !g_startingPid.compare_exchange_strong(holder, me, std::memory_order_acq_rel)) return;
+  if (g_threadPid.load(std::memory_order_acquire) != me) {
+    // Published before the thread exists: the thread's own exit resets it (never the reverse).
+    g_threadPid.store(me, std::memory_order_release);
+    if (!os::startDaemonThread(serviceMain, nullptr)) {
+      g_threadPid.store(0, std::memory_order_release);
+      g_startFailed.store(true, std::memory_order_relaxed);
+      warn("could not start the background thread; meshing and page release stay on the free path");
+    }
+  }
+  g_startingPid.store(0, std::memory_order_release);
+}
+
+// fork child: the thread did not come along. Frees release memory themselves until a slow free
+// of the child starts a new thread. The report handlers stay installed; a signal that arrives
+// before the new thread is printed by it.
+void afterForkInChild() {
+  g_threadPid.store(0, std::memory_order_relaxed);
+  g_startingPid.store(0, std::memory_order_relaxed);
+  g_idle.store(false, std::memory_order_relaxed);
+  g_requests.fetch_and(~(kRelease | kActivity), std::memory_order_relaxed);
+  g_signalLock.resetAfterFork();
+  if (runtime().initState.load(std::memory_order_acquire) == 2) runtime().heap.arena().setReleaseHook(nullptr);
+}
+
+// Registering costs nothing when the options are off; doing it here rather than when the thread
+// starts keeps pthread_atfork (which takes glibc's fork-handler lock) off the free path, where it
+// could run inside another library's fork handler and deadlock.
+__attribute__((constructor)) void registerForkHandler() { pthread_atfork(nullptr, nullptr, afterForkInChild); }
+
+__attribute__((destructor)) void stopAtExit() { g_exiting.store(true, std::memory_order_relaxed); }
+
+}  // namespace
+
+bool onSlowFrees() {
+  Runtime& rt = runtime();
+  bool meshing = rt.options.get(Opt::background_thread) != 0;
+  if ((!meshing && rt.options.get(Opt::freephys_thread) == 0) || g_exiting.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  if (!runningHere()) {
+    start();
+    return false;
+  }
+  if (g_idle.load(std::memory_order_relaxed) && g_idle.exchange(false, std::memory_order_relaxed)) {
+    request(kActivity);
+  }
+  return meshing;
+}
+
+AppSignalClaim::AppSignalClaim(int sig) MESH_NO_THREAD_SAFETY_ANALYSIS : locked_(g_signalLock.tryLockBounded()) {
+  g_appClaimed[sig == SIGUSR1 ? 0 : 1].store(true, std::memory_order_relaxed);
+}
+
+AppSignalClaim::~AppSignalClaim() MESH_NO_THREAD_SAFETY_ANALYSIS {
+  if (locked_) g_signalLock.unlock();
+}
+
+}  // namespace mesh::background

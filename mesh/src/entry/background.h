@@ -1,0 +1,40 @@
+// The background service thread: MESH_BACKGROUND_THREAD (mesh steps and the return of free
+// memory every MESH_PERIOD_MS, statistics on SIGUSR1/SIGUSR2) and MESH_FREEPHYS_THREAD (pages
+// freed by the application's threads are returned to the OS here instead).
+//
+// One thread serves both options. It is started lazily, from the free path of an
+// allocation-heavy program (never from a constructor), so a program is still single-threaded
+// when main() starts. It does not survive fork(): a child starts its own on its own free path,
+// and until then frees return memory themselves. It never holds the process alive: it exits
+// when no application thread with a heap is left (main() ended with pthread_exit), and exit()
+// simply ends it.
+#pragma once
+
+#include <csignal>
+
+namespace mesh::background {
+
+// Called on the free path every 256th slow free, at the top level of the allocator (no
+// allocator lock held): starts the thread when an option asks for it and it does not run in
+// this process yet, and wakes it when it idles. Returns true when the thread does the meshing,
+// so the free path must not. Cheap: a few loads and a getpid(2) once the thread runs.
+bool onSlowFrees();
+
+// Whether sig is SIGUSR1 or SIGUSR2, the report signals.
+inline bool isReportSignal(int sig) { return sig == SIGUSR1 || sig == SIGUSR2; }
+
+// Held around an application's sigaction()/signal() for a report signal (interpose.cc): from
+// then on libmesh never installs its report handler for that signal, and the application's
+// disposition, whatever it is (SIG_DFL included), wins.
+class AppSignalClaim {
+ public:
+  explicit AppSignalClaim(int sig);
+  ~AppSignalClaim();
+  AppSignalClaim(const AppSignalClaim&) = delete;
+  AppSignalClaim& operator=(const AppSignalClaim&) = delete;
+
+ private:
+  bool locked_;
+};
+
+}  // namespace mesh::background

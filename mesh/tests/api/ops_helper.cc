@@ -1,0 +1,370 @@
+// Child program of ops_test.cc (the background thread, signal reports, off-thread page release),
+// run with MESH_BACKGROUND_THREAD / MESH_FREEPHYS_THREAD in its environment. Linked to libmesh.
+//   mesh_ops_helper idle MS         fragment a heap, then idle up to MS ms without calling malloc
+//                                   or free; print the mesh count and PSS before and after
+//   mesh_ops_helper report          fragment, then raise SIGUSR1 and SIGUSR2
+//   mesh_ops_helper handler-first   install an application SIGUSR1 handler, fragment, raise it
+//   mesh_ops_helper handler-later   fragment (the report handler is installed), then install an
+//                                   application SIGUSR1 handler and raise it
+//   mesh_ops_helper fork MS         fragment, fork; the child fragments its own heap and idles
+//   mesh_ops_helper freephys MS     free 64 MiB of large blocks, wait up to MS ms for their release
+//   mesh_ops_helper pthread-exit    fragment, then end main() with pthread_exit
+//   mesh_ops_helper raise-usr1      fragment, raise SIGUSR1, print "survived"
+//   mesh_ops_helper fork-storm N    N forks while a thread churns and the background thread
+//                                   meshes; every child allocates, checks and exits
+// Output is key=value lines written with write(2); while idle nothing allocates. Exit 0 on
+// success, other codes name the failed step.
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "mesh/mesh.h"
+
+namespace {
+
+void Say(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > int(sizeof buf) - 1) n = int(sizeof buf) - 1;
+  if (n > 0) {
+    ssize_t ignored = write(1, buf, size_t(n));
+    (void)ignored;
+  }
+}
+
+void SleepMs(long ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+// Reads a small /proc file into buf without allocating.
+bool ReadProc(const char* path, char* buf, size_t len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  size_t used = 0;
+  ssize_t n;
+  while (used + 1 < len && (n = read(fd, buf + used, len - 1 - used)) > 0) used += size_t(n);
+  close(fd);
+  buf[used] = '\0';
+  return used > 0;
+}
+
+long PssKiB() {
+  char buf[2048];
+  if (!ReadProc("/proc/self/smaps_rollup", buf, sizeof buf)) return -1;
+  const char* p = strstr(buf, "\nPss:");
+  return p ? strtol(p + 5, nullptr, 10) : -1;
+}
+
+// Field 20 of /proc/self/stat (after the parenthesised command name).
+long Threads() {
+  char buf[1024];
+  if (!ReadProc("/proc/self/stat", buf, sizeof buf)) return -1;
+  const char* p = strrchr(buf, ')');
+  if (p == nullptr) return -1;
+  for (int field = 2; field < 20 && p != nullptr; ++field) p = strchr(p + 1, ' ');
+  return p ? strtol(p + 1, nullptr, 10) : -1;
+}
+
+bool EnvOn(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr && strcmp(v, "1") == 0;
+}
+
+mesh_stats Stats() {
+  mesh_stats s{};
+  mesh_get_stats(&s);
+  return s;
+}
+
+// A fragmented heap of 48-byte objects: kObjects allocated, about 1 in 8 kept (chosen by a
+// fixed pseudo-random sequence), each filled with a byte derived from its index.
+constexpr size_t kObjects = 200000;
+constexpr size_t kSize = 48;
+unsigned char* g_objects[kObjects];
+
+unsigned char Mark(size_t i) { return static_cast<unsigned char>(i * 131 + 7); }
+
+void Fragment() {
+  for (size_t i = 0; i < kObjects; ++i) {
+    g_objects[i] = static_cast<unsigned char*>(malloc(kSize));
+    memset(g_objects[i], Mark(i), kSize);
+  }
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < kObjects; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    if (x % 8 != 0) {
+      free(g_objects[i]);
+      g_objects[i] = nullptr;
+    }
+  }
+}
+
+bool Intact() {
+  for (size_t i = 0; i < kObjects; ++i) {
+    if (g_objects[i] == nullptr) continue;
+    for (size_t j = 0; j < kSize; ++j) {
+      if (g_objects[i][j] != Mark(i)) return false;
+    }
+  }
+  return true;
+}
+
+// Enough slow frees for the background thread to start (it starts lazily on the free path).
+void WarmUp() {
+  static void* p[4096];
+  for (int round = 0; round < 4; ++round) {
+    for (auto& q : p) q = malloc(64);
+    for (size_t i = 0; i < 4096; i += 2) free(p[i]);
+    for (size_t i = 1; i < 4096; i += 2) free(p[i]);
+  }
+}
+
+// Waits (without allocating) up to ms for the thread count to reach n.
+bool WaitForThreads(long n, long ms) {
+  for (long waited = 0; Threads() != n; waited += 10) {
+    if (waited >= ms) return false;
+    SleepMs(10);
+  }
+  return true;
+}
+
+// Waits up to ms until sig has a handler (libmesh's report handler, installed by the thread
+// when it starts). Only queries: a query does not count as the application's own choice.
+bool WaitForHandler(int sig, long ms) {
+  for (long waited = 0;; waited += 10) {
+    struct sigaction old {};
+    sigaction(sig, nullptr, &old);
+    if (old.sa_handler != SIG_DFL) return true;
+    if (waited >= ms) return false;
+    SleepMs(10);
+  }
+}
+
+// Idles up to ms, stopping early once the mesh count rose and PSS fell by at least a quarter of
+// the way to the live data. Prints the figures. Exit codes: 3 contents damaged.
+int Idle(const char* who, long ms) {
+  mesh_stats before = Stats();
+  long pssBefore = PssKiB();
+  long waited = 0;
+  mesh_stats after = before;
+  long pssAfter = pssBefore;
+  while (waited < ms) {
+    SleepMs(50);
+    waited += 50;
+    after = Stats();
+    pssAfter = PssKiB();
+    if (after.mesh_count > before.mesh_count + 50 && pssAfter < pssBefore - 1024) break;
+  }
+  Say("%s_mesh_before=%llu\n%s_mesh_after=%llu\n", who, (unsigned long long)before.mesh_count, who,
+      (unsigned long long)after.mesh_count);
+  Say("%s_pss_before=%ld\n%s_pss_after=%ld\n%s_idle_ms=%ld\n", who, pssBefore, who, pssAfter, who, waited);
+  return Intact() ? 0 : 3;
+}
+
+int IdleMode(long ms) {
+  Say("threads_at_main=%ld\n", Threads());
+  WarmUp();
+  Say("threads_after_warmup=%ld\n", Threads());
+  Fragment();
+  return Idle("idle", ms);
+}
+
+int Report() {
+  WarmUp();
+  Fragment();
+  if (!WaitForThreads(2, 5000) || !WaitForHandler(SIGUSR1, 5000) || !WaitForHandler(SIGUSR2, 5000)) return 4;
+  raise(SIGUSR1);
+  SleepMs(1000);
+  raise(SIGUSR2);
+  SleepMs(1000);
+  Say("report_done\n");
+  return Intact() ? 0 : 3;
+}
+
+volatile sig_atomic_t g_appHandlerRuns = 0;
+void AppHandler(int) { g_appHandlerRuns = g_appHandlerRuns + 1; }
+
+void InstallAppHandler() {
+  struct sigaction act {};
+  act.sa_handler = AppHandler;
+  sigemptyset(&act.sa_mask);
+  sigaction(SIGUSR1, &act, nullptr);
+}
+
+int Handler(bool first) {
+  if (first) InstallAppHandler();
+  WarmUp();
+  Fragment();
+  // The thread installs its handlers (where it may) when it starts.
+  if (!WaitForThreads(2, 5000) || !WaitForHandler(SIGUSR2, 5000)) return 4;
+  if (!first) {
+    if (!WaitForHandler(SIGUSR1, 5000)) return 4;
+    InstallAppHandler();
+  }
+  raise(SIGUSR1);
+  SleepMs(500);
+  Say("app_handler_runs=%d\n", int(g_appHandlerRuns));
+  raise(SIGUSR2);  // still ours
+  SleepMs(1000);
+  return g_appHandlerRuns == 1 ? 0 : 5;
+}
+
+int Fork(long ms) {
+  WarmUp();
+  if (!WaitForThreads(2, 5000)) return 4;
+  pid_t pid = fork();
+  if (pid < 0) return 6;
+  if (pid == 0) {
+    Say("child_threads_at_fork=%ld\n", Threads());
+    Fragment();
+    bool restarted = WaitForThreads(2, 5000);
+    Say("child_threads_after_fragment=%ld\n", Threads());
+    int rc = Idle("child", ms);
+    _exit(rc != 0 ? rc : restarted ? 0 : 7);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return 8;
+  Say("child_status=%d\n", status);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 9;
+  // The parent keeps its thread and can still compact.
+  Fragment();
+  return Idle("parent", ms);
+}
+
+int FreePhys(long ms) {
+  WarmUp();
+  if (EnvOn("MESH_FREEPHYS_THREAD") && !WaitForThreads(2, 5000)) return 4;
+  static void* blocks[64];
+  for (auto& b : blocks) {
+    b = malloc(1 << 20);
+    memset(b, 0x5a, 1 << 20);
+  }
+  long pssFull = PssKiB();
+  mesh_stats before = Stats();
+  for (auto& b : blocks) free(b);
+  mesh_stats after = Stats();
+  long waited = 0;
+  while (waited < ms && after.released_bytes < before.released_bytes + (48u << 20)) {
+    SleepMs(20);
+    waited += 20;
+    after = Stats();
+  }
+  Say("pid=%d\n", int(getpid()));
+  Say("released_mb=%llu\ndirty_mb=%llu\n", (unsigned long long)((after.released_bytes - before.released_bytes) >> 20),
+      (unsigned long long)(after.dirty_bytes >> 20));
+  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\n", pssFull, PssKiB(), waited);
+  return 0;
+}
+
+int PthreadExit() {
+  WarmUp();
+  Fragment();
+  if (!WaitForThreads(2, 5000)) return 4;
+  Say("main_exits\n");
+  pthread_exit(nullptr);
+}
+
+int RaiseUsr1() {
+  WarmUp();
+  Fragment();
+  if (EnvOn("MESH_BACKGROUND_THREAD") && !WaitForHandler(SIGUSR1, 5000)) return 4;
+  raise(SIGUSR1);
+  SleepMs(1000);
+  Say("survived\n");
+  return 0;
+}
+
+std::atomic<bool> g_stopChurn{false};
+
+// Keeps one size class fragmented and freed in a loop, so the background thread always has
+// meshing to do.
+void* Churn(void*) {
+  static void* slots[20000];
+  uint64_t x = 88172645463325252ull;
+  while (!g_stopChurn.load()) {
+    for (auto& s : slots) {
+      s = malloc(64);
+      memset(s, 0x33, 64);
+    }
+    for (auto& s : slots) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      if (x % 8 != 0) {
+        free(s);
+        s = nullptr;
+      }
+    }
+    SleepMs(2);
+    for (auto& s : slots) {
+      if (s != nullptr && static_cast<unsigned char*>(s)[63] != 0x33) abort();
+      free(s);
+    }
+  }
+  return nullptr;
+}
+
+// Exit codes: 10 a child failed or hung, 11 the churn thread could not start.
+int ForkStorm(long n) {
+  WarmUp();
+  Fragment();
+  pthread_t churn;
+  if (pthread_create(&churn, nullptr, Churn, nullptr) != 0) return 11;
+  int failed = 0;
+  for (long i = 0; i < n; ++i) {
+    SleepMs(5);
+    pid_t pid = fork();
+    if (pid == 0) {
+      // The child: the heap as of the fork, usable at once.
+      static void* p[1000];
+      for (auto& q : p) q = malloc(100);
+      for (auto& q : p) free(q);
+      _exit(Intact() ? 0 : 3);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  g_stopChurn.store(true);
+  pthread_join(churn, nullptr);
+  Say("forks=%ld failed=%d meshes=%llu\n", n, failed, (unsigned long long)Stats().mesh_count);
+  return failed == 0 && Intact() ? 0 : 10;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    Say("usage: mesh_ops_helper idle MS|report|handler-first|handler-later|fork MS|freephys MS|"
+        "pthread-exit|raise-usr1|fork-storm N\n");
+    return 64;
+  }
+  long ms = argc > 2 ? strtol(argv[2], nullptr, 10) : 0;
+  if (strcmp(argv[1], "idle") == 0) return IdleMode(ms);
+  if (strcmp(argv[1], "report") == 0) return Report();
+  if (strcmp(argv[1], "handler-first") == 0) return Handler(true);
+  if (strcmp(argv[1], "handler-later") == 0) return Handler(false);
+  if (strcmp(argv[1], "fork") == 0) return Fork(ms);
+  if (strcmp(argv[1], "freephys") == 0) return FreePhys(ms);
+  if (strcmp(argv[1], "pthread-exit") == 0) return PthreadExit();
+  if (strcmp(argv[1], "raise-usr1") == 0) return RaiseUsr1();
+  if (strcmp(argv[1], "fork-storm") == 0) return ForkStorm(ms);
+  Say("unknown mode %s\n", argv[1]);
+  return 64;
+}

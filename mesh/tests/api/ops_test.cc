@@ -1,0 +1,181 @@
+// Operations features (issue 7): MESH_BACKGROUND_THREAD (idle compaction, lazy start, fork,
+// pthread_exit), SIGUSR1/SIGUSR2 reports and application handlers, MESH_FREEPHYS_THREAD. Each
+// test runs mesh_ops_helper (ops_helper.cc) with the options in its environment.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "api_test_util.h"
+
+namespace {
+
+using mesh_api_test::ChildResult;
+using mesh_api_test::RunProgram;
+
+const std::string kHelper = MESH_OPS_HELPER_PATH;
+const std::string kBackground = "MESH_BACKGROUND_THREAD=1";
+// Control runs say "off" explicitly: the suite may run with the options in its environment.
+const std::string kNoBackground = "MESH_BACKGROUND_THREAD=0";
+const std::string kNoFreePhys = "MESH_FREEPHYS_THREAD=0";
+
+// The value of "key=" in the output, or -1.
+long long Value(const std::string& out, const std::string& key) {
+  size_t at = out.find(key + "=");
+  return at == std::string::npos ? -1 : std::atoll(out.c_str() + at + key.size() + 1);
+}
+
+ChildResult Helper(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  std::vector<std::string> argv{kHelper};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, 60000, env);
+}
+
+TEST(BackgroundThread, IdleProcessCompactsAndTheThreadStartsLazily) {
+  ChildResult r = Helper({"idle", "10000"}, {kBackground, "MESH_PERIOD_MS=200"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "threads_at_main"), 1) << "no thread before main():\n" << r.output;
+  EXPECT_EQ(Value(r.output, "threads_after_warmup"), 2) << r.output;
+  // No malloc or free while idle, yet meshes happen and PSS falls.
+  EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_before") + 50) << r.output;
+  EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before") - 1024) << r.output;
+}
+
+TEST(BackgroundThread, WithoutTheOptionNothingHappensWhileIdle) {
+  ChildResult r = Helper({"idle", "1500"}, {kNoBackground, kNoFreePhys, "MESH_PERIOD_MS=200"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "threads_after_warmup"), 1) << r.output;
+  EXPECT_EQ(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_before")) << r.output;
+}
+
+TEST(BackgroundThread, ForkChildRestartsItAndCompacts) {
+  ChildResult r = Helper({"fork", "10000"}, {kBackground, "MESH_PERIOD_MS=200"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "child_threads_at_fork"), 1) << r.output;
+  EXPECT_EQ(Value(r.output, "child_threads_after_fragment"), 2) << r.output;
+  EXPECT_GT(Value(r.output, "child_mesh_after"), Value(r.output, "child_mesh_before") + 50) << r.output;
+  EXPECT_GT(Value(r.output, "parent_mesh_after"), Value(r.output, "parent_mesh_before") + 50) << r.output;
+}
+
+TEST(BackgroundThread, ForksWhileItMeshesNeverDeadlock) {
+  // A child that hangs is killed with the helper after the timeout, which fails the test.
+  ChildResult r = Helper({"fork-storm", "40"}, {kBackground, "MESH_FREEPHYS_THREAD=1", "MESH_PERIOD_MS=1"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_NE(r.output.find("failed=0"), std::string::npos) << r.output;
+  EXPECT_GT(Value(r.output, "meshes"), 0) << r.output;
+}
+
+TEST(BackgroundThread, DoesNotKeepTheProcessAliveAfterMainCallsPthreadExit) {
+  ChildResult r = Helper({"pthread-exit"}, {kBackground});
+  ASSERT_FALSE(r.timed_out) << r.Describe();
+  EXPECT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_NE(r.output.find("main_exits"), std::string::npos) << r.output;
+}
+
+TEST(SignalReports, Sigusr1PrintsTheSummaryAndSigusr2TheDetails) {
+  ChildResult r = Helper({"report"}, {kBackground});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  const std::string& out = r.output;
+  EXPECT_NE(out.find("(SIGUSR1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("(SIGUSR2)"), std::string::npos) << out;
+  for (const char* label : {"MESH COUNT:", "Bytes In Use:", "PSS KiB:", "Mappings:"}) {
+    EXPECT_NE(out.find(label), std::string::npos) << label << " missing:\n" << out;
+  }
+  // The summary comes first and has no per-class lines; the detailed one has them.
+  size_t usr2 = out.find("(SIGUSR2)");
+  size_t firstClassLine = out.find("MeshInfo partial class:");
+  ASSERT_NE(firstClassLine, std::string::npos) << out;
+  EXPECT_GT(firstClassLine, usr2) << out;
+  std::regex classLine(R"(MeshInfo partial class:\d+, length:\d+, size:\d+, spans:\d+, occupancy:[0-9.]+%, meshes:\d+)");
+  EXPECT_TRUE(std::regex_search(out, classLine)) << out;
+}
+
+TEST(SignalReports, WithoutTheBackgroundThreadSigusr1KeepsItsDefaultAction) {
+  ChildResult r = Helper({"raise-usr1"}, {kNoBackground});
+  EXPECT_TRUE(r.Signaled(SIGUSR1)) << r.Describe();
+  ChildResult on = Helper({"raise-usr1"}, {kBackground});
+  EXPECT_TRUE(on.Exited(0)) << on.Describe();
+  EXPECT_NE(on.output.find("(SIGUSR1)"), std::string::npos) << on.output;
+}
+
+TEST(SignalReports, ApplicationHandlerInstalledFirstWins) {
+  ChildResult r = Helper({"handler-first"}, {kBackground});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "app_handler_runs"), 1) << r.output;
+  EXPECT_EQ(r.output.find("(SIGUSR1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(SIGUSR2)"), std::string::npos) << "SIGUSR2 is still ours:\n" << r.output;
+}
+
+TEST(SignalReports, ApplicationHandlerInstalledLaterWins) {
+  ChildResult r = Helper({"handler-later"}, {kBackground});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "app_handler_runs"), 1) << r.output;
+  EXPECT_EQ(r.output.find("(SIGUSR1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(SIGUSR2)"), std::string::npos) << r.output;
+}
+
+TEST(FreePhysThread, ReleasesFreedMemoryOffTheFreeingThread) {
+  ChildResult r = Helper({"freephys", "5000"}, {"MESH_FREEPHYS_THREAD=1", "MESH_MAX_DIRTY_MB=1"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_GE(Value(r.output, "released_mb"), 48) << r.output;
+  EXPECT_LE(Value(r.output, "dirty_mb"), 16) << r.output;
+  EXPECT_LT(Value(r.output, "pss_after"), Value(r.output, "pss_full") - 40 * 1024) << r.output;
+}
+
+// Runs the freephys helper under strace and counts hole punches by the main thread and by
+// others. Empty (and a reason) when strace cannot trace here.
+struct Punches {
+  int main = 0;
+  int other = 0;
+};
+
+bool TracePunches(const std::vector<std::string>& env, Punches* out, std::string* why) {
+  std::string strace = mesh_api_test::FindInPath("strace");
+  if (strace.empty()) {
+    *why = "strace is not installed";
+    return false;
+  }
+  char path[] = "/tmp/mesh_ops_strace_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) {
+    *why = "mkstemp failed";
+    return false;
+  }
+  close(fd);
+  ChildResult r = RunProgram({strace, "-f", "-qq", "-o", path, "-e", "trace=fallocate", kHelper, "freephys", "3000"},
+                             60000, env);
+  std::ifstream in(path);
+  std::string line;
+  long long pid = Value(r.output, "pid");
+  while (std::getline(in, line)) {
+    if (line.find("fallocate(") == std::string::npos || line.find("PUNCH_HOLE") == std::string::npos) continue;
+    (std::atoll(line.c_str()) == pid ? out->main : out->other) += 1;
+  }
+  unlink(path);
+  if (!r.Exited(0) || pid <= 0) {
+    *why = "strace cannot trace here: " + r.Describe();
+    return false;
+  }
+  return true;
+}
+
+TEST(FreePhysThread, HolePunchingHappensOnTheServiceThread) {
+  Punches on, off;
+  std::string why;
+  // Without the background thread's own rounds, which punch too (and are allowed to).
+  if (!TracePunches({"MESH_FREEPHYS_THREAD=1", kNoBackground, "MESH_MAX_DIRTY_MB=1"}, &on, &why)) {
+    GTEST_SKIP() << why;
+  }
+  EXPECT_GT(on.other, 0);
+  EXPECT_EQ(on.main, 0) << "the freeing thread punched holes itself";
+  // The same run without the option punches on the main thread (checks the test itself).
+  ASSERT_TRUE(TracePunches({kNoFreePhys, kNoBackground, "MESH_MAX_DIRTY_MB=1"}, &off, &why)) << why;
+  EXPECT_GT(off.main, 0);
+}
+
+}  // namespace
