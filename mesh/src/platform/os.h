@@ -17,7 +17,8 @@ inline constexpr size_t kPageShift = 12;
 // --- address space -------------------------------------------------------------------------
 // Reserves len bytes of anonymous, private, read-write, not-committed memory (MAP_NORESERVE).
 void* mapAnonymous(size_t len);
-// Replaces [addr, addr+len) with fresh anonymous zero pages.
+// Replaces [addr, addr+len) with fresh anonymous zero pages (private, read-write, MAP_NORESERVE),
+// whatever was mapped there (the old pages are dropped).
 bool mapAnonymousFixed(void* addr, size_t len);
 // Maps fd at offset over [addr, addr+len) (MAP_SHARED); addr == nullptr lets the kernel choose.
 void* mapShared(void* addr, size_t len, int fd, size_t offset);
