@@ -245,12 +245,9 @@ bool Arena::aliasPages(size_t virtPage, size_t filePage, size_t pages) {
   return true;
 }
 
-char* Arena::mapFileWindow(size_t filePage, size_t pages) {
-  if (fd_ < 0) return nullptr;
-  return static_cast<char*>(os::mapShared(nullptr, pages << os::kPageShift, fd_, filePage << os::kPageShift));
+bool Arena::writeFilePages(size_t filePage, size_t page, size_t pages) {
+  return fd_ >= 0 && os::writeFileAt(fd_, filePage << os::kPageShift, pageAddress(page), pages << os::kPageShift);
 }
-
-void Arena::unmapFileWindow(char* window, size_t pages) { os::unmap(window, pages << os::kPageShift); }
 
 bool Arena::protectPages(size_t page, size_t pages, bool writable) {
   return os::protect(pageAddress(page), pages << os::kPageShift, writable);

@@ -96,10 +96,8 @@ class Arena {
   // Maps the virtual pages [virtPage, +pages) onto the file pages [filePage, +pages), read-write
   // and shared (virtPage == filePage moves a span into the file at its own offset).
   bool aliasPages(size_t virtPage, size_t filePage, size_t pages);
-  // Maps the file pages [filePage, +pages) read-write at an address of the kernel's choice, to
-  // fill them before they are mapped in place; nullptr on failure. unmapFileWindow undoes it.
-  char* mapFileWindow(size_t filePage, size_t pages);
-  void unmapFileWindow(char* window, size_t pages);
+  // Writes the contents of the virtual pages [page, +pages) to the file pages [filePage, +pages).
+  bool writeFilePages(size_t filePage, size_t page, size_t pages);
   // Makes [page, +pages) read-only (writable=false) or read-write again.
   bool protectPages(size_t page, size_t pages, bool writable);
   // Replaces [page, +pages) with fresh anonymous zero pages (whatever file pages were mapped

@@ -37,6 +37,8 @@ bool punchHole(int fd, size_t offset, size_t len);
 // Next data / hole offset at or after off (SEEK_DATA/SEEK_HOLE); -1 at end or on error.
 int64_t seekData(int fd, size_t off);
 int64_t seekHole(int fd, size_t off);
+// Writes all of buf to fd at offset (pwrite, looping over short writes and EINTR); false on error.
+bool writeFileAt(int fd, size_t offset, const void* buf, size_t len);
 // Copies len bytes between files at the given offsets (copy_file_range, looping); false on error.
 bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len);
 void closeFd(int fd);
