@@ -491,6 +491,7 @@ class BusyHeap {
         Fragmented f(20000, 600 + round);
         meshes_ += mesh_compact();
         if (!f.intact()) errors_++;
+        rounds_++;
       }
     });
   }
@@ -501,14 +502,18 @@ class BusyHeap {
       if (t.joinable()) t.join();
     }
   }
+  // Until the threads have done some work; a heap that cannot mesh fails instead of hanging.
   void WaitForWork() {
-    while (ops_.load() < 2000 || meshes_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (ops_.load() < 2000 || (meshes_.load() == 0 && rounds_.load() < 5)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_GT(meshes_.load(), 0u) << "no mesh while the threads ran";
   }
   uint64_t errors() const { return errors_.load(); }
 
  private:
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> errors_{0}, ops_{0}, meshes_{0};
+  std::atomic<uint64_t> errors_{0}, ops_{0}, meshes_{0}, rounds_{0};
   std::vector<std::thread> threads_;
 };
 
