@@ -161,6 +161,7 @@ class GlobalHeap {
   void recycleMiniHeap(MiniHeap* mh);
   void setEntries(size_t page, size_t pages, MiniHeap* mh);
   bool meshPairLocked(MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(classes_[src->sizeClassIndex()].lock);
+  bool besideFileBacked(const MiniHeap* mh) const;
   bool moveToFileLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void releaseFileBackedLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   bool mappingBudgetAllows();

@@ -79,6 +79,19 @@ bool GlobalHeap::moveToFileLocked(MiniHeap* mh) {
   return true;
 }
 
+// Whether a virtual neighbour of mh's span is a file-backed span at its own offset: moving mh
+// into the file then extends that mapping instead of splitting an anonymous one (two mappings
+// fewer). A hint: the neighbour may belong to another class and change meanwhile.
+bool GlobalHeap::besideFileBacked(const MiniHeap* mh) const {
+  auto ownFileBacked = [&](size_t page) {
+    uintptr_t e = arena_.mapEntry(page);
+    const MiniHeap* n = entryMiniHeap(e);
+    return n != nullptr && !n->isLarge() && n->fileBacked() && page - entryPageInSpan(e) == n->spanPage();
+  };
+  size_t first = mh->spanPage(), end = first + mh->pages();
+  return (first > 0 && ownFileBacked(first - 1)) || (end < arena_.pageCount() && ownFileBacked(end));
+}
+
 bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   dst->foldRemote();
   src->foldRemote();
@@ -206,6 +219,7 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
     bool aIsDst;
     if (a->extraSpanCount() != b->extraSpanCount()) aIsDst = a->extraSpanCount() > 0;
     else if (a->fileBacked() != b->fileBacked()) aIsDst = a->fileBacked();
+    else if (!a->fileBacked() && besideFileBacked(a) != besideFileBacked(b)) aIsDst = besideFileBacked(a);
     else aIsDst = a->liveCount() >= b->liveCount();
     MiniHeap* dst = aIsDst ? a : b;
     MiniHeap* src = aIsDst ? b : a;

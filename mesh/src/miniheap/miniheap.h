@@ -105,9 +105,10 @@ class alignas(64) MiniHeap {
     return true;
   }
   // Whether this span's own pages are in the memfd (always so once it has extra spans).
-  // Changed only under the class lock, with the span detached.
-  bool fileBacked() const { return fileBacked_; }
-  void setFileBacked(bool v) { fileBacked_ = v; }
+  // Changed only under the class lock, with the span detached; the mesher of another class may
+  // read it as a hint (relaxed).
+  bool fileBacked() const { return fileBacked_.load(std::memory_order_relaxed); }
+  void setFileBacked(bool v) { fileBacked_.store(v, std::memory_order_relaxed); }
   // Merges src's live bits into ours (the caller checked they are disjoint).
   void absorbLive(const MiniHeap& src) {
     for (int i = 0; i < 4; ++i) {
@@ -156,7 +157,7 @@ class alignas(64) MiniHeap {
   uint32_t reciprocal_;
   uint8_t cls_;
   bool zeroed_ = false;
-  bool fileBacked_ = false;
+  std::atomic<bool> fileBacked_{false};
   std::atomic<void*> owner_{nullptr};
   std::atomic<bool> queued_{false};
   std::atomic<uint64_t> live_[4] = {};
