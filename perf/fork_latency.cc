@@ -4,8 +4,9 @@
 // written, chained through their first word), then --iterations times: fork(), the child calls
 // _exit(0) at once (or first mallocs and frees one object with --child-malloc), the parent
 // waits for it with waitpid(). An allocator that has to copy or remap its heap for the child
-// (libmesh keeps its heap in a shared memfd, which a child must not share) pays here in
-// proportion to the heap; the others only pay the kernel's page-table copy.
+// pays here in proportion to the heap (libmesh did until its heap became private anonymous
+// memory; now only meshed spans, kept in a shared memfd, are copied); the others only pay the
+// kernel's page-table copy.
 //
 // Output (stdout, key=value):
 //   malloc_from objects heap_bytes build_s pss_kb

@@ -48,15 +48,27 @@ long pssKiB() {
   return line != nullptr ? std::strtol(line + 5, nullptr, 10) : -1;
 }
 
-// Pss in KiB of the mappings of libmesh's arena (the memfd "libmesh-arena"), from
-// /proc/self/smaps, streamed through a static buffer (no allocation); -1 when unavailable.
-long arenaPssKiB() {
+// Pss in KiB of libmesh's arena: the mappings that make up the reserved range holding `inside`
+// (a heap address). The range is private anonymous memory except for meshed spans, which are
+// mappings of the memfd "libmesh-arena", so it is found by its size (arena_reserved): a run of
+// contiguous mappings, each anonymous or of that memfd, from a mapping start to a mapping end
+// that far apart around `inside`. Read from /proc/self/smaps through a static buffer (no
+// allocation); -1 when unavailable.
+long arenaPssKiB(const void* inside) {
+  mesh_stats st{};
+  mesh_get_stats(&st);
+  auto addr = reinterpret_cast<uintptr_t>(inside);
+  struct Vma {
+    uintptr_t start, end;
+    long pss;
+    bool arenaKind;  // anonymous or the arena's memfd
+  };
+  static Vma vmas[1 << 16];
+  size_t count = 0;
   int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
   static char buf[1 << 16];
   size_t have = 0;
-  bool inArena = false;
-  long total = 0;
   for (;;) {
     ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
     if (n <= 0) break;
@@ -67,14 +79,32 @@ long arenaPssKiB() {
       *nl = '\0';
       // Mapping headers start with the (lower-case hex) address; field lines with a capital.
       bool header = (*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f');
-      if (header) inArena = std::strstr(line, "libmesh-arena") != nullptr;
-      else if (inArena && std::strncmp(line, "Pss:", 4) == 0) total += std::strtol(line + 4, nullptr, 10);
+      if (header && count < sizeof vmas / sizeof vmas[0]) {
+        char* rest = nullptr;
+        Vma v{std::strtoull(line, &rest, 16), std::strtoull(rest + 1, &rest, 16), 0, false};
+        // "start-end perms offset dev inode [path]": anonymous when there is no path.
+        const char* path = rest;
+        for (int field = 0; field < 4 && path != nullptr; ++field) path = std::strchr(path + 1, ' ');
+        while (path != nullptr && *path == ' ') ++path;
+        v.arenaKind = path == nullptr || *path == '\0' || std::strstr(path, "libmesh-arena") != nullptr;
+        vmas[count++] = v;
+      } else if (!header && count > 0 && std::strncmp(line, "Pss:", 4) == 0) {
+        vmas[count - 1].pss = std::strtol(line + 4, nullptr, 10);
+      }
     }
     have = static_cast<size_t>(buf + have - line);
     std::memmove(buf, line, have);
   }
   close(fd);
-  return total;
+  for (size_t first = 0; first < count; ++first) {
+    if (vmas[first].start > addr || vmas[first].start + st.arena_reserved <= addr) continue;
+    long total = 0;
+    for (size_t i = first; i < count && vmas[i].arenaKind && (i == first || vmas[i].start == vmas[i - 1].end); ++i) {
+      total += vmas[i].pss;
+      if (vmas[i].end == vmas[first].start + st.arena_reserved) return total;
+    }
+  }
+  return -1;
 }
 
 // Why pagemap frames cannot be read here, or "" when they can.
@@ -88,7 +118,13 @@ std::string pagemapUnavailable() {
   close(fd);
   if (pfn == 0) return "/proc/self/pagemap reads frame numbers as 0 (no CAP_SYS_ADMIN?)";
   if (pssKiB() < 0) return "no /proc/self/smaps_rollup";
-  if (arenaPssKiB() <= 0) return "no libmesh-arena mapping in /proc/self/smaps (MESH_NO_MEMFD?)";
+  mesh_stats st{};
+  mesh_get_stats(&st);
+  if (st.memfd_backed == 0) return "the arena has no memfd (MESH_NO_MEMFD?): nothing meshes";
+  void* probeHeap = std::malloc(64);
+  long arena = arenaPssKiB(probeHeap);
+  std::free(probeHeap);
+  if (arena < 0) return "cannot find libmesh's arena in /proc/self/smaps";
   return "";
 }
 
@@ -117,9 +153,9 @@ void compactionSharesFramesAndKeepsPss() {
   mesh_stats before{}, after{};
   mesh_get_stats(&before);
   long pssBefore = pssKiB();
-  long arenaBefore = arenaPssKiB();
+  long arenaBefore = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first);
   mesh_compact();
-  long arenaAfter = arenaPssKiB();
+  long arenaAfter = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first);
   long pssAfter = pssKiB();
   mesh_get_stats(&after);
   uint64_t meshes = after.mesh_count - before.mesh_count;
@@ -148,6 +184,7 @@ void compactionSharesFramesAndKeepsPss() {
            << " KiB -> " << arenaAfter << " KiB" << std::endl;
   // The heap's own pages never grow through a compaction. The process total may grow by the
   // metadata a mesh pass touches (its candidate arrays, first used at the first pass).
+  RC_ASSERT(arenaBefore >= 0);
   RC_ASSERT(arenaAfter <= arenaBefore);
   RC_ASSERT(pssAfter <= pssBefore + kMetadataSlackKiB);
   for (const auto& kv : kept) std::free(kv.first);

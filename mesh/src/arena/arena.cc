@@ -12,21 +12,11 @@ Arena::~Arena() {
   os::closeFd(fd_);
 }
 
-bool Arena::reserve(size_t bytes, bool useMemfd) {
+bool Arena::reserve(size_t bytes) {
   size_t pages = bytes >> os::kPageShift;
   void* map = os::mapAnonymous(pages * sizeof(uintptr_t));
   if (map == nullptr) return false;
-  void* range = nullptr;
-  int fd = -1;
-  if (useMemfd) {
-    fd = os::memfdCreate("libmesh-arena");
-    if (fd >= 0 && os::truncateFile(fd, bytes)) range = os::mapShared(nullptr, bytes, fd, 0);
-    if (range == nullptr) {
-      os::closeFd(fd);
-      fd = -1;
-    }
-  }
-  if (range == nullptr && !useMemfd) range = os::mapAnonymous(bytes);
+  void* range = os::mapAnonymous(bytes);
   if (range == nullptr) {
     os::unmap(map, pages * sizeof(uintptr_t));
     return false;
@@ -35,21 +25,28 @@ bool Arena::reserve(size_t bytes, bool useMemfd) {
   base_ = static_cast<char*>(range);
   reservedBytes_ = bytes;
   pageCount_ = pages;
-  fd_ = fd;
   pageMap_ = static_cast<std::atomic<uintptr_t>*>(map);
   return true;
 }
 
 bool Arena::init(const ArenaConfig& config) {
   maxDirtyPages_ = config.maxDirtyBytes >> os::kPageShift;
-  // Try the memfd first at every size (it is what makes meshing possible); fall back to
-  // anonymous memory only when no memfd mapping of any acceptable size works.
-  for (int pass = config.useMemfd ? 0 : 1; pass < 2; ++pass) {
-    for (size_t bytes = config.reserveBytes; bytes >= config.minReserveBytes; bytes /= 2) {
-      if (reserve(bytes, pass == 0)) return true;
-    }
+  bool reserved = false;
+  for (size_t bytes = config.reserveBytes; !reserved && bytes >= config.minReserveBytes; bytes /= 2) {
+    reserved = reserve(bytes);
   }
-  return false;
+  if (!reserved) return false;
+  // The memfd only receives meshed spans: it is sized to the range (sparse, so this costs
+  // nothing) so that a span's file offset is its arena offset. Without it, no meshing.
+  if (config.useMemfd) {
+    int fd = os::memfdCreate("libmesh-arena");
+    if (fd >= 0 && !os::truncateFile(fd, reservedBytes_)) {
+      os::closeFd(fd);
+      fd = -1;
+    }
+    fd_ = fd;
+  }
+  return true;
 }
 
 size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
@@ -151,10 +148,9 @@ size_t Arena::allocPagesLocked(size_t pages, size_t alignPages, bool* zeroed) {
   return page;
 }
 
+// Free pages are anonymous (see the invariant in arena.h): MADV_DONTNEED gives them back.
 bool Arena::releaseRangeLocked(size_t page, size_t pages) {
-  size_t bytes = pages << os::kPageShift;
-  bool ok = fd_ >= 0 ? os::punchHole(fd_, page << os::kPageShift, bytes)
-                     : os::discardAnonymous(pageAddress(page), bytes);
+  bool ok = os::discardAnonymous(pageAddress(page), pages << os::kPageShift);
   if (ok) releasedPages_ += pages;
   return ok;
 }
@@ -264,13 +260,38 @@ bool Arena::aliasPages(size_t virtPage, size_t filePage, size_t pages) {
   return true;
 }
 
+bool Arena::writeFilePages(size_t filePage, size_t page, size_t pages) {
+  return fd_ >= 0 && os::writeFileAt(fd_, filePage << os::kPageShift, pageAddress(page), pages << os::kPageShift);
+}
+
 bool Arena::protectPages(size_t page, size_t pages, bool writable) {
   return os::protect(pageAddress(page), pages << os::kPageShift, writable);
 }
 
+bool Arena::unsharePages(size_t page, size_t pages) {
+  size_t bytes = pages << os::kPageShift;
+  if (!os::mapAnonymousFixed(pageAddress(page), bytes)) return false;
+  // Same flags as the reservation around it, so the kernel can merge the mappings again.
+  os::noHugePages(pageAddress(page), bytes);
+  return true;
+}
+
 bool Arena::releaseFilePages(size_t filePage, size_t pages) {
+  if (fd_ < 0) return false;
+  if (!os::punchHole(fd_, filePage << os::kPageShift, pages << os::kPageShift)) return false;
+  noteReleased(pages);
+  return true;
+}
+
+void Arena::noteReleased(size_t pages) {
   LockGuard guard(lock_);
-  return releaseRangeLocked(filePage, pages);
+  releasedPages_ += pages;
+}
+
+void Arena::freeUnsharedPages(size_t page, size_t pages) {
+  LockGuard guard(lock_);
+  inUsePages_ -= pages;
+  putExtentLocked(page, pages, false);
 }
 
 size_t Arena::usedPageBound() {
@@ -278,33 +299,29 @@ size_t Arena::usedPageBound() {
   return bump_;
 }
 
-bool Arena::makePrivateInChild() {
+bool Arena::makePrivateInChild(bool copyData) {
   if (fd_ < 0) return true;  // anonymous memory is already private after fork
   int fresh = os::memfdCreate("libmesh-arena");
-  if (fresh < 0 || !os::truncateFile(fresh, reservedBytes_)) {
-    os::closeFd(fresh);
-    return false;
-  }
+  bool ok = fresh >= 0 && os::truncateFile(fresh, reservedBytes_);
   // Copy only the file's data extents: holes (never used or punched) stay holes.
   size_t limit = bump_ << os::kPageShift;
-  for (size_t off = 0; off < limit;) {
+  for (size_t off = 0; ok && copyData && off < limit;) {
     int64_t data = os::seekData(fd_, off);
     if (data < 0 || static_cast<size_t>(data) >= limit) break;
     int64_t hole = os::seekHole(fd_, static_cast<size_t>(data));
     size_t end = hole < 0 ? limit : std::min(static_cast<size_t>(hole), limit);
-    if (!os::copyFileRange(fd_, static_cast<size_t>(data), fresh, static_cast<size_t>(data),
-                           end - static_cast<size_t>(data))) {
-      os::closeFd(fresh);
-      return false;
-    }
+    ok = os::copyFileRange(fd_, static_cast<size_t>(data), fresh, static_cast<size_t>(data),
+                           end - static_cast<size_t>(data));
     off = end;
   }
-  if (os::mapShared(base_, reservedBytes_, fresh, 0) == nullptr) {
-    os::closeFd(fresh);
-    return false;
-  }
-  os::noHugePages(base_, reservedBytes_);
+  // The old file stays open through the mappings that still use it; the child never writes
+  // to it through the descriptor (punching it would clear the parent's pages).
   os::closeFd(fd_);
+  if (!ok) {
+    os::closeFd(fresh);
+    fd_ = -1;
+    return !copyData;  // with no file-backed range nothing is shared: only meshing is off
+  }
   fd_ = fresh;
   return true;
 }

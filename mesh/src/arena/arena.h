@@ -1,11 +1,16 @@
 // Arena: one reserved virtual range holding every span and large object, and the page map.
 //
-// With memfd backing (the default) the range is a MAP_SHARED mapping of one memfd, arena page N
-// at file offset N * 4096, so the mesher can later alias two virtual spans onto one set of
-// physical pages. Without memfd (unavailable, or MESH_NO_MEMFD=1) it is private anonymous memory
-// and meshing is off. Free page runs are kept in extents for reuse; "dirty" extents still hold
-// physical pages, and once their total passes maxDirtyBytes they are returned to the OS (hole
-// punching on the memfd, MADV_DONTNEED on anonymous memory).
+// The range is private anonymous memory (MAP_NORESERVE, no transparent huge pages), so fork
+// copies it lazily like any other heap. With memfd backing (the default) a memfd as large as the
+// range sits beside it, sparse, arena page N at file offset N * 4096; only spans that take part
+// in a mesh are moved into it (the mesher maps their file pages over their virtual pages, and
+// the virtual pages of the spans meshed into them onto the same file pages). Without memfd
+// (unavailable, or MESH_NO_MEMFD=1) there is no file and meshing is off.
+//
+// Invariant: pages on the free lists are anonymous. A span leaving the file is mapped anonymous
+// again (unsharePages) and its file pages are punched before its pages come back here. Free
+// page runs are kept in extents for reuse; "dirty" extents still hold physical pages, and once
+// their total passes maxDirtyBytes they are returned to the OS with MADV_DONTNEED.
 //
 // The page map has one word per arena page; the miniheap layer stores its tagged pointers there.
 // Thread safety: the page map is read without locks (relaxed atomics); everything else requires
@@ -68,6 +73,7 @@ class Arena {
 
   char* base() const { return base_; }
   size_t pageCount() const { return pageCount_; }
+  // True when meshing is possible (there is a memfd to move spans into).
   bool memfdBacked() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   size_t reservedBytes() const { return reservedBytes_; }
@@ -93,23 +99,46 @@ class Arena {
   ArenaStats stats();
 
   // --- meshing primitives (memfd backing only) -----------------------------------------------
-  // Maps the virtual pages [virtPage, +pages) onto the file pages [filePage, +pages), read-write.
+  // Maps the virtual pages [virtPage, +pages) onto the file pages [filePage, +pages), read-write
+  // and shared (virtPage == filePage moves a span into the file at its own offset).
   bool aliasPages(size_t virtPage, size_t filePage, size_t pages);
+  // Writes the contents of the virtual pages [page, +pages) to the file pages [filePage, +pages).
+  bool writeFilePages(size_t filePage, size_t page, size_t pages);
   // Makes [page, +pages) read-only (writable=false) or read-write again.
   bool protectPages(size_t page, size_t pages, bool writable);
-  // Frees the physical memory of file pages [filePage, +pages) (their virtual pages must no
-  // longer be used, or be remapped first).
+  // Replaces [page, +pages) with fresh anonymous zero pages (whatever file pages were mapped
+  // there are no longer referenced by this range).
+  bool unsharePages(size_t page, size_t pages);
+  // Frees the physical memory of file pages [filePage, +pages) (no virtual page may still be
+  // used through them).
   bool releaseFilePages(size_t filePage, size_t pages);
+  // Records that a remap gave back the anonymous memory of `pages` pages (for the statistics).
+  void noteReleased(size_t pages);
+  // Gives back pages that unsharePages just made fresh: they go on the free lists as zeroed.
+  void freeUnsharedPages(size_t page, size_t pages);
   // Pages below this index have been handed out at least once (a bound for page-map walks).
   size_t usedPageBound();
   size_t usedPageBoundLocked() const MESH_REQUIRES(lock_) { return bump_; }
 
-  // fork support: the parent holds the lock across fork; the child gets a private copy of the
-  // memfd (only pages holding data are copied) mapped over the same range. False on failure,
-  // in which case the child falls back to sharing (and reports it).
+  // fork support: the parent holds the lock across fork. In the child, makePrivateInChild
+  // replaces the memfd with a fresh one, copying the old file's data when copyData (only pages
+  // that hold data are copied); the caller then maps the file-backed ranges onto it again with
+  // aliasPages. The anonymous rest of the arena needs nothing: fork copied it (copy-on-write).
+  // False when the copy could not be made: the child then has no memfd (no meshing, nothing
+  // punched) and its file-backed ranges still share the parent's pages.
   void lockForFork() MESH_ACQUIRE(lock_) { lock_.lock(); }
   void unlockAfterFork() MESH_RELEASE(lock_) { lock_.unlock(); }
-  bool makePrivateInChild() MESH_REQUIRES(lock_);
+  bool makePrivateInChild(bool copyData) MESH_REQUIRES(lock_);
+
+  // Calls f(page, pages, dirty) for every free extent (tests check what backs them).
+  template <typename F>
+  void forEachFreeExtentForTest(F&& f) {
+    LockGuard guard(lock_);
+    for (auto& bin : bins_) {
+      for (Extent& e : bin) f(e.page, e.pages, e.dirty);
+    }
+    for (Extent& e : big_) f(e.page, e.pages, e.dirty);
+  }
 
  private:
   struct Extent {
@@ -126,7 +155,7 @@ class Arena {
   bool releaseRangeLocked(size_t page, size_t pages) MESH_REQUIRES(lock_);
   void releaseAllDirtyLocked() MESH_REQUIRES(lock_);
   bool coalesceLocked() MESH_REQUIRES(lock_);
-  bool reserve(size_t bytes, bool useMemfd);
+  bool reserve(size_t bytes);
 
   Mutex lock_;
   char* base_ = nullptr;

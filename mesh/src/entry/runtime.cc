@@ -79,16 +79,20 @@ static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
   t_busy += 2;
   rt.registryLock.lock();
   rt.heap.lockAll();
-  if (rt.heap.arena().memfdBacked() && !os::makePipe(rt.forkPipe)) rt.forkPipe[0] = rt.forkPipe[1] = -1;
+  // Only spans in the memfd (meshed ones) are shared with the child until it copies them.
+  rt.forkPipe[0] = rt.forkPipe[1] = -1;
+  if (rt.heap.forkNeedsFileCopy() && !os::makePipe(rt.forkPipe)) rt.forkPipe[0] = rt.forkPipe[1] = -1;
 }
 
 static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  // The heap is a shared file mapping: wait until the child has its private copy, so nothing
-  // this thread writes from now on shows up in the child, and keep every allocator lock until
-  // then, so no other thread reuses (and writes) memory the child's snapshot says is free and
-  // zero. The child closes its end when done; if fork failed, no child holds the write end
-  // and read() sees end-of-file at once.
+  // Most of the heap is private anonymous memory, which fork already made copy-on-write. Meshed
+  // spans are shared file mappings: if there are any, wait until the child has its private copy
+  // of them, so nothing this thread writes from now on shows up in the child, and keep every
+  // allocator lock until then, so no mesh or release changes the file under the copy. The
+  // child closes its end once it has copied the file; if fork failed, no child holds the write
+  // end and read() sees end-of-file at once. The wait is proportional to the meshed data, not
+  // to the heap.
   if (rt.forkPipe[1] >= 0) {
     os::closeFd(rt.forkPipe[1]);
     char byte;
@@ -104,8 +108,13 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  if (!rt.heap.resetAfterForkInChild()) {
-    warn("fork: could not copy the heap for the child; parent and child share heap memory");
+  bool copied = rt.heap.copyFileInChild();
+  // The meshed spans' data is copied: the parent may go on (what is left for the child, mapping
+  // them onto the copy, reads only its own metadata).
+  os::closeFd(rt.forkPipe[1]);
+  rt.forkPipe[1] = -1;
+  if (!rt.heap.resetAfterForkInChild(copied)) {
+    warn("fork: could not copy the meshed heap pages for the child; parent and child share them");
   }
   rt.registryLock.resetAfterFork();
   // Only this thread survives in the child: give back the spans other threads had attached.

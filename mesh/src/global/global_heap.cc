@@ -82,9 +82,12 @@ void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
   ClassState& c = classes_[mh->sizeClassIndex()];
   unlinkLocked(c, mh);
   --c.spans;
-  unmeshExtrasLocked(mh);
   setEntries(mh->spanPage(), mh->pages(), nullptr);
-  arena_.freePages(mh->spanPage(), mh->pages(), false);
+  if (mh->fileBacked()) {
+    releaseFileBackedLocked(mh);  // back to anonymous memory, with the spans meshed into it
+  } else {
+    arena_.freePages(mh->spanPage(), mh->pages(), false);
+  }
   // A remote freer may still be between its fetch_or and its last look at this miniheap (it
   // had a live object here a moment ago); wait for it before the object is reused.
   while (mh->remoteFreeInFlight()) os::yieldThread();
@@ -345,6 +348,7 @@ HeapStats GlobalHeap::stats() {
     s.mappingEstimate = mapMeasured_ < 0 ? 0 : static_cast<uint64_t>(mapMeasured_ + mapAddedSince_);
     s.mappingLimit = static_cast<uint64_t>(mapLimit_);
   }
+  s.fileBackedSpans = fileSpans_.load(std::memory_order_relaxed);
   s.arena = arena_.stats();
   return s;
 }
@@ -379,8 +383,16 @@ void GlobalHeap::unlockAll() {
   meshLock_.unlock();
 }
 
-bool GlobalHeap::resetAfterForkInChild() {
-  bool ok = arena_.makePrivateInChild() && remapAliasesInChild();
+bool GlobalHeap::copyFileInChild() {
+  // Anonymous spans are the child's own already (copy-on-write); only file-backed ones, and the
+  // spans meshed into them, need a private copy of the file.
+  return arena_.makePrivateInChild(forkNeedsFileCopy());
+}
+
+bool GlobalHeap::resetAfterForkInChild(bool copied) {
+  // The file-backed ranges still map the parent's file: map them onto the copy. Only metadata
+  // (anonymous, so the child's own) is read for it, never the parent's file pages.
+  bool ok = copied && (!forkNeedsFileCopy() || remapFileBackedInChild());
   metaLock_.resetAfterFork();
   arena_.unlockAfterFork();
   for (ClassState& c : classes_) c.lock.resetAfterFork();

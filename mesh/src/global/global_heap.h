@@ -55,6 +55,7 @@ struct HeapStats {
   uint64_t meshPauseMaxNs;  // longest time a class lock was held by one mesh step
   uint64_t mappingEstimate;
   uint64_t mappingLimit;
+  uint64_t fileBackedSpans;  // spans whose pages are in the memfd (mesh destinations)
   ArenaStats arena;
 };
 
@@ -138,10 +139,17 @@ class GlobalHeap {
   HeapStats stats();
   ClassStats classStats(int cls);
 
-  // fork: lockAll before, unlockAll in the parent, resetAfterForkInChild in the child.
+  // fork: lockAll before, unlockAll in the parent; in the child copyFileInChild, then
+  // resetAfterForkInChild(what copyFileInChild returned). With all locks held,
+  // forkNeedsFileCopy() tells whether any span is in the memfd: only then does the child copy
+  // anything, and only then must the parent wait, until copyFileInChild has returned (the
+  // parent must not change its file before; see runtime.cc). False from either child step means
+  // the child could not get private copies of the meshed spans and shares them with the parent.
   void lockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  bool forkNeedsFileCopy() const { return fileSpans_.load(std::memory_order_relaxed) != 0; }
   void unlockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
-  bool resetAfterForkInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  bool copyFileInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  bool resetAfterForkInChild(bool copied) MESH_NO_THREAD_SAFETY_ANALYSIS;
 
  private:
   static constexpr int kBins = 4;
@@ -167,12 +175,14 @@ class GlobalHeap {
   void recycleMiniHeap(MiniHeap* mh);
   void setEntries(size_t page, size_t pages, MiniHeap* mh);
   bool meshPairLocked(MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(classes_[src->sizeClassIndex()].lock);
-  void unmeshExtrasLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
+  bool besideFileBacked(const MiniHeap* mh) const;
+  bool moveToFileLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
+  void releaseFileBackedLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   bool mappingBudgetAllows();
   int takeNextMeshClass();
   size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(meshLock_);
   void recordPause(uint64_t ns);
-  bool remapAliasesInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  bool remapFileBackedInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
 
   Arena arena_;
   uint64_t freedKey_ = 0;
@@ -210,6 +220,7 @@ class GlobalHeap {
   std::atomic<uint64_t> meshedPages_{0};
   std::atomic<uint64_t> meshedPagesHwm_{0};
   std::atomic<uint64_t> meshPauseMaxNs_{0};
+  std::atomic<uint64_t> fileSpans_{0};  // miniheaps with fileBacked() set
 };
 
 }  // namespace mesh

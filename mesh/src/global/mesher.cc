@@ -2,16 +2,28 @@
 // physical pages. Candidate search is in miniheap/mesh_candidates.h, the write barrier in
 // global/write_barrier.h; this file holds the policy and the mesh operation itself.
 //
+// Spans live in private anonymous memory until they take part in a mesh (fork then copies them
+// lazily); the memfd only holds mesh destinations, each at its own arena offset.
+//
 // The mesh of src into dst (both detached, live bitmaps disjoint), under the class lock:
-//   1. barrier on; src's virtual pages read-only (writers fault and wait in the handler)
-//   2. copy src's live objects to the same offsets in dst (dst's slots there are free)
-//   3. map src's virtual pages onto dst's file pages (read-write again); barrier off. When src
-//      already backs other virtual spans (an earlier mesh), they all move onto dst.
-//   4. dst takes src's live bits, then the page map of src's pages points to dst
-//   5. wait until no remote free is between its announcement and its end on src, move src's
+//   1. barrier on (writers to a read-only span fault and wait in the handler until 7)
+//   2. if dst is still anonymous, move it into the file: dst read-only, its pages written to its
+//      file pages (one pwrite), the file pages mapped over dst (read-write again)
+//   3. src's virtual pages read-only. When src already backs other virtual spans (an earlier
+//      mesh), all of them: they all move onto dst
+//   4. copy src's live objects to the same offsets in dst (dst's slots there are free)
+//   5. map src's virtual pages onto dst's file pages (read-write again; src's anonymous pages
+//      are dropped by the kernel)
+//   6. barrier off
+//   7. dst takes src's live bits, then the page map of src's pages points to dst
+//   8. wait until no remote free is between its announcement and its end on src, move src's
 //      remote frees to dst (see GlobalHeap::freeNonOwner for the handshake)
-//   6. punch src's old file pages: that is the memory meshing gives back
-// Any failure before step 3 completes undoes what was done and skips the pair.
+//   9. if src was itself file-backed, punch its old file pages
+// Any failure undoes the step that failed and skips the pair; a dst already moved into the file
+// stays there (it is a valid file-backed span without extra spans).
+//
+// When a file-backed span is released, it and every span meshed into it are mapped anonymous
+// again and its file pages are punched, so the arena's free lists only ever hold anonymous pages.
 #include <algorithm>
 #include <cstring>
 
@@ -27,21 +39,59 @@ void GlobalHeap::recordPause(uint64_t ns) {
   }
 }
 
+// Mappings one mesh can add: mapping src's range onto the file splits its mapping in up to
+// three, and so does moving an anonymous dst into the file (adjacent file-backed spans at
+// contiguous offsets merge, so the real count is often lower).
+static constexpr long kMappingsPerMesh = 4;
+
 // True while meshing may add mappings: keeps a reserve below vm.max_map_count for the
 // application. Counting /proc/self/maps is expensive, so the count is an estimate (last count
-// plus two per mesh since) that is measured again only when it gets close to the limit.
+// plus what each mesh may have added since) that is measured again only when it gets close to
+// the limit.
 bool GlobalHeap::mappingBudgetAllows() {
   long limit = maxMapCountOverride_.load(std::memory_order_relaxed);
   if (limit <= 0) limit = os::readLongFile("/proc/sys/vm/max_map_count", 65530);
   mapLimit_ = limit;
   long reserve = limit / 8 > 1024 ? limit / 8 : (limit > 2048 ? 1024 : limit / 2);
-  if (mapMeasured_ < 0 || mapMeasured_ + mapAddedSince_ + 2 > limit - reserve) {
+  if (mapMeasured_ < 0 || mapMeasured_ + mapAddedSince_ + kMappingsPerMesh > limit - reserve) {
     long count = os::mappingCount();
     if (count < 0) return false;
     mapMeasured_ = count;
     mapAddedSince_ = 0;
   }
-  return mapMeasured_ + mapAddedSince_ + 2 <= limit - reserve;
+  return mapMeasured_ + mapAddedSince_ + kMappingsPerMesh <= limit - reserve;
+}
+
+// Step 2 of the mesh: moves the anonymous span mh into the memfd at its own offset, keeping its
+// contents. The barrier must be on: writers of mh wait while it is read-only. False (mh
+// unchanged and writable) on failure. The whole span is written with one pwrite: copying only
+// the live objects through a temporary shared window costs two more system calls and a page
+// fault per page, and made compaction about 25% slower on the fragmenter.
+bool GlobalHeap::moveToFileLocked(MiniHeap* mh) {
+  size_t page = mh->spanPage(), pages = mh->pages();
+  if (!arena_.protectPages(page, pages, false)) return false;
+  bool ok = arena_.writeFilePages(page, page, pages) && arena_.aliasPages(page, page, pages);
+  if (!ok) {
+    if (!arena_.protectPages(page, pages, true)) fatal("could not undo a failed mesh");
+    return false;
+  }
+  mh->setFileBacked(true);
+  fileSpans_.fetch_add(1, std::memory_order_relaxed);
+  mapAddedSince_ += 2;
+  return true;
+}
+
+// Whether a virtual neighbour of mh's span is a file-backed span at its own offset: moving mh
+// into the file then extends that mapping instead of splitting an anonymous one (two mappings
+// fewer). A hint: the neighbour may belong to another class and change meanwhile.
+bool GlobalHeap::besideFileBacked(const MiniHeap* mh) const {
+  auto ownFileBacked = [&](size_t page) {
+    uintptr_t e = arena_.mapEntry(page);
+    const MiniHeap* n = entryMiniHeap(e);
+    return n != nullptr && !n->isLarge() && n->fileBacked() && page - entryPageInSpan(e) == n->spanPage();
+  };
+  size_t first = mh->spanPage(), end = first + mh->pages();
+  return (first > 0 && ownFileBacked(first - 1)) || (end < arena_.pageCount() && ownFileBacked(end));
 }
 
 bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
@@ -59,6 +109,10 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   for (uint32_t i = 1; i < count; ++i) spans[i] = src->extraSpan(i - 1);
 
   barrier::begin();
+  if (!dst->fileBacked() && !moveToFileLocked(dst)) {
+    barrier::end();
+    return false;
+  }
   for (uint32_t k = 0; k < count; ++k) {
     if (!arena_.protectPages(spans[k], pages, false)) {
       for (uint32_t u = 0; u < k; ++u) {
@@ -77,8 +131,10 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   }
   for (uint32_t k = 0; k < count; ++k) {
     if (arena_.aliasPages(spans[k], dst->spanPage(), pages)) continue;
-    // Nothing changed for src's objects: its file pages still hold them. Point the spans moved
-    // so far back at them (src's own span first, onto itself) and make every span writable.
+    // Nothing changed for src's objects. An anonymous src backs no other span, so k is 0 and
+    // only the protection is undone; a src with other spans is file-backed, and its file pages
+    // still hold its objects: point the spans moved so far back at them (src's own span onto
+    // itself) and make every span writable.
     bool undone = true;
     for (uint32_t u = 0; u < k; ++u) undone = undone && arena_.aliasPages(spans[u], srcPage, pages);
     for (uint32_t u = k; u < count; ++u) undone = undone && arena_.protectPages(spans[u], pages, true);
@@ -96,7 +152,14 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   dst->absorbRemote(*src);
   dst->foldRemote();
   for (uint32_t k = 0; k < count; ++k) dst->addExtraSpan(spans[k]);
-  arena_.releaseFilePages(srcPage, pages);
+  // The remap dropped src's anonymous pages; file pages of a file-backed src must be punched.
+  if (src->fileBacked()) {
+    arena_.releaseFilePages(srcPage, pages);
+    src->setFileBacked(false);
+    fileSpans_.fetch_sub(1, std::memory_order_relaxed);
+  } else {
+    arena_.noteReleased(pages);
+  }
   mapAddedSince_ += 2 * static_cast<long>(count);
 
   ClassState& c = classes_[src->sizeClassIndex()];
@@ -116,16 +179,24 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   return true;
 }
 
-// A meshed span is being released: give each aliased virtual span its own (punched, so zero)
-// file pages back and return it to the arena. A span whose mapping cannot be restored is left
-// out of the arena for good (a virtual leak, never a wrong mapping).
-void GlobalHeap::unmeshExtrasLocked(MiniHeap* mh) {
+// A file-backed span is being released (it is empty; its page-map entries are cleared): map it
+// and each virtual span meshed into it anonymous again, punch its file pages and return all of
+// them to the arena as zeroed pages. A range whose mapping cannot be replaced is left out of the
+// arena for good (a virtual leak, never a file page on the free lists).
+void GlobalHeap::releaseFileBackedLocked(MiniHeap* mh) {
+  size_t pages = mh->pages();
   for (uint32_t i = 0; i < mh->extraSpanCount(); ++i) {
     size_t page = mh->extraSpan(i);
-    setEntries(page, mh->pages(), nullptr);
-    meshedPages_.fetch_sub(mh->pages(), std::memory_order_relaxed);
-    if (arena_.aliasPages(page, page, mh->pages())) arena_.freePages(page, mh->pages(), true);
+    setEntries(page, pages, nullptr);
+    meshedPages_.fetch_sub(pages, std::memory_order_relaxed);
+    if (arena_.unsharePages(page, pages)) arena_.freeUnsharedPages(page, pages);
   }
+  size_t own = mh->spanPage();
+  bool unshared = arena_.unsharePages(own, pages);
+  arena_.releaseFilePages(own, pages);
+  if (unshared) arena_.freeUnsharedPages(own, pages);
+  mh->setFileBacked(false);
+  fileSpans_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
@@ -172,13 +243,22 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
   for (size_t i = 0; i < pairs && made < limit; ++i) {
     MiniHeap* a = meshCandidates_[meshPairs_[i].a];
     MiniHeap* b = meshCandidates_[meshPairs_[i].b];
-    // The destination keeps the span with more objects (fewer to copy); both then back
-    // 2 + a's extras + b's extras virtual spans, which must fit (meshPairLocked checks).
-    bool aIsDst = a->liveCount() >= b->liveCount();
+    // Both then back 2 + a's extras + b's extras virtual spans, which must fit. The
+    // destination is the one already in the memfd (no move needed); of two in the memfd, the
+    // one with more extra spans (fewer to remap); of two anonymous ones, one beside a span in
+    // the memfd (the kernel may merge the mappings); else the one with more objects.
+    if (a->extraSpanCount() + 1 + b->extraSpanCount() > kMaxExtraSpans) continue;
+    bool aIsDst;
+    if (a->fileBacked() != b->fileBacked()) aIsDst = a->fileBacked();
+    else if (a->extraSpanCount() != b->extraSpanCount()) aIsDst = a->extraSpanCount() > b->extraSpanCount();
+    else if (!a->fileBacked() && besideFileBacked(a) != besideFileBacked(b)) aIsDst = besideFileBacked(a);
+    else aIsDst = a->liveCount() >= b->liveCount();
     MiniHeap* dst = aIsDst ? a : b;
     MiniHeap* src = aIsDst ? b : a;
-    if (dst->extraSpanCount() + 1 + src->extraSpanCount() > kMaxExtraSpans) continue;
-    if (mapMeasured_ + mapAddedSince_ + 2 > mapLimit_ - mapLimit_ / 8 && !mappingBudgetAllows()) break;
+    long needed = kMappingsPerMesh + 2 * static_cast<long>(src->extraSpanCount());
+    if (mapMeasured_ + mapAddedSince_ + needed > mapLimit_ - mapLimit_ / 8 && !mappingBudgetAllows()) {
+      break;
+    }
     if (meshPairLocked(dst, src)) ++made;
   }
   recordPause(os::monotonicNs() - start);
@@ -266,17 +346,38 @@ size_t GlobalHeap::meshStep(uint64_t budgetNs) {
   return total;
 }
 
-// In a fork child, after the arena was mapped anew from a private copy of the memfd: map every
-// meshed virtual span onto its destination's pages again. Every lock is held (lockAll).
-bool GlobalHeap::remapAliasesInChild() {
+// In a fork child, once the arena has a private copy of the memfd: map every file-backed span
+// (at its own offset; neighbours in one call) and every virtual span meshed into one onto the
+// copy. The anonymous rest of the arena is left alone. Every lock is held (lockAll).
+bool GlobalHeap::remapFileBackedInChild() {
   size_t bound = arena_.usedPageBoundLocked();
-  for (size_t page = 0; page < bound; ++page) {
+  size_t runStart = 0, runEnd = 0;  // file-backed spans not mapped yet, contiguous
+  bool ok = true;
+  for (size_t page = 0; page < bound;) {
     uintptr_t e = arena_.mapEntry(page);
     MiniHeap* mh = entryMiniHeap(e);
-    if (mh == nullptr || mh->isLarge() || entryPageInSpan(e) != 0 || mh->spanPage() == page) continue;
-    if (!arena_.aliasPages(page, mh->spanPage(), mh->pages())) return false;
+    if (mh == nullptr || entryPageInSpan(e) != 0) {
+      ++page;
+      continue;
+    }
+    size_t pages = mh->pages();
+    if (mh->isLarge() || !mh->fileBacked()) {
+      page += pages;
+      continue;
+    }
+    if (page != mh->spanPage()) {
+      ok = arena_.aliasPages(page, mh->spanPage(), pages) && ok;  // meshed into mh
+    } else if (page == runEnd) {
+      runEnd += pages;
+    } else {
+      if (runEnd > runStart) ok = arena_.aliasPages(runStart, runStart, runEnd - runStart) && ok;
+      runStart = page;
+      runEnd = page + pages;
+    }
+    page += pages;
   }
-  return true;
+  if (runEnd > runStart) ok = arena_.aliasPages(runStart, runStart, runEnd - runStart) && ok;
+  return ok;
 }
 
 }  // namespace mesh

@@ -6,7 +6,9 @@
 //   span      1..16 contiguous pages holding `objects` slots of one size class at fixed offsets.
 //   miniheap  a span's metadata: class, location, a 256-bit bitmap of live slots.
 //   attached  a span owned by one thread heap, which allocates from it without locks.
-//   mesh      (later) two spans with disjoint bitmaps sharing one set of physical pages.
+//   mesh      two spans with disjoint bitmaps sharing one set of physical pages.
+//   file-backed  a span whose pages were moved into the arena's memfd (at its own offset) to take
+//             part in a mesh; every other span is private anonymous memory.
 //
 // Bitmap protocol (no lock and no atomic read-modify-write on the owner's fast path):
 //   live[]    bit set = slot handed to the user. Written only by the span's single writer: the
@@ -114,6 +116,11 @@ class alignas(64) MiniHeap {
     extraSpans_[extraCount_++] = static_cast<uint32_t>(page);
     return true;
   }
+  // Whether this span's own pages are in the memfd (always so once it has extra spans).
+  // Changed only under the class lock, with the span detached; the mesher of another class may
+  // read it as a hint (relaxed).
+  bool fileBacked() const { return fileBacked_.load(std::memory_order_relaxed); }
+  void setFileBacked(bool v) { fileBacked_.store(v, std::memory_order_relaxed); }
   // Merges src's live bits into ours (the caller checked they are disjoint).
   void absorbLive(const MiniHeap& src) {
     for (int i = 0; i < 4; ++i) {
@@ -162,6 +169,7 @@ class alignas(64) MiniHeap {
   uint32_t reciprocal_;
   uint8_t cls_;
   bool zeroed_ = false;
+  std::atomic<bool> fileBacked_{false};
   std::atomic<void*> owner_{nullptr};
   std::atomic<bool> queued_{false};
   std::atomic<uint64_t> live_[4] = {};

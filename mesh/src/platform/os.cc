@@ -64,6 +64,19 @@ bool punchHole(int fd, size_t offset, size_t len) {
 int64_t seekData(int fd, size_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_DATA); }
 int64_t seekHole(int fd, size_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_HOLE); }
 
+bool writeFileAt(int fd, size_t offset, const void* buf, size_t len) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    offset += static_cast<size_t>(n);
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
 bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len) {
   loff_t in = static_cast<loff_t>(fromOff), out = static_cast<loff_t>(toOff);
   while (len > 0) {

@@ -17,7 +17,8 @@ inline constexpr size_t kPageShift = 12;
 // --- address space -------------------------------------------------------------------------
 // Reserves len bytes of anonymous, private, read-write, not-committed memory (MAP_NORESERVE).
 void* mapAnonymous(size_t len);
-// Replaces [addr, addr+len) with fresh anonymous zero pages.
+// Replaces [addr, addr+len) with fresh anonymous zero pages (private, read-write, MAP_NORESERVE),
+// whatever was mapped there (the old pages are dropped).
 bool mapAnonymousFixed(void* addr, size_t len);
 // Maps fd at offset over [addr, addr+len) (MAP_SHARED); addr == nullptr lets the kernel choose.
 void* mapShared(void* addr, size_t len, int fd, size_t offset);
@@ -36,6 +37,8 @@ bool punchHole(int fd, size_t offset, size_t len);
 // Next data / hole offset at or after off (SEEK_DATA/SEEK_HOLE); -1 at end or on error.
 int64_t seekData(int fd, size_t off);
 int64_t seekHole(int fd, size_t off);
+// Writes all of buf to fd at offset (pwrite, looping over short writes and EINTR); false on error.
+bool writeFileAt(int fd, size_t offset, const void* buf, size_t len);
 // Copies len bytes between files at the given offsets (copy_file_range, looping); false on error.
 bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len);
 void closeFd(int fd);

@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,9 +27,16 @@
 #include <thread>
 #include <vector>
 
+#include "api_test_util.h"
 #include "mesh/mesh.h"
 
+extern char** environ;
+
 namespace {
+
+using mesh_api_test::CheckPattern;
+using mesh_api_test::FillPattern;
+using mesh_api_test::WaitPidTimeout;
 
 constexpr size_t kObj = 48;  // a class that meshes (< 4 KiB)
 
@@ -51,20 +61,21 @@ uint64_t Frame(const void* p) {
   return e & ((1ull << 55) - 1);      // 0 for non-root readers
 }
 
-// A fragmented heap: n objects, about 1 in 10 kept, each filled with its index.
+// A fragmented heap: n objects of `size` bytes, about 1 in 10 kept, each filled with its index.
 struct Fragmented {
   std::vector<unsigned char*> live;
-  explicit Fragmented(size_t n, uint64_t seed = 1) {
+  size_t size;
+  explicit Fragmented(size_t n, uint64_t seed = 1, size_t objSize = kObj) : size(objSize) {
     std::mt19937_64 rng(seed);
     std::vector<unsigned char*> all(n);
     for (size_t i = 0; i < n; ++i) {
-      all[i] = static_cast<unsigned char*>(malloc(kObj));
-      std::memset(all[i], static_cast<int>(i & 0xff), kObj);
+      all[i] = static_cast<unsigned char*>(malloc(size));
+      std::memset(all[i], static_cast<int>(i & 0xff), size);
     }
     for (size_t i = 0; i < n; ++i) {
       if (rng() % 10 == 0) {
         live.push_back(all[i]);
-        std::memset(all[i], static_cast<int>(live.size() & 0xff), kObj);
+        std::memset(all[i], static_cast<int>(live.size() & 0xff), size);
       } else {
         free(all[i]);
       }
@@ -75,7 +86,7 @@ struct Fragmented {
   }
   bool intact() const {
     for (size_t i = 0; i < live.size(); ++i) {
-      for (size_t j = 0; j < kObj; ++j) {
+      for (size_t j = 0; j < size; ++j) {
         if (live[i][j] != static_cast<unsigned char>((i + 1) & 0xff)) return false;
       }
     }
@@ -311,6 +322,259 @@ TEST(Meshing, ReportShowsMeshFigures) {
   EXPECT_GT(s.meshed_bytes_total, 0u);
   EXPECT_GT(s.mapping_limit, 0u);
   EXPECT_LT(s.mapping_count, s.mapping_limit);
+}
+
+// ---- fork with a partly meshed heap (ROBUSTNESS.md E19, DESIGN.md invariant 6) ------------
+// Only meshed spans live in the shared memfd; everything else is private anonymous memory that
+// fork copies lazily. Both kinds must be private to each side after fork.
+
+double NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+bool ReadByteWithin(int fd, char* c, int timeout_ms) {
+  pollfd pfd{fd, POLLIN, 0};
+  return poll(&pfd, 1, timeout_ms) == 1 && read(fd, c, 1) == 1;
+}
+
+struct Block {
+  char* p;
+  size_t n;
+};
+
+// Objects allocated after the compaction: small ones (some land in free slots of meshed spans,
+// some in fresh spans), sizes that never mesh (4 KiB and more) and large objects.
+std::vector<Block> PlainBlocks() {
+  std::vector<Block> out;
+  const size_t sizes[] = {16, kObj, 200, 1000, 4096, 6000, 16384, 100000, 1 << 20};
+  for (size_t n : sizes) {
+    int count = n <= 1000 ? 400 : n <= 16384 ? 40 : 4;
+    for (int k = 0; k < count; ++k) out.push_back({static_cast<char*>(malloc(n)), n});
+  }
+  return out;
+}
+
+void FillBlocks(std::vector<Block>& blocks, uint64_t phase) {
+  for (size_t i = 0; i < blocks.size(); ++i) FillPattern(blocks[i].p, blocks[i].n, phase * 1000003 + i);
+}
+
+size_t DamagedBlocks(const std::vector<Block>& blocks, uint64_t phase) {
+  size_t bad = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) bad += !CheckPattern(blocks[i].p, blocks[i].n, phase * 1000003 + i);
+  return bad;
+}
+
+TEST(Meshing, E19_ForkIsolatesMeshedAndUnmeshedObjectsBothWays) {
+  Fragmented f(150000, 21);
+  ASSERT_GT(mesh_compact(), 0u);
+  ASSERT_GT(Stats().meshed_pages, 0u);
+  std::vector<Block> meshed, plain = PlainBlocks();
+  for (auto* p : f.live) meshed.push_back({reinterpret_cast<char*>(p), kObj});
+  FillBlocks(meshed, 1);
+  FillBlocks(plain, 1);
+  int c2p[2], p2c[2];
+  ASSERT_EQ(pipe(c2p), 0);
+  ASSERT_EQ(pipe(p2c), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    char c;
+    if (DamagedBlocks(meshed, 1) + DamagedBlocks(plain, 1) != 0) _exit(10);
+    FillBlocks(meshed, 3);  // the child's writes: never seen by the parent
+    FillBlocks(plain, 3);
+    if (write(c2p[1], "c", 1) != 1) _exit(11);
+    if (!ReadByteWithin(p2c[0], &c, 60000)) _exit(12);
+    if (DamagedBlocks(meshed, 3) != 0) _exit(13);  // the parent's later writes are not seen
+    if (DamagedBlocks(plain, 3) != 0) _exit(14);
+    // The child's heap keeps working: free half, allocate, mesh, check the rest.
+    for (size_t i = 0; i < meshed.size(); i += 2) free(meshed[i].p);
+    Fragmented more(30000, 22, 176);  // a class nobody used yet: meshing works in the child
+    if (mesh_compact() == 0) _exit(17);
+    for (size_t i = 1; i < meshed.size(); i += 2) {
+      if (!CheckPattern(meshed[i].p, kObj, 3 * 1000003 + i)) _exit(15);
+    }
+    _exit(more.intact() && DamagedBlocks(plain, 3) == 0 ? 0 : 16);
+  }
+  char c = 0;
+  ASSERT_TRUE(ReadByteWithin(c2p[0], &c, 60000)) << "the child did not reach its write phase";
+  EXPECT_EQ(DamagedBlocks(meshed, 1), 0u) << "the child's writes to meshed objects reached the parent";
+  EXPECT_EQ(DamagedBlocks(plain, 1), 0u) << "the child's writes to other objects reached the parent";
+  FillBlocks(meshed, 2);
+  FillBlocks(plain, 2);
+  ASSERT_EQ(write(p2c[1], "p", 1), 1);
+  int status = 0;
+  ASSERT_TRUE(WaitPidTimeout(pid, &status, 120000)) << "fork child hung";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "child status " << status << " (10: inherited objects damaged, 13/14: the parent's later "
+      << "writes to meshed/other objects visible, 15/16: the child's heap broke afterwards, 17: no "
+      << "mesh in the child)";
+  EXPECT_EQ(DamagedBlocks(meshed, 2) + DamagedBlocks(plain, 2), 0u);
+  // The parent meshes on after the fork too.
+  for (size_t i = 0; i < meshed.size(); i += 2) FillPattern(meshed[i].p, kObj, 0);
+  Fragmented later(30000, 23, 112);  // a class the test has not used yet
+  EXPECT_GT(mesh_compact(), 0u);
+  EXPECT_TRUE(later.intact());
+  for (size_t i = 1; i < meshed.size(); i += 2) ASSERT_TRUE(CheckPattern(meshed[i].p, kObj, 2 * 1000003 + i));
+  for (int fd : {c2p[0], c2p[1], p2c[0], p2c[1]}) close(fd);
+  for (Block& b : plain) free(b.p);
+}
+
+TEST(Meshing, E19_ForkOfALargeHeapChildVerifiesEveryObject) {
+  // About 192 MiB of small objects, three in four freed and the rest compacted.
+  constexpr size_t kBytes = size_t{192} << 20;
+  std::mt19937_64 rng(31);
+  std::vector<Block> all;
+  for (size_t total = 0; total < kBytes;) {
+    size_t n = 16 + rng() % 241;
+    all.push_back({static_cast<char*>(malloc(n)), n});
+    total += n;
+  }
+  std::vector<Block> live;
+  for (Block& b : all) {
+    if (rng() % 4 != 0) {
+      free(b.p);
+    } else {
+      live.push_back(b);
+    }
+  }
+  all.clear();
+  all.shrink_to_fit();
+  FillBlocks(live, 7);
+  EXPECT_GT(mesh_compact(), 0u);
+  double t0 = NowMs();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(DamagedBlocks(live, 7) == 0 ? 0 : 10);
+  double forkMs = NowMs() - t0;
+  // The parent goes on writing at once: the child must still see the heap as of the fork.
+  for (size_t i = 0; i < live.size(); i += 3) live[i].p[0] ^= 0x7f;
+  int status = 0;
+  ASSERT_TRUE(WaitPidTimeout(pid, &status, 120000)) << "fork child hung";
+  std::printf("fork of %zu live objects (%.0f MiB requested, %llu meshed pages): %.1f ms in the parent\n",
+              live.size(), kBytes / 1048576.0, static_cast<unsigned long long>(Stats().meshed_pages), forkMs);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child found damaged objects";
+  for (size_t i = 0; i < live.size(); i += 3) live[i].p[0] ^= 0x7f;
+  EXPECT_EQ(DamagedBlocks(live, 7), 0u);
+  for (Block& b : live) free(b.p);
+}
+
+// Threads allocate and free (content-checked) and one thread meshes in a loop until stopped.
+class BusyHeap {
+ public:
+  BusyHeap() {
+    for (int t = 0; t < 2; ++t) {
+      threads_.emplace_back([this, t] {
+        std::mt19937_64 rng(500 + t);
+        std::vector<Block> ring(512, Block{nullptr, 0});
+        for (uint64_t i = 0; !stop_.load(std::memory_order_relaxed); ++i) {
+          Block& b = ring[rng() % ring.size()];
+          if (b.p != nullptr) {
+            if (!CheckPattern(b.p, b.n, reinterpret_cast<uintptr_t>(b.p))) errors_++;
+            free(b.p);
+          }
+          b.n = 8 + rng() % (rng() % 16 == 0 ? 20000 : 600);
+          b.p = static_cast<char*>(malloc(b.n));
+          if (b.p == nullptr) {
+            errors_++;
+            continue;
+          }
+          FillPattern(b.p, b.n, reinterpret_cast<uintptr_t>(b.p));
+          ops_++;
+        }
+        for (Block& b : ring) free(b.p);
+      });
+    }
+    threads_.emplace_back([this] {
+      for (uint64_t round = 0; !stop_.load(std::memory_order_relaxed); ++round) {
+        Fragmented f(20000, 600 + round);
+        meshes_ += mesh_compact();
+        if (!f.intact()) errors_++;
+        rounds_++;
+      }
+    });
+  }
+  ~BusyHeap() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // Until the threads have done some work; a heap that cannot mesh fails instead of hanging.
+  void WaitForWork() {
+    while (ops_.load() < 2000 || (meshes_.load() == 0 && rounds_.load() < 5)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_GT(meshes_.load(), 0u) << "no mesh while the threads ran";
+  }
+  uint64_t errors() const { return errors_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> errors_{0}, ops_{0}, meshes_{0}, rounds_{0};
+  std::vector<std::thread> threads_;
+};
+
+bool ReapWithin(pid_t pid, int timeout_ms, int* status) {
+  if (WaitPidTimeout(pid, status, timeout_ms)) return true;
+  kill(pid, SIGKILL);
+  waitpid(pid, status, 0);
+  return false;
+}
+
+TEST(Meshing, E19_ForkWhileThreadsAllocateAndMesh) {
+  BusyHeap busy;
+  busy.WaitForWork();
+  Fragmented mine(30000, 40);
+  for (int round = 0; round < 25; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      if (!mine.intact()) _exit(10);
+      Fragmented child(20000, 41 + round);  // allocate and mesh in the child
+      mesh_compact();
+      _exit(child.intact() && mine.intact() ? 0 : 11);
+    }
+    int status = 0;
+    ASSERT_TRUE(ReapWithin(pid, 20000, &status)) << "fork child " << round << " deadlocked";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round << " status " << status;
+  }
+  busy.Stop();
+  EXPECT_EQ(busy.errors(), 0u);
+  EXPECT_TRUE(mine.intact());
+}
+
+// Separate function: keeps vfork's shared-stack child away from the test's locals.
+__attribute__((noinline)) pid_t VforkExecTrue(const char* prog) {
+  char* argv[] = {const_cast<char*>(prog), nullptr};
+  pid_t pid = vfork();
+  if (pid == 0) {
+    execve(prog, argv, environ);
+    _exit(127);
+  }
+  return pid;
+}
+
+TEST(Meshing, E19_PosixSpawnAndVforkExecWhileThreadsAllocateAndMesh) {
+  const char* prog = access("/bin/true", X_OK) == 0 ? "/bin/true" : "/usr/bin/true";
+  BusyHeap busy;
+  busy.WaitForWork();
+  for (int round = 0; round < 30; ++round) {
+    pid_t pid = 0;
+    char* argv[] = {const_cast<char*>(prog), nullptr};
+    ASSERT_EQ(posix_spawn(&pid, prog, nullptr, nullptr, argv, environ), 0);
+    int status = 0;
+    ASSERT_TRUE(ReapWithin(pid, 10000, &status)) << "posix_spawn child " << round << " hung";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "posix_spawn round " << round;
+    pid = VforkExecTrue(prog);
+    ASSERT_GT(pid, 0);
+    ASSERT_TRUE(ReapWithin(pid, 10000, &status)) << "vfork child " << round << " hung";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "vfork round " << round;
+  }
+  busy.Stop();
+  EXPECT_EQ(busy.errors(), 0u);
 }
 
 }  // namespace

@@ -101,9 +101,20 @@ TEST_P(DoubleFreeTest, C13_CrossThreadDoubleFreeAborts) {
   ASSERT_NE(p, nullptr);
   EXPECT_DEATH(
       {
+        // Both threads exist (and have set up their heaps) before the first free: nothing
+        // allocates between the two frees, so the freed block cannot have been reused by then
+        // (a double free of a reused block is indistinguishable from a valid free).
+        std::atomic<int> step{0};
+        std::thread b([p, &step] {
+          free(malloc(Opaque(64)));
+          step = 1;
+          while (step.load() != 2) std::this_thread::yield();
+          free(OpaquePtr(p));
+        });
+        while (step.load() != 1) std::this_thread::yield();
         std::thread a([p] { free(p); });
         a.join();
-        std::thread b([p] { free(OpaquePtr(p)); });
+        step = 2;
         b.join();
       },
       DoubleFreeRegex(p));

@@ -2,12 +2,16 @@
 // operation (contents, aliasing, frees on meshed pages, release, mapping budget).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <fstream>
 #include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "miniheap/mesh_candidates.h"
@@ -75,9 +79,10 @@ TEST(MeshCandidates, TooFewSpans) {
 
 // --- the mesh operation ----------------------------------------------------------------------
 
-// Frees every object the predicate selects; returns the survivors.
+// Frees (as a remote free: the spans are detached) every object the predicate does not keep;
+// returns the survivors.
 template <typename Keep>
-std::vector<char*> keepOnly(GlobalHeap& heap, ThreadHeap& th, const std::vector<char*>& objs, Keep keep) {
+std::vector<char*> keepOnly(GlobalHeap& heap, const std::vector<char*>& objs, Keep keep) {
   std::vector<char*> live;
   for (size_t i = 0; i < objs.size(); ++i) {
     if (keep(i, objs[i])) {
@@ -85,7 +90,9 @@ std::vector<char*> keepOnly(GlobalHeap& heap, ThreadHeap& th, const std::vector<
       continue;
     }
     uintptr_t e = heap.entryFor(objs[i]);
-    th.freeOwned(entryMiniHeap(e), static_cast<size_t>(objs[i] - heap.spanStartFor(objs[i], e)), objs[i]);
+    uint32_t slot;
+    EXPECT_TRUE(entryMiniHeap(e)->slotForOffset(static_cast<size_t>(objs[i] - heap.spanStartFor(objs[i], e)), &slot));
+    heap.freeNonOwner(objs[i], e, slot);
   }
   return live;
 }
@@ -288,6 +295,176 @@ TEST_F(MeshOp, SameThreadMeshingMeshesWithinEachThread) {
   }
   EXPECT_GT(aliased, 0u);
   EXPECT_TRUE(intact(live));
+}
+
+// --- file backing: only meshed spans live in the memfd ------------------------------------
+
+// [start, end) of every mapping of a libmesh memfd that overlaps the heap's arena.
+std::vector<std::pair<uintptr_t, uintptr_t>> memfdMappingsIn(const Arena& arena) {
+  std::vector<std::pair<uintptr_t, uintptr_t>> out;
+  uintptr_t lo = reinterpret_cast<uintptr_t>(arena.base());
+  uintptr_t hi = lo + arena.reservedBytes();
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find("memfd:libmesh-arena") == std::string::npos) continue;
+    uintptr_t start = std::stoull(line.substr(0, line.find('-')), nullptr, 16);
+    uintptr_t end = std::stoull(line.substr(line.find('-') + 1), nullptr, 16);
+    if (start < hi && end > lo) out.emplace_back(start, end);
+  }
+  return out;
+}
+
+// Number of pages of free extents that lie in a memfd mapping, and of clean ("zeroed") free
+// pages that do not read as zero. Both must always be 0.
+std::pair<size_t, size_t> badFreePages(Arena& arena) {
+  auto file = memfdMappingsIn(arena);
+  size_t inFile = 0, notZero = 0;
+  arena.forEachFreeExtentForTest([&](size_t page, size_t pages, bool dirty) {
+    for (size_t i = 0; i < pages; ++i) {
+      auto a = reinterpret_cast<uintptr_t>(arena.pageAddress(page + i));
+      for (const auto& m : file) inFile += a >= m.first && a < m.second;
+      if (!dirty) {
+        const char* p = arena.pageAddress(page + i);
+        for (size_t j = 0; j < os::kPageSize; j += 512) notZero += p[j] != 0;
+      }
+    }
+  });
+  return {inFile, notZero};
+}
+
+TEST_F(MeshOp, SpansStayAnonymousUntilTheyMesh) {
+  ThreadHeap th(heap.get(), 21);
+  std::vector<char*> live = fragment(th, 16);
+  EXPECT_TRUE(memfdMappingsIn(heap->arena()).empty()) << "unmeshed spans must be anonymous";
+  EXPECT_EQ(heap->stats().fileBackedSpans, 0u);
+  ASSERT_GT(heap->meshAll(), 0u);
+  EXPECT_FALSE(memfdMappingsIn(heap->arena()).empty());
+  EXPECT_GT(heap->stats().fileBackedSpans, 0u);
+  // Every object on a meshed page lies in a memfd mapping, and so does its twin.
+  auto file = memfdMappingsIn(heap->arena());
+  auto inFile = [&](const void* p) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    for (const auto& m : file) {
+      if (a >= m.first && a < m.second) return true;
+    }
+    return false;
+  };
+  for (char* p : live) {
+    uintptr_t e = heap->entryFor(p);
+    MiniHeap* mh = entryMiniHeap(e);
+    if (mh->fileBacked()) {
+      EXPECT_TRUE(inFile(p));
+      EXPECT_TRUE(inFile(mh->spanStart() + (p - heap->spanStartFor(p, e))));
+    } else {
+      EXPECT_FALSE(inFile(p));
+    }
+  }
+  EXPECT_TRUE(intact(live));
+}
+
+TEST_F(MeshOp, ReleasedMeshedSpansReturnToAnonymousMemory) {
+  ThreadHeap th(heap.get(), 22);
+  std::vector<char*> live = fragment(th, 32);
+  ASSERT_GT(heap->meshAll(), 0u);
+  ASSERT_FALSE(memfdMappingsIn(heap->arena()).empty());
+  keepOnly(*heap, live, [](size_t, char*) { return false; });
+  th.detachAll();
+  heap->releaseFreeMemory();
+  HeapStats s = heap->stats();
+  EXPECT_EQ(s.mhLive, 0u);
+  EXPECT_EQ(s.fileBackedSpans, 0u);
+  EXPECT_EQ(s.meshedPages, 0u);
+  EXPECT_TRUE(memfdMappingsIn(heap->arena()).empty()) << "released meshed spans still map the memfd";
+  // The file's pages were punched: nothing of it holds memory any more.
+  EXPECT_EQ(os::seekData(heap->arena().fd(), 0), -1);
+  auto bad = badFreePages(heap->arena());
+  EXPECT_EQ(bad.first, 0u);
+  EXPECT_EQ(bad.second, 0u);
+}
+
+TEST_F(MeshOp, FreeListsHoldOnlyAnonymousPagesAcrossMeshCycles) {
+  ThreadHeap th(heap.get(), 23);
+  std::vector<char*> kept;
+  for (int cycle = 0; cycle < 6; ++cycle) {
+    std::vector<char*> live = fragment(th, 24);
+    heap->meshAll();
+    EXPECT_TRUE(intact(live)) << "cycle " << cycle;
+    // Free half of the survivors (emptying some meshed spans), keep a few for later cycles.
+    size_t n = 0;
+    live = keepOnly(*heap, live, [&](size_t i, char*) { return (i + static_cast<size_t>(cycle)) % 2 == 0; });
+    for (char* p : live) {
+      if (++n % 4 == 0) kept.push_back(p);
+    }
+    live = keepOnly(*heap, live, [&](size_t i, char*) { return (i + 1) % 4 == 0; });
+    th.detachAll();
+    heap->releaseFreeMemory();
+    auto bad = badFreePages(heap->arena());
+    EXPECT_EQ(bad.first, 0u) << "free pages still in the memfd after cycle " << cycle;
+    EXPECT_EQ(bad.second, 0u) << "clean free pages that are not zero after cycle " << cycle;
+    EXPECT_TRUE(intact(kept)) << "cycle " << cycle;
+  }
+  keepOnly(*heap, kept, [](size_t, char*) { return false; });
+  th.detachAll();
+  heap->releaseFreeMemory();
+  EXPECT_EQ(heap->stats().fileBackedSpans, 0u);
+  EXPECT_TRUE(memfdMappingsIn(heap->arena()).empty());
+}
+
+// The GlobalHeap side of fork (the process-wide handlers in entry/runtime.cc do the same): the
+// child gets its own copy of the meshed spans, the rest is copy-on-write.
+TEST_F(MeshOp, ForkChildGetsPrivateMeshedAndAnonymousSpans) {
+  ThreadHeap th(heap.get(), 24);
+  std::vector<char*> meshed = fragment(th, 16);
+  ASSERT_GT(heap->meshAll(), 0u);
+  std::vector<char*> plain;  // in spans that never meshed
+  for (int i = 0; i < 200; ++i) {
+    auto* p = static_cast<char*>(th.alloc(kClass));
+    std::memset(p, 0x33, 64);
+    plain.push_back(p);
+  }
+  int done[2], go[2];
+  ASSERT_EQ(pipe(done), 0);
+  ASSERT_EQ(pipe(go), 0);
+  heap->lockAll();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    bool copied = heap->copyFileInChild();
+    close(done[1]);  // the parent may go on once the file is copied
+    bool ok = heap->resetAfterForkInChild(copied);
+    char c;
+    if (!ok) _exit(10);
+    if (!intact(meshed)) _exit(11);
+    for (char* p : meshed) p[0] ^= 0x55;  // must not reach the parent
+    for (char* p : plain) p[0] = 0x44;
+    if (read(go[0], &c, 1) != 1) _exit(12);
+    for (char* p : meshed) p[0] ^= 0x55;
+    if (!intact(meshed)) _exit(13);  // the parent's writes since did not reach us
+    for (char* p : plain) {
+      if (p[0] != 0x44 || p[1] != 0x33) _exit(14);
+    }
+    std::vector<char*> more = fragment(th, 16);  // the child meshes too
+    heap->meshAll();
+    _exit(intact(more) && intact(meshed) ? 0 : 15);
+  }
+  close(done[1]);
+  char c;
+  EXPECT_EQ(read(done[0], &c, 1), 0);  // end of file once the child copied the file
+  heap->unlockAll();
+  for (char* p : meshed) p[1] ^= 0x5a;
+  for (char* p : plain) p[1] = 0x22;
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  for (char* p : meshed) p[1] ^= 0x5a;
+  EXPECT_TRUE(intact(meshed)) << "the child's writes reached the parent";
+  for (char* p : plain) EXPECT_EQ(p[0], 0x33);
+  close(done[0]);
+  close(go[0]);
+  close(go[1]);
+  th.detachAll();
 }
 
 TEST(MeshOpAnonymous, NoMeshingWithoutMemfd) {
