@@ -11,12 +11,15 @@ readonly PROGRAMS=(test-stress larson fork-stress thread-churn signal-malloc rea
 
 usage() {
   cat <<USAGE
-usage: scripts/run-stress.sh [--quick|--long] [--allocators LIST] [--build-dir DIR] [--help]
+usage: scripts/run-stress.sh [--quick|--long] [--rounds N] [--allocators LIST] [--build-dir DIR] [--help]
   Builds the stress programs (and libmesh) if needed, then runs every program under every
   allocator through LD_PRELOAD and prints exit code, seconds, peak RSS and peak PSS of each run.
   Exits 1 if any libmesh run failed (failures under other allocators are only reported).
   --quick            CI-size runs, a few seconds each, under 5 minutes in all (default)
   --long             soak runs, a few minutes each: an hour or more in all
+  --rounds N         run the whole set N times (default 1); in even rounds libmesh runs with
+                     MESH_BACKGROUND_THREAD=1 MESH_FREEPHYS_THREAD=1 MESH_PERIOD_MS=10, so a
+                     soak covers the background thread too
   --allocators LIST  comma-separated, from: libmesh glibc jemalloc tcmalloc mimalloc, or
                      NAME=/path/to/lib.so for any other preloadable allocator
                      (default: $DEFAULT_ALLOCATORS; a peer whose .so is missing is skipped)
@@ -33,12 +36,19 @@ usage_error() {
 }
 
 mode=quick
+rounds=1
 allocators=$DEFAULT_ALLOCATORS
 build=build
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;
     --long) mode=long ;;
+    --rounds)
+      [ $# -ge 2 ] || usage_error "--rounds needs a value"
+      rounds=$2
+      shift
+      ;;
+    --rounds=*) rounds=${1#--rounds=} ;;
     --allocators)
       [ $# -ge 2 ] || usage_error "--allocators needs a value"
       allocators=$2
@@ -60,6 +70,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || usage_error "--rounds needs a positive integer, got '$rounds'"
 
 # Arguments of each program per mode. Time-based programs get a watchdog a little above their
 # run time, so a deadlock ends the run quickly.
@@ -160,11 +171,14 @@ measure="$root/stress/measure.py"
 # Table rows: program, allocator, exit, seconds, rss, pss, note.
 rows=()
 libmesh_failed=0
-total=$((${#PROGRAMS[@]} * ${#names[@]}))
+total=$((${#PROGRAMS[@]} * ${#names[@]} * rounds))
 n=0
 start_all=$(date +%s)
+for round in $(seq 1 "$rounds"); do
 for prog in "${PROGRAMS[@]}"; do
   read -r -a prog_args <<<"$(args_for "$prog")"
+  label=$prog
+  [ "$rounds" -gt 1 ] && label="$prog#$round"
   for i in "${!names[@]}"; do
     name=${names[$i]}
     lib=${libs[$i]}
@@ -174,6 +188,10 @@ for prog in "${PROGRAMS[@]}"; do
     if [ "$lib" = LIBMESH ]; then
       lib=$libmesh_so
       env_args+=(--env STRESS_EXPECT_MESH=1)
+      if [ $((round % 2)) = 0 ]; then
+        env_args+=(--env MESH_BACKGROUND_THREAD=1 --env MESH_FREEPHYS_THREAD=1 --env MESH_PERIOD_MS=10)
+        note="background thread"
+      fi
     fi
     [ -n "$lib" ] && env_args+=(--env "LD_PRELOAD=$lib")
     if [ "$name" = mimalloc ]; then
@@ -182,11 +200,12 @@ for prog in "${PROGRAMS[@]}"; do
       note="no posix_memalign (mimalloc#700)"
     fi
     log="$results/$prog.$name.log"
-    printf '[%2d/%d] %-14s under %-10s ' "$n" "$total" "$prog" "$name"
+    [ "$rounds" -gt 1 ] && log="$results/$prog.$name.round$round.log"
+    printf '[%2d/%d] %-16s under %-10s ' "$n" "$total" "$label" "$name"
 
     if [ "$name" = libmesh ] && [ "$mesh_built" = 0 ]; then
       echo "not run: libmesh did not build"
-      rows+=("$prog|$name|build|-|-|-|libmesh did not build")
+      rows+=("$label|$name|build|-|-|-|libmesh did not build")
       libmesh_failed=1
       continue
     fi
@@ -210,8 +229,9 @@ for prog in "${PROGRAMS[@]}"; do
         note="expected: not signal-reentrant"
       fi
     fi
-    rows+=("$prog|$name|$code|$secs|$rss_mb|$pss_mb|$note")
+    rows+=("$label|$name|$code|$secs|$rss_mb|$pss_mb|$note")
   done
+done
 done
 
 # --- summary -------------------------------------------------------------------------------
@@ -220,7 +240,7 @@ tsv=$results/summary.tsv
 printf 'program\tallocator\texit\tseconds\tpeak_rss_mib\tpeak_pss_mib\tnote\n' >"$tsv"
 echo
 echo "Summary ($mode mode, $(($(date +%s) - start_all)) s; logs in $results)"
-printf '%-14s %-10s %5s %9s %13s %13s  %s\n' program allocator exit seconds "peak RSS MiB" \
+printf '%-16s %-10s %5s %9s %13s %13s  %s\n' program allocator exit seconds "peak RSS MiB" \
   "peak PSS MiB" note
 last=""
 for row in "${rows[@]}"; do
@@ -228,7 +248,7 @@ for row in "${rows[@]}"; do
   [ -n "$last" ] && [ "$prog" != "$last" ] && echo
   shown=$prog
   [ "$prog" = "$last" ] && shown=""
-  printf '%-14s %-10s %5s %9s %13s %13s  %s\n' "$shown" "$name" "$code" "$secs" "$rss" "$pss" "$note"
+  printf '%-16s %-10s %5s %9s %13s %13s  %s\n' "$shown" "$name" "$code" "$secs" "$rss" "$pss" "$note"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$prog" "$name" "$code" "$secs" "$rss" "$pss" "$note" >>"$tsv"
   last=$prog
 done

@@ -43,6 +43,7 @@ void GlobalHeap::recordPause(uint64_t ns) {
 // three, and so does moving an anonymous dst into the file (adjacent file-backed spans at
 // contiguous offsets merge, so the real count is often lower).
 static constexpr long kMappingsPerMesh = 4;
+static constexpr uint64_t kFreePathStepNs = 1000000;
 
 // True while meshing may add mappings: keeps a reserve below vm.max_map_count for the
 // application. Counting /proc/self/maps is expensive, so the count is an estimate (last count
@@ -312,7 +313,9 @@ size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
   uint64_t now = os::monotonicNs();
   uint64_t last = lastMeshNs_.load(std::memory_order_relaxed);
   if (now - last < periodNs || !lastMeshNs_.compare_exchange_strong(last, now)) return 0;
-  return meshClass(takeNextMeshClass(), 16);
+  // About 1 ms of meshing per period (1% of one thread at the default 100 ms): classes in turn,
+  // each step bounded, so the calling thread's pause stays short.
+  return meshStep(kFreePathStepNs);
 }
 
 // The class the next rate-limited or background step works on (round robin over the classes
