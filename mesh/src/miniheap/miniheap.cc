@@ -28,17 +28,24 @@ MiniHeap::MiniHeap(size_t page, size_t pages, char* start, bool zeroed)
   setLive(0);
 }
 
-// Relisting a span counts its live bits on every batched free: use the popcnt instruction where
-// the CPU has it (an ifunc picks the version at load time).
-__attribute__((target_clones("popcnt", "default"))) static uint32_t countBits(uint64_t a, uint64_t b,
-                                                                             uint64_t c, uint64_t d) {
-  return static_cast<uint32_t>(__builtin_popcountll(a) + __builtin_popcountll(b) +
-                               __builtin_popcountll(c) + __builtin_popcountll(d));
+// Relisting a span counts its live bits on every batched free. A baseline x86-64 build has no
+// popcnt instruction and the compiler's fallback is a call into libgcc, so count in registers.
+// (No ifunc dispatch: sanitizer runtimes crash on ifunc resolvers that run before them.)
+static uint32_t countBits(uint64_t x) {
+#if defined(__POPCNT__)
+  return static_cast<uint32_t>(__builtin_popcountll(x));
+#else
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+  return static_cast<uint32_t>((x * 0x0101010101010101ull) >> 56);
+#endif
 }
 
 uint32_t MiniHeap::liveCount() const {
-  return countBits(live_[0].load(std::memory_order_relaxed), live_[1].load(std::memory_order_relaxed),
-                   live_[2].load(std::memory_order_relaxed), live_[3].load(std::memory_order_relaxed));
+  uint32_t n = 0;
+  for (const auto& w : live_) n += countBits(w.load(std::memory_order_relaxed));
+  return n;
 }
 
 bool MiniHeap::hasRemote() const {
