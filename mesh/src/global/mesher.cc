@@ -44,6 +44,8 @@ void GlobalHeap::recordPause(uint64_t ns) {
 // contiguous offsets merge, so the real count is often lower).
 static constexpr long kMappingsPerMesh = 4;
 static constexpr uint64_t kFreePathStepNs = 1000000;
+// Longest a class lock is held for meshing in one step (beyond the first mesh of the step).
+static constexpr uint64_t kStepBudgetNs = 1500000;
 
 // True while meshing may add mappings: keeps a reserve below vm.max_map_count for the
 // application. Counting /proc/self/maps is expensive, so the count is an estimate (last count
@@ -242,6 +244,9 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
                                             meshUsed_.begin(), meshPairs_.begin(), n / 2);
   size_t made = 0;
   for (size_t i = 0; i < pairs && made < limit; ++i) {
+    // Bounded by time as well: a pair whose source backs several spans costs several remaps,
+    // and the class lock is held throughout.
+    if (made > 0 && os::monotonicNs() - start > kStepBudgetNs) break;
     MiniHeap* a = meshCandidates_[meshPairs_[i].a];
     MiniHeap* b = meshCandidates_[meshPairs_[i].b];
     // Both then back 2 + a's extras + b's extras virtual spans, which must fit. The
@@ -297,9 +302,11 @@ size_t GlobalHeap::meshAll() {
     size_t made = 0;
     for (int cls = 0; cls < kNumClasses; ++cls) {
       for (;;) {
+        // A step ends at kPairsPerStep meshes or at its time budget; a step that made any
+        // mesh may leave more to do.
         size_t step = meshClass(cls, kPairsPerStep);
         made += step;
-        if (step < kPairsPerStep) break;
+        if (step == 0) break;
       }
     }
     total += made;
