@@ -118,7 +118,8 @@ static void freeNow(void* p) {
     t_busy &= ~1u;
     return;
   }
-  if (isStackedObject(p)) {    rt.heap.unpin(mh);
+  if (isStackedObject(p)) {
+    rt.heap.unpin(mh);
     fatalPointer("double free of", p);
   }
   // Nested (signal handler) frees of our own span's objects take the remote path too: the

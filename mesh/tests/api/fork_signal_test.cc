@@ -322,6 +322,16 @@ TEST(ForkSignal, E19_VforkExecWhileThreadsAllocate) {
 
 std::atomic<uint64_t> g_signals{0};
 std::atomic<uint64_t> g_signal_errors{0};
+// What went wrong first in a handler (printed by the child): 1 malloc NULL, 2 calloc NULL,
+// 3 calloc not zero, 4 pattern lost; and the size asked for.
+std::atomic<int> g_signal_error_kind{0};
+std::atomic<size_t> g_signal_error_size{0};
+
+void SignalError(int kind, size_t n) {
+  int none = 0;
+  if (g_signal_error_kind.compare_exchange_strong(none, kind)) g_signal_error_size = n;
+  g_signal_errors.fetch_add(1);
+}
 // glibc's malloc deadlocks when a handler interrupts it (its arena lock is not recursive), so
 // a glibc run only exercises the harness: the handler then counts without allocating.
 bool g_handler_allocates = true;
@@ -336,26 +346,32 @@ void AllocatingHandler(int) {
   if (p) {
     FillPattern(p, n, k);
     char* q = static_cast<char*>(calloc(1, 48));
-    if (!q || !AllBytesAre(q, 48, 0)) g_signal_errors.fetch_add(1);
+    if (!q) SignalError(2, 48);
+    else if (!AllBytesAre(q, 48, 0)) SignalError(3, 48);
     free(q);
-    if (!CheckPattern(p, n, k)) g_signal_errors.fetch_add(1);
+    if (!CheckPattern(p, n, k)) SignalError(4, n);
     free(p);
   } else {
-    g_signal_errors.fetch_add(1);
+    SignalError(1, n);
   }
   errno = saved_errno;
 }
 
-int SignalChurnChild() {
+// Installs handler for SIGALRM and a timer raising it every usec microseconds.
+bool StartSignalTimer(void (*handler)(int), long usec) {
   struct sigaction sa {};
-  sa.sa_handler = AllocatingHandler;
+  sa.sa_handler = handler;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  CHILD_CHECK(sigaction(SIGALRM, &sa, nullptr) == 0, 30);
+  if (sigaction(SIGALRM, &sa, nullptr) != 0) return false;
   itimerval it{};
-  it.it_interval.tv_usec = 200;
-  it.it_value.tv_usec = 200;
-  CHILD_CHECK(setitimer(ITIMER_REAL, &it, nullptr) == 0, 31);
+  it.it_interval.tv_usec = usec;
+  it.it_value.tv_usec = usec;
+  return setitimer(ITIMER_REAL, &it, nullptr) == 0;
+}
+
+int SignalChurnChild() {
+  CHILD_CHECK(StartSignalTimer(AllocatingHandler, 200), 30);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> thread_errors{0};
   std::thread other([&] { thread_errors += Churn(stop, 99, 1500, nullptr); });
@@ -364,7 +380,10 @@ int SignalChurnChild() {
   other.join();
   itimerval off{};
   setitimer(ITIMER_REAL, &off, nullptr);
-  fprintf(stderr, "signals handled: %llu\n", static_cast<unsigned long long>(g_signals.load()));
+  fprintf(stderr, "signals handled: %llu, handler errors: %llu (first: kind %d, %zu bytes)\n",
+          static_cast<unsigned long long>(g_signals.load()),
+          static_cast<unsigned long long>(g_signal_errors.load()), g_signal_error_kind.load(),
+          g_signal_error_size.load());
   CHILD_CHECK(main_errors == 0 && thread_errors.load() == 0, 32);
   CHILD_CHECK(g_signal_errors.load() == 0, 33);
   CHILD_CHECK(g_signals.load() >= 100, 34);
@@ -378,6 +397,69 @@ TEST(ForkSignal, E20_MallocInSignalHandlerDuringChurn) {
   EXPECT_FALSE(r.timed_out) << "deadlock: malloc in a signal handler never returned\n" << r.Describe();
   EXPECT_TRUE(r.Exited(0)) << r.Describe();
   if (!g_handler_allocates) GTEST_SKIP() << "glibc run: handler did not allocate (glibc deadlocks there)";
+}
+
+// Regression (E20 flaked in CI): a handler that interrupts our locked code is served from the
+// bootstrap allocator, which kept every large block it handed out, so after ~80 such 200 KB
+// blocks malloc returned NULL in the handler. Here every signal asks for 1 MiB while the main
+// thread spends its time in locked sections (large frees, compaction): far more than the 16 MiB
+// buffer could hold if nested large blocks were not given back.
+std::atomic<uint64_t> g_large_signals{0};
+std::atomic<uint64_t> g_large_errors{0};
+
+void LargeAllocatingHandler(int) {
+  int saved_errno = errno;
+  uint64_t k = g_large_signals.fetch_add(1, std::memory_order_relaxed);
+  size_t n = kMiB + (k % 7) * 4096 + 24;
+  char* p = static_cast<char*>(malloc(n));
+  if (p == nullptr) {
+    g_large_errors.fetch_add(1);
+  } else {
+    FillPattern(p, n, k);
+    if (malloc_usable_size(p) < n || !CheckPattern(p, n, k)) g_large_errors.fetch_add(1);
+    free(p);
+  }
+  errno = saved_errno;
+}
+
+int LargeSignalChild() {
+  // Every 2 ms: a handler fills 1 MiB, so the main thread needs time left to run.
+  CHILD_CHECK(StartSignalTimer(LargeAllocatingHandler, 2000), 40);
+  std::vector<void*> small;
+  int64_t deadline = NowMs() + 1500;
+  uint64_t rounds = 0;
+  while (NowMs() < deadline || g_large_signals.load() < 300) {
+    if (NowMs() > deadline + 20000) break;
+    for (int i = 0; i < 64; ++i) {
+      void* big = malloc(3 * kMiB + static_cast<size_t>(i) * 4096);
+      CHILD_CHECK(big != nullptr, 42);
+      memset(big, 1, 4096);
+      free(big);
+    }
+    for (int i = 0; i < 4000; ++i) small.push_back(malloc(48 + (i % 5) * 16));
+    for (size_t i = 0; i < small.size(); ++i) {
+      if (i % 8 != 0) free(small[i]);
+    }
+    small.clear();
+    if (Mesh() != nullptr && Mesh()->compact != nullptr) Mesh()->compact();
+    ++rounds;
+  }
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+  fprintf(stderr, "rounds %llu, signals %llu, handler errors %llu\n",
+          static_cast<unsigned long long>(rounds),
+          static_cast<unsigned long long>(g_large_signals.load()),
+          static_cast<unsigned long long>(g_large_errors.load()));
+  CHILD_CHECK(g_large_errors.load() == 0, 43);
+  CHILD_CHECK(g_large_signals.load() >= 300, 44);
+  return 0;
+}
+
+TEST(ForkSignal, E20_LargeBlocksInSignalHandlersNeverRunOut) {
+  if (!HaveLibmesh()) GTEST_SKIP() << "glibc run: glibc deadlocks when a handler interrupts malloc";
+  ChildResult r = RunInChild(LargeSignalChild, 60000);
+  EXPECT_FALSE(r.timed_out) << "deadlock: malloc in a signal handler never returned\n" << r.Describe();
+  EXPECT_TRUE(r.Exited(0)) << r.Describe();
 }
 
 }  // namespace
