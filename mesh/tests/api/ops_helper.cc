@@ -159,8 +159,13 @@ bool WaitForHandler(int sig, long ms) {
 
 // Idles up to ms, stopping early once the mesh count rose and PSS fell by at least a quarter of
 // the way to the live data. Prints the figures. Exit codes: 3 contents damaged.
-int Idle(const char* who, long ms) {
+// Waits up to ms for the background thread to mesh (more than 50 meshes since `meshesAtStart`,
+// read before the heap was fragmented: the thread may start meshing while Fragment() runs) and
+// PSS to fall by 1 MiB from its value after fragmenting. Prints the mesh count at the start,
+// after fragmenting (before) and at the end (after).
+int Idle(const char* who, long ms, unsigned long long meshesAtStart) {
   mesh_stats before = Stats();
+  Say("%s_mesh_start=%llu\n", who, meshesAtStart);
   long pssBefore = PssKiB();
   long waited = 0;
   mesh_stats after = before;
@@ -170,7 +175,7 @@ int Idle(const char* who, long ms) {
     waited += 50;
     after = Stats();
     pssAfter = PssKiB();
-    if (after.mesh_count > before.mesh_count + 50 && pssAfter < pssBefore - 1024) break;
+    if (after.mesh_count > meshesAtStart + 50 && pssAfter < pssBefore - 1024) break;
   }
   Say("%s_mesh_before=%llu\n%s_mesh_after=%llu\n", who, (unsigned long long)before.mesh_count, who,
       (unsigned long long)after.mesh_count);
@@ -182,8 +187,9 @@ int IdleMode(long ms) {
   Say("threads_at_main=%ld\n", Threads());
   WarmUp();
   Say("threads_after_warmup=%ld\n", Threads());
+  unsigned long long meshes = Stats().mesh_count;
   Fragment();
-  return Idle("idle", ms);
+  return Idle("idle", ms, meshes);
 }
 
 int Report() {
@@ -233,10 +239,11 @@ int Fork(long ms) {
   if (pid < 0) return 6;
   if (pid == 0) {
     Say("child_threads_at_fork=%ld\n", Threads());
+    unsigned long long meshes = Stats().mesh_count;
     Fragment();
     bool restarted = WaitForThreads(2, 5000);
     Say("child_threads_after_fragment=%ld\n", Threads());
-    int rc = Idle("child", ms);
+    int rc = Idle("child", ms, meshes);
     _exit(rc != 0 ? rc : restarted ? 0 : 7);
   }
   int status = 0;
@@ -244,8 +251,9 @@ int Fork(long ms) {
   Say("child_status=%d\n", status);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 9;
   // The parent keeps its thread and can still compact.
+  unsigned long long meshes = Stats().mesh_count;
   Fragment();
-  return Idle("parent", ms);
+  return Idle("parent", ms, meshes);
 }
 
 int FreePhys(long ms) {

@@ -42,7 +42,7 @@ TEST(BackgroundThread, IdleProcessCompactsAndTheThreadStartsLazily) {
   EXPECT_EQ(Value(r.output, "threads_at_main"), 1) << "no thread before main():\n" << r.output;
   EXPECT_EQ(Value(r.output, "threads_after_warmup"), 2) << r.output;
   // No malloc or free while idle, yet meshes happen and PSS falls.
-  EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_before") + 50) << r.output;
+  EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_start") + 50) << r.output;
   EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before") - 1024) << r.output;
 }
 
@@ -58,8 +58,9 @@ TEST(BackgroundThread, ForkChildRestartsItAndCompacts) {
   ASSERT_TRUE(r.Exited(0)) << r.Describe();
   EXPECT_EQ(Value(r.output, "child_threads_at_fork"), 1) << r.output;
   EXPECT_EQ(Value(r.output, "child_threads_after_fragment"), 2) << r.output;
-  EXPECT_GT(Value(r.output, "child_mesh_after"), Value(r.output, "child_mesh_before") + 50) << r.output;
-  EXPECT_GT(Value(r.output, "parent_mesh_after"), Value(r.output, "parent_mesh_before") + 50) << r.output;
+  // Counted from before the heap was fragmented: the restarted thread may mesh while it is.
+  EXPECT_GT(Value(r.output, "child_mesh_after"), Value(r.output, "child_mesh_start") + 50) << r.output;
+  EXPECT_GT(Value(r.output, "parent_mesh_after"), Value(r.output, "parent_mesh_start") + 50) << r.output;
 }
 
 TEST(BackgroundThread, ForksWhileItMeshesNeverDeadlock) {
