@@ -130,7 +130,8 @@ class Matrix:
                                                         "larson-turnover"):
             extra["STRESS_EXPECT_MESH"] = "1"
         env = runner.child_env(alloc.library, extra)
-        res = runner.run(argv, env, job.timeout, stem + ".out", stem + ".err")
+        res = runner.run(argv, env, job.timeout, stem + ".out", stem + ".err",
+                         sample_pss=job.sample_pss)
         rec = RunRecord(job.workload, job.label, alloc.name, rep, res.rc, res.seconds,
                         res.peak_rss_kb, res.peak_pss_kb,
                         reproducer=runner.reproducer(argv, alloc.library, extra),

@@ -8,7 +8,10 @@ sets LD_PRELOAD so the preload reaches the program and not time(1). Without /usr
 program is started directly and the peak RSS is left out. PSS has no kernel peak counter:
 /proc/PID/smaps_rollup of the program is read every `sample_every` seconds while it runs and
 the largest value kept, which can miss short spikes. PSS is what counts for libmesh (RSS counts
-a meshed page once per mapping).
+a meshed page once per mapping). Reading smaps_rollup walks every mapping under the kernel's
+mmap lock, which stalls the program's own mmap/mprotect calls meanwhile: a program that measures
+its PSS and its mesh pauses itself is run with sample_pss=False, so the monitor does not lengthen
+the pauses it reports.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def reproducer(argv: list[str], preload: str | None, extra: dict[str, str]) -> s
 
 
 def run(argv: list[str], env: dict[str, str], timeout: float, stdout_path: str,
-        stderr_path: str, sample_every: float = 0.1) -> ProcResult:
+        stderr_path: str, sample_every: float = 0.1, sample_pss: bool = True) -> ProcResult:
     """Runs argv with env (which may hold LD_PRELOAD: it is moved onto env(1)'s command line)."""
     time_file = stdout_path + ".time"
     use_time = os.access(TIME, os.X_OK)
@@ -119,7 +122,7 @@ def run(argv: list[str], env: dict[str, str], timeout: float, stdout_path: str,
                 if target is None:
                     kids = _children(proc.pid)
                     target = kids[0] if kids else None
-                if target is not None:
+                if target is not None and sample_pss:
                     pss = read_pss_kb(target)
                     if pss is not None and (peak_pss is None or pss > peak_pss):
                         peak_pss = pss

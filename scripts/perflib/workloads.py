@@ -47,6 +47,7 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float = 600.0
     gbench_out: bool = False  # argv gets --benchmark_out=<file> added per run
+    sample_pss: bool = True  # the runner samples peak PSS (off for programs that time mesh pauses)
 
 
 @dataclass
@@ -71,6 +72,9 @@ class Workload:
     description = ""
     metrics: tuple[Metric, ...] = ()
     headline = ""  # the metric shown in progress lines
+    # The runner's PSS sampler holds the kernel's mmap lock while it walks the mappings; programs
+    # that read their own PSS and report mesh pauses turn it off so it does not stretch them.
+    sample_pss = True
 
     def params(self, s: Settings) -> list[str]:
         """Arguments after the program name; recorded so runs with other sizes are not compared."""
@@ -80,7 +84,8 @@ class Workload:
         return {}
 
     def jobs(self, s: Settings, program: str) -> list[Job]:
-        return [Job(self.name, self.name, [program, *self.params(s)], self.env(s), s.timeout)]
+        return [Job(self.name, self.name, [program, *self.params(s)], self.env(s), s.timeout,
+                    sample_pss=self.sample_pss)]
 
     def figures(self, values: dict[str, float], allocator: str) -> dict[str, float]:
         """Figures of one run from its parsed output plus the runner's measurements
@@ -197,6 +202,7 @@ class Fragmenter(Workload):
                source="mesh_pause_max_ns", scale=1e-6, only="libmesh"),
     )
     headline = "pss_mb"
+    sample_pss = False
 
     def params(self, s):
         return ["--mb", "64" if s.quick else "320", "--settle-ms", "500" if s.quick else "1000"]
@@ -224,6 +230,7 @@ class KvStore(Workload):
                source="mesh_pause_max_ns", scale=1e-6, only="libmesh"),
     )
     headline = "pss_mb"
+    sample_pss = False
 
     def params(self, s):
         if s.quick:

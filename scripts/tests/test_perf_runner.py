@@ -69,3 +69,19 @@ def test_reproducer_quotes():
                                                         "preloaded library)")])
 def test_describe_rc(rc, text):
     assert runner.describe_rc(rc) == text
+
+
+def test_pss_sampling_can_be_turned_off(tmp_path):
+    # Programs that time their own mesh pauses run without the sampler walking their mappings.
+    env = runner.child_env(None, {})
+    r = runner.run(["/bin/sh", "-c", "sleep 0.3"], env, 20, str(tmp_path / "o"),
+                   str(tmp_path / "e"), sample_pss=False)
+    assert r.rc == 0 and r.peak_pss_kb is None
+
+
+def test_pause_timing_workloads_are_not_sampled():
+    from perflib import workloads
+    s = workloads.Settings()
+    for w in (workloads.Fragmenter(), workloads.KvStore()):
+        assert all(not j.sample_pss for j in w.jobs(s, "/bin/true")), w.name
+    assert all(j.sample_pss for j in workloads.TestStress().jobs(s, "/bin/true"))
