@@ -343,6 +343,7 @@ HeapStats GlobalHeap::stats() {
   s.meshedPages = meshedPages_.load(std::memory_order_relaxed);
   s.meshedPagesHwm = meshedPagesHwm_.load(std::memory_order_relaxed);
   s.meshPauseMaxNs = meshPauseMaxNs_.load(std::memory_order_relaxed);
+  s.meshPauseP99Ns = pausePercentileNs(0.99);
   {
     LockGuard guard(meshLock_);
     s.mappingEstimate = mapMeasured_ < 0 ? 0 : static_cast<uint64_t>(mapMeasured_ + mapAddedSince_);
@@ -396,6 +397,7 @@ bool GlobalHeap::resetAfterForkInChild(bool copied) {
   metaLock_.resetAfterFork();
   arena_.unlockAfterFork();
   for (ClassState& c : classes_) c.lock.resetAfterFork();
+  mapCounter_.reset();  // it was reading the parent's mappings
   meshLock_.resetAfterFork();
   return ok;
 }

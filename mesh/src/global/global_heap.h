@@ -53,6 +53,7 @@ struct HeapStats {
   uint64_t meshedPages;     // virtual pages currently aliased onto other spans
   uint64_t meshedPagesHwm;
   uint64_t meshPauseMaxNs;  // longest time a class lock was held by one mesh step
+  uint64_t meshPauseP99Ns;  // 99th percentile of those times (at most 25% high), 0 before any step
   uint64_t mappingEstimate;
   uint64_t mappingLimit;
   uint64_t fileBackedSpans;  // spans whose pages are in the memfd (mesh destinations)
@@ -178,10 +179,13 @@ class GlobalHeap {
   bool besideFileBacked(const MiniHeap* mh) const;
   bool moveToFileLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void releaseFileBackedLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
-  bool mappingBudgetAllows();
+  bool mappingBudgetAllows() MESH_REQUIRES(meshLock_);
+  bool mappingRoomFor(long mappings) const MESH_REQUIRES(meshLock_);
+  void refreshMappingLimits() MESH_REQUIRES(meshLock_);
   int takeNextMeshClass();
   size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(meshLock_);
   void recordPause(uint64_t ns);
+  uint64_t pausePercentileNs(double fraction) const;
   bool remapFileBackedInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
 
   Arena arena_;
@@ -212,14 +216,21 @@ class GlobalHeap {
   std::atomic<long> maxMapCountOverride_{0};
   std::atomic<bool> sameThreadMeshing_{false};
   long mapLimit_ MESH_GUARDED_BY(meshLock_) = 0;
+  long mapSoftLimit_ MESH_GUARDED_BY(meshLock_) = 0;  // beyond this estimate: count again
+  long mapHardLimit_ MESH_GUARDED_BY(meshLock_) = 0;  // beyond this estimate: no meshing
   long mapMeasured_ MESH_GUARDED_BY(meshLock_) = -1;   // /proc/self/maps lines at last count
   long mapAddedSince_ MESH_GUARDED_BY(meshLock_) = 0;  // mappings meshes may have added since
+  long mapAddedAtCountStart_ MESH_GUARDED_BY(meshLock_) = 0;
+  os::MapsCounter mapCounter_ MESH_GUARDED_BY(meshLock_);  // a count in progress
   bool meshingBroken_ = false;  // the write barrier could not be installed
   std::atomic<uint64_t> meshCount_{0};
   std::atomic<uint64_t> meshedBytesTotal_{0};
   std::atomic<uint64_t> meshedPages_{0};
   std::atomic<uint64_t> meshedPagesHwm_{0};
   std::atomic<uint64_t> meshPauseMaxNs_{0};
+  // Histogram of step times: 4 buckets per power of two of nanoseconds, up to 2^40 ns.
+  static constexpr int kPauseBuckets = 4 * 40;
+  std::atomic<uint64_t> meshPauses_[kPauseBuckets] = {};
   std::atomic<uint64_t> fileSpans_{0};  // miniheaps with fileBacked() set
 };
 

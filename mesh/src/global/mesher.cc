@@ -33,10 +33,46 @@
 
 namespace mesh {
 
+// Bucket of a step time: 4 buckets per power of two of nanoseconds (the two bits after the
+// leading one pick the quarter), so a bucket's upper bound is at most 25% above its lower one.
+static int pauseBucket(uint64_t ns) {
+  if (ns < 4) return 0;
+  int top = 63 - __builtin_clzll(ns);
+  return 4 * top + static_cast<int>((ns >> (top - 2)) & 3);
+}
+
+// Upper bound (exclusive) of a bucket's times.
+static uint64_t pauseBucketLimitNs(int bucket) {
+  if (bucket == 0) return 4;
+  int top = bucket / 4;
+  uint64_t quarter = static_cast<uint64_t>(bucket % 4);
+  return ((uint64_t{4} + quarter + 1) << top) / 4;
+}
+
 void GlobalHeap::recordPause(uint64_t ns) {
   uint64_t prev = meshPauseMaxNs_.load(std::memory_order_relaxed);
   while (ns > prev && !meshPauseMaxNs_.compare_exchange_weak(prev, ns)) {
   }
+  int b = pauseBucket(ns);
+  meshPauses_[b < kPauseBuckets ? b : kPauseBuckets - 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t GlobalHeap::pausePercentileNs(double fraction) const {
+  uint64_t total = 0;
+  for (const auto& b : meshPauses_) total += b.load(std::memory_order_relaxed);
+  if (total == 0) return 0;
+  uint64_t want = static_cast<uint64_t>(fraction * static_cast<double>(total));
+  if (want == 0) want = 1;
+  uint64_t seen = 0;
+  uint64_t max = meshPauseMaxNs_.load(std::memory_order_relaxed);
+  for (int i = 0; i < kPauseBuckets; ++i) {
+    seen += meshPauses_[i].load(std::memory_order_relaxed);
+    if (seen >= want) {
+      uint64_t limit = pauseBucketLimitNs(i);
+      return limit < max ? limit : max;
+    }
+  }
+  return max;
 }
 
 // Mappings one mesh can add: mapping src's range onto the file splits its mapping in up to
@@ -47,22 +83,42 @@ static constexpr uint64_t kFreePathStepNs = 1000000;
 // Longest a class lock is held for meshing in one step (beyond the first mesh of the step).
 static constexpr uint64_t kStepBudgetNs = 1500000;
 
-// True while meshing may add mappings: keeps a reserve below vm.max_map_count for the
-// application. Counting /proc/self/maps is expensive, so the count is an estimate (last count
-// plus what each mesh may have added since) that is measured again only when it gets close to
-// the limit.
-bool GlobalHeap::mappingBudgetAllows() {
+// Mapping budget: meshing keeps a reserve below vm.max_map_count for the application. Counting
+// /proc/self/maps is expensive (about 0.7 us per mapping), so the count is an estimate: the last
+// count plus what each mesh may have added since (an overestimate: the kernel merges many). When
+// the estimate passes the soft limit (limit - reserve) a new count starts, spread over the calls
+// that follow, at most kCountBytesPerCall of the file each (about 1 ms), and never under a
+// class lock. Meshing goes on meanwhile while the estimate stays below the hard limit
+// (limit - reserve / 2).
+static constexpr size_t kCountBytesPerCall = 96 * 1024;
+
+void GlobalHeap::refreshMappingLimits() {
   long limit = maxMapCountOverride_.load(std::memory_order_relaxed);
   if (limit <= 0) limit = os::readLongFile("/proc/sys/vm/max_map_count", 65530);
   mapLimit_ = limit;
   long reserve = limit / 8 > 1024 ? limit / 8 : (limit > 2048 ? 1024 : limit / 2);
-  if (mapMeasured_ < 0 || mapMeasured_ + mapAddedSince_ + kMappingsPerMesh > limit - reserve) {
-    long count = os::mappingCount();
-    if (count < 0) return false;
-    mapMeasured_ = count;
-    mapAddedSince_ = 0;
+  mapSoftLimit_ = limit - reserve;
+  mapHardLimit_ = limit - reserve / 2;
+}
+
+bool GlobalHeap::mappingBudgetAllows() {
+  refreshMappingLimits();
+  if (mapMeasured_ < 0 || mapCounter_.inProgress() ||
+      mapMeasured_ + mapAddedSince_ + kMappingsPerMesh > mapSoftLimit_) {
+    if (!mapCounter_.inProgress()) mapAddedAtCountStart_ = mapAddedSince_;
+    long count;
+    if (mapCounter_.step(kCountBytesPerCall, &count)) {
+      if (count < 0) return false;
+      mapMeasured_ = count;
+      // Mappings added while the file was read may be in the count or not: keep them.
+      mapAddedSince_ -= mapAddedAtCountStart_;
+    }
   }
-  return mapMeasured_ + mapAddedSince_ + kMappingsPerMesh <= limit - reserve;
+  return mappingRoomFor(kMappingsPerMesh);
+}
+
+bool GlobalHeap::mappingRoomFor(long mappings) const {
+  return mapMeasured_ >= 0 && mapMeasured_ + mapAddedSince_ + mappings <= mapHardLimit_;
 }
 
 // Step 2 of the mesh: moves the anonymous span mh into the memfd at its own offset, keeping its
@@ -262,9 +318,7 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
     MiniHeap* dst = aIsDst ? a : b;
     MiniHeap* src = aIsDst ? b : a;
     long needed = kMappingsPerMesh + 2 * static_cast<long>(src->extraSpanCount());
-    if (mapMeasured_ + mapAddedSince_ + needed > mapLimit_ - mapLimit_ / 8 && !mappingBudgetAllows()) {
-      break;
-    }
+    if (!mappingRoomFor(needed)) break;  // counted again before the next step, not here
     if (meshPairLocked(dst, src)) ++made;
   }
   recordPause(os::monotonicNs() - start);

@@ -158,6 +158,35 @@ long mappingCount() {
   return ok ? lines : -1;
 }
 
+bool MapsCounter::step(size_t maxBytes, long* count) {
+  if (fd_ < 0) {
+    fd_ = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    lines_ = 0;
+    if (fd_ < 0) {
+      *count = -1;
+      return true;
+    }
+  }
+  char buf[4096];
+  for (size_t done = 0; done < maxBytes;) {
+    long n = readSome(fd_, buf, sizeof buf);
+    if (n <= 0) {
+      *count = n == 0 ? lines_ : -1;
+      reset();
+      return true;
+    }
+    for (long i = 0; i < n; ++i) lines_ += buf[i] == '\n';
+    done += static_cast<size_t>(n);
+  }
+  return false;
+}
+
+void MapsCounter::reset() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  lines_ = 0;
+}
+
 long pssKiB() {
   char buf[2048];
   if (readSmallFile("/proc/self/smaps_rollup", buf, sizeof buf) <= 0) return -1;

@@ -243,6 +243,38 @@ TEST_F(MeshOp, MappingBudgetStopsMeshingWithoutFailing) {
   EXPECT_GT(heap->meshAll(), 0u);
 }
 
+TEST_F(MeshOp, StepTimesGiveAMaximumAndAP99) {
+  EXPECT_EQ(heap->stats().meshPauseP99Ns, 0u) << "no step yet";
+  ThreadHeap th(heap.get(), 17);
+  std::vector<char*> live = fragment(th, 16);
+  ASSERT_GT(heap->meshAll(), 0u);
+  HeapStats s = heap->stats();
+  EXPECT_GT(s.meshPauseP99Ns, 0u);
+  EXPECT_LE(s.meshPauseP99Ns, s.meshPauseMaxNs);
+  EXPECT_TRUE(intact(live));
+}
+
+TEST(MapsCounter, CountsInBoundedSteps) {
+  os::MapsCounter counter;
+  long lines = -1;
+  int calls = 1;
+  // 256 bytes a call: several calls for any real process (a maps line is ~50-100 bytes).
+  while (!counter.step(256, &lines)) ++calls;
+  EXPECT_FALSE(counter.inProgress());
+  long direct = os::mappingCount();
+  EXPECT_GT(calls, 1);
+  EXPECT_GT(lines, 5);
+  EXPECT_NEAR(static_cast<double>(lines), static_cast<double>(direct), 3.0);
+  // A count dropped halfway (as a fork child does) starts over.
+  EXPECT_FALSE(counter.step(256, &lines));
+  EXPECT_TRUE(counter.inProgress());
+  counter.reset();
+  EXPECT_FALSE(counter.inProgress());
+  while (!counter.step(1 << 20, &lines)) {
+  }
+  EXPECT_NEAR(static_cast<double>(lines), static_cast<double>(direct), 3.0);
+}
+
 TEST_F(MeshOp, AttachedAndLargeClassesAreNeverMeshed) {
   ThreadHeap th(heap.get(), 15);
   for (int i = 0; i < 64; ++i) th.alloc(kClass);  // attached span: not a candidate
