@@ -20,7 +20,7 @@
 //   pss_per_live      pss_kb * 1024 / live_bytes (1.0 would be a perfect allocator and no code)
 //   heap_pss_per_live heap_pss_kb * 1024 / live_bytes
 //   maps              lines of /proc/self/maps
-//   mesh_count mesh_pause_max_ns meshed_bytes_total   (only under libmesh)
+//   mesh_count mesh_pause_max_ns mesh_pause_p99_ns meshed_bytes_total   (only under libmesh)
 #include <malloc.h>
 #include <sys/mman.h>
 
@@ -224,8 +224,8 @@ int main(int argc, char** argv) {
   }
   std::printf("maps=%ld\n", maps);
   if (have_mesh) {
-    std::printf("mesh_count=%lld\nmesh_pause_max_ns=%lld\nmeshed_bytes_total=%lld\n",
-                mesh.mesh_count, mesh.mesh_pause_max_ns, mesh.meshed_bytes_total);
+    std::printf("mesh_count=%lld\nmesh_pause_max_ns=%lld\nmesh_pause_p99_ns=%lld\nmeshed_bytes_total=%lld\n",
+                mesh.mesh_count, mesh.mesh_pause_max_ns, mesh.mesh_pause_p99_ns, mesh.meshed_bytes_total);
   }
   std::fflush(stdout);
   if (c.threads > 1) sync.arrive_and_wait();

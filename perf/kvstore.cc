@@ -29,7 +29,7 @@
 //   heap_pss_kb       pss_kb - baseline_pss_kb
 //   pss_per_live      pss_kb * 1024 / live_bytes; heap_pss_per_live the same without baseline
 //   maps              lines of /proc/self/maps
-//   mesh_count mesh_pause_max_ns meshed_bytes_total   (only under libmesh)
+//   mesh_count mesh_pause_max_ns mesh_pause_p99_ns meshed_bytes_total   (only under libmesh)
 //   total_seconds     the whole run
 // Progress goes to stderr unless --quiet. The table of live key ids used to pick random keys
 // lives in its own mmap, outside the heap under test.
@@ -559,8 +559,8 @@ int main(int argc, char** argv) {
   }
   std::printf("maps=%ld\n", maps);
   if (have_mesh) {
-    std::printf("mesh_count=%lld\nmesh_pause_max_ns=%lld\nmeshed_bytes_total=%lld\n",
-                mesh.mesh_count, mesh.mesh_pause_max_ns, mesh.meshed_bytes_total);
+    std::printf("mesh_count=%lld\nmesh_pause_max_ns=%lld\nmesh_pause_p99_ns=%lld\nmeshed_bytes_total=%lld\n",
+                mesh.mesh_count, mesh.mesh_pause_max_ns, mesh.mesh_pause_p99_ns, mesh.meshed_bytes_total);
   }
   std::printf("total_seconds=%.3f\n", perfw::now_seconds() - t_start);
   std::fflush(stdout);

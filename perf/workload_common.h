@@ -230,6 +230,7 @@ inline long long json_field(const char* json, const char* name) {
 struct MeshFacts {
   long long mesh_count = -1;
   long long mesh_pause_max_ns = -1;
+  long long mesh_pause_p99_ns = -1;  // -1 from a libmesh without the figure
   long long meshed_bytes_total = -1;
 };
 inline bool mesh_facts(MeshFacts& out) {
@@ -240,6 +241,7 @@ inline bool mesh_facts(MeshFacts& out) {
   fn(buf, sizeof buf);
   out.mesh_count = json_field(buf, "mesh_count");
   out.mesh_pause_max_ns = json_field(buf, "mesh_pause_max_ns");
+  out.mesh_pause_p99_ns = json_field(buf, "mesh_pause_p99_ns");
   out.meshed_bytes_total = json_field(buf, "meshed_bytes_total");
   return true;
 }

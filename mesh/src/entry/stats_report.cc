@@ -46,6 +46,7 @@ void collectStats(mesh_stats* out) {
   out->meshed_pages = hs.meshedPages;
   out->meshed_pages_hwm = hs.meshedPagesHwm;
   out->mesh_pause_max_ns = hs.meshPauseMaxNs;
+  out->mesh_pause_p99_ns = hs.meshPauseP99Ns;
   out->mapping_count = hs.mappingEstimate;
   out->mapping_limit = hs.mappingLimit;
 }
@@ -76,6 +77,7 @@ void printReport(int fd, int level) {
   line.add("PSS KiB:").pad(24).addI(os::pssKiB()).add('\n');
   line.add("Mappings:").pad(24).addI(os::mappingCount()).add('\n');
   line.add("Mesh Pause Max ms:").pad(24).addFixed(s.mesh_pause_max_ns / 1000, 3).add('\n');
+  line.add("Mesh Pause p99 ms:").pad(24).addFixed(s.mesh_pause_p99_ns / 1000, 3).add('\n');
   line.writeTo(fd);
   if (level < 2 || !ensureInitialized()) return;
   for (int cls = 0; cls < kNumClasses; ++cls) {
