@@ -36,6 +36,11 @@ uint64_t frameOf(int pagemapFd, uintptr_t addr) {
 }
 
 // Pss of the whole process in KiB, read without allocating; -1 when unavailable.
+// Pss in KiB of the process's anonymous and shmem/memfd pages (Pss_Anon + Pss_Shmem of
+// /proc/self/smaps_rollup). File pages are left out: the PSS of shared library pages changes
+// whenever another process mapping them starts or exits (ctest -j2 runs other tests meanwhile),
+// which made this property flaky when it compared the whole Pss. Falls back to Pss on kernels
+// without the split (before 5.13).
 long pssKiB() {
   int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -1;
@@ -44,6 +49,11 @@ long pssKiB() {
   close(fd);
   if (n <= 0) return -1;
   buf[n] = '\0';
+  const char* anon = std::strstr(buf, "\nPss_Anon:");
+  const char* shmem = std::strstr(buf, "\nPss_Shmem:");
+  if (anon != nullptr && shmem != nullptr) {
+    return std::strtol(anon + 10, nullptr, 10) + std::strtol(shmem + 11, nullptr, 10);
+  }
   const char* line = std::strstr(buf, "\nPss:");
   return line != nullptr ? std::strtol(line + 5, nullptr, 10) : -1;
 }
