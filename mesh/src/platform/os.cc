@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,14 +159,32 @@ long mappingCount() {
   return ok ? lines : -1;
 }
 
+// The file stays open between calls, so the application may have closed its descriptor (a
+// daemon closing every fd) and opened something else under the same number. Before each use it
+// is checked to be still the file we opened (device and inode); if not, it is forgotten without
+// being read or closed, and the count starts over.
+bool MapsCounter::stillOurs() const {
+  struct stat st;
+  return ::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_dev) == dev_ &&
+         static_cast<uint64_t>(st.st_ino) == ino_;
+}
+
 bool MapsCounter::step(size_t maxBytes, long* count) {
+  if (fd_ >= 0 && !stillOurs()) fd_ = -1;
   if (fd_ < 0) {
     fd_ = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     lines_ = 0;
+    struct stat st;
+    if (fd_ >= 0 && ::fstat(fd_, &st) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
     if (fd_ < 0) {
       *count = -1;
       return true;
     }
+    dev_ = static_cast<uint64_t>(st.st_dev);
+    ino_ = static_cast<uint64_t>(st.st_ino);
   }
   char buf[4096];
   for (size_t done = 0; done < maxBytes;) {
@@ -182,7 +201,7 @@ bool MapsCounter::step(size_t maxBytes, long* count) {
 }
 
 void MapsCounter::reset() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0 && stillOurs()) ::close(fd_);
   fd_ = -1;
   lines_ = 0;
 }

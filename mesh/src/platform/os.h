@@ -69,10 +69,13 @@ class MapsCounter {
   // Forgets a count in progress (closes the file). A fork child calls it: the file it inherited
   // lists the parent's mappings.
   void reset();
+  int fdForTest() const { return fd_; }
 
  private:
+  bool stillOurs() const;
   int fd_ = -1;
   long lines_ = 0;
+  uint64_t dev_ = 0, ino_ = 0;  // identity of the file opened (see stillOurs)
 };
 
 // Looks up an environment variable without allocating (getenv does not allocate in glibc,

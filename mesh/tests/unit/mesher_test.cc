@@ -275,6 +275,38 @@ TEST(MapsCounter, CountsInBoundedSteps) {
   EXPECT_NEAR(static_cast<double>(lines), static_cast<double>(direct), 3.0);
 }
 
+TEST(MapsCounter, NeverReadsOrClosesADescriptorTheApplicationReused) {
+  os::MapsCounter counter;
+  long lines = -1;
+  ASSERT_FALSE(counter.step(256, &lines));
+  int fd = counter.fdForTest();
+  ASSERT_GE(fd, 0);
+  // The application closes "all" descriptors and a pipe of its own takes the number.
+  ASSERT_EQ(close(fd), 0);
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  ASSERT_EQ(dup2(p[0], fd), fd);
+  ASSERT_EQ(write(p[1], "app", 3), 3);
+  while (!counter.step(1 << 20, &lines)) {
+  }
+  EXPECT_GT(lines, 5);
+  EXPECT_NEAR(static_cast<double>(lines), static_cast<double>(os::mappingCount()), 3.0);
+  // The application's pipe is still open under that number, with its data unread.
+  char buf[4] = {};
+  ASSERT_EQ(read(fd, buf, 3), 3) << "the counter read or closed the application's descriptor";
+  EXPECT_STREQ(buf, "app");
+  // A reset with the number reused leaves it alone too.
+  ASSERT_FALSE(counter.step(256, &lines));
+  int mine = counter.fdForTest();
+  ASSERT_EQ(dup2(p[1], mine), mine);
+  counter.reset();
+  EXPECT_EQ(fcntl(mine, F_GETFD), 0) << "reset closed a descriptor that was not its own";
+  close(mine);
+  close(fd);
+  close(p[0]);
+  close(p[1]);
+}
+
 TEST_F(MeshOp, AttachedAndLargeClassesAreNeverMeshed) {
   ThreadHeap th(heap.get(), 15);
   for (int i = 0; i < 64; ++i) th.alloc(kClass);  // attached span: not a candidate
