@@ -139,24 +139,11 @@ long readLongFile(const char* path, long fallback) {
   return v;
 }
 
-// Streams a /proc file through a fixed buffer, calling onChunk for each piece.
-template <typename F>
-static bool streamFile(const char* path, F&& onChunk) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char buf[4096];
-  long n;
-  while ((n = readSome(fd, buf, sizeof buf)) > 0) onChunk(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return n == 0;
-}
-
 long mappingCount() {
-  long lines = 0;
-  bool ok = streamFile("/proc/self/maps", [&](const char* b, size_t n) {
-    for (size_t i = 0; i < n; ++i) lines += b[i] == '\n';
-  });
-  return ok ? lines : -1;
+  MapsCounter counter;
+  long lines = -1;
+  counter.step(SIZE_MAX, &lines);  // no limit: one call reads the whole file
+  return lines;
 }
 
 // The file stays open between calls, so the application may have closed its descriptor (a

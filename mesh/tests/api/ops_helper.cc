@@ -99,7 +99,10 @@ unsigned char* g_objects[kObjects];
 
 unsigned char Mark(size_t i) { return static_cast<unsigned char>(i * 131 + 7); }
 
-void Fragment() {
+// Returns the mesh count read just before: a background thread may start meshing while this
+// runs, so meshes are counted from there.
+unsigned long long Fragment() {
+  unsigned long long meshes = Stats().mesh_count;
   for (size_t i = 0; i < kObjects; ++i) {
     g_objects[i] = static_cast<unsigned char*>(malloc(kSize));
     memset(g_objects[i], Mark(i), kSize);
@@ -114,6 +117,7 @@ void Fragment() {
       g_objects[i] = nullptr;
     }
   }
+  return meshes;
 }
 
 bool Intact() {
@@ -157,12 +161,9 @@ bool WaitForHandler(int sig, long ms) {
   }
 }
 
-// Idles up to ms, stopping early once the mesh count rose and PSS fell by at least a quarter of
-// the way to the live data. Prints the figures. Exit codes: 3 contents damaged.
-// Waits up to ms for the background thread to mesh (more than 50 meshes since `meshesAtStart`,
-// read before the heap was fragmented: the thread may start meshing while Fragment() runs) and
-// PSS to fall by 1 MiB from its value after fragmenting. Prints the mesh count at the start,
-// after fragmenting (before) and at the end (after).
+// Idles up to ms, stopping early once there were more than 50 meshes since `meshesAtStart`
+// (what Fragment() returned) and PSS fell by 1 MiB from its value now. Prints the mesh count at
+// the start, now (before) and at the end (after). Exit codes: 3 contents damaged.
 int Idle(const char* who, long ms, unsigned long long meshesAtStart) {
   mesh_stats before = Stats();
   Say("%s_mesh_start=%llu\n", who, meshesAtStart);
@@ -187,8 +188,7 @@ int IdleMode(long ms) {
   Say("threads_at_main=%ld\n", Threads());
   WarmUp();
   Say("threads_after_warmup=%ld\n", Threads());
-  unsigned long long meshes = Stats().mesh_count;
-  Fragment();
+  unsigned long long meshes = Fragment();
   return Idle("idle", ms, meshes);
 }
 
@@ -239,8 +239,7 @@ int Fork(long ms) {
   if (pid < 0) return 6;
   if (pid == 0) {
     Say("child_threads_at_fork=%ld\n", Threads());
-    unsigned long long meshes = Stats().mesh_count;
-    Fragment();
+    unsigned long long meshes = Fragment();
     bool restarted = WaitForThreads(2, 5000);
     Say("child_threads_after_fragment=%ld\n", Threads());
     int rc = Idle("child", ms, meshes);
@@ -251,8 +250,7 @@ int Fork(long ms) {
   Say("child_status=%d\n", status);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 9;
   // The parent keeps its thread and can still compact.
-  unsigned long long meshes = Stats().mesh_count;
-  Fragment();
+  unsigned long long meshes = Fragment();
   return Idle("parent", ms, meshes);
 }
 
