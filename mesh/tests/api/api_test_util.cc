@@ -317,4 +317,21 @@ std::string CaptureStderr(const std::function<void()>& fn) {
   return text;
 }
 
+const size_t kPage = size_t(sysconf(_SC_PAGESIZE));
+
+std::vector<size_t> ImpossibleSizes() {
+  return {SIZE_MAX,
+          SIZE_MAX - 1,
+          SIZE_MAX - 15,
+          SIZE_MAX - 16,
+          SIZE_MAX - 4095,
+          SIZE_MAX - 4096,
+          SIZE_MAX - (2 * kMiB - 1),
+          size_t(PTRDIFF_MAX),
+          size_t(PTRDIFF_MAX) + 1,
+          size_t(1) << 62,
+          size_t(1) << 48,
+          kTiB};
+}
+
 }  // namespace mesh_api_test

@@ -26,6 +26,13 @@ inline constexpr bool kExpectLibmesh = true;
 inline constexpr bool kExpectLibmesh = false;
 #endif
 
+inline constexpr size_t kKiB = 1024, kMiB = 1024 * kKiB, kGiB = 1024 * kMiB, kTiB = 1024 * kGiB;
+extern const size_t kPage;  // the system page size
+
+// Sizes no allocator can satisfy; several sit just below SIZE_MAX so that rounding up to an
+// alignment, a size class or a page overflows when done naively.
+std::vector<size_t> ImpossibleSizes();
+
 // The extension API of the running allocator, resolved with dlsym(RTLD_DEFAULT, ...).
 struct MeshApi {
   int (*get_stats)(mesh_stats*);

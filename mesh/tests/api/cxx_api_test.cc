@@ -14,7 +14,6 @@
 namespace mesh_api_test {
 namespace {
 
-constexpr size_t kMiB = 1024 * 1024;
 
 // Sizes operator new can never satisfy (below the array-length limit so that operator new
 // itself is reached, not just the compiler's length check).

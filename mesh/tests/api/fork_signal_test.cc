@@ -24,7 +24,6 @@ extern char** environ;
 namespace mesh_api_test {
 namespace {
 
-constexpr size_t kKiB = 1024, kMiB = 1024 * kKiB;
 
 int64_t NowMs() {
   timespec ts;

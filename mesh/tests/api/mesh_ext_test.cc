@@ -18,7 +18,6 @@
 namespace mesh_api_test {
 namespace {
 
-constexpr size_t kMiB = 1024 * 1024;
 const std::string kHelper = MESH_API_HELPER_PATH;
 
 class MeshExt : public ::testing::Test {

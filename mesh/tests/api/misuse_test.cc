@@ -26,7 +26,6 @@
 namespace mesh_api_test {
 namespace {
 
-constexpr size_t kMiB = 1024 * 1024;
 
 unsigned char g_global_buffer[256];
 
