@@ -60,7 +60,7 @@ void maybeMeshFromFreePath(uint32_t frees) {
   // interrupted the allocator (it could hold the locks meshing takes).
   uint32_t before = t_slowFrees;
   t_slowFrees = before + frees;
-  if (t_busy != 2 || ((before ^ t_slowFrees) & ~255u) == 0) return;
+  if (t_thread.busy != 2 || ((before ^ t_slowFrees) & ~255u) == 0) return;
   if (background::onSlowFrees()) return;  // MESH_BACKGROUND_THREAD: the thread meshes
   long periodMs = runtime().options.get(Opt::period_ms);
   if (periodMs > 0) runtime().heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
@@ -85,7 +85,7 @@ static void freeNow(void* p) {
   }
   uintptr_t entry = rt.heap.entryFor(p);
   bool nested = lockedSection();   // a signal handler interrupted our locked code
-  bool cacheUsable = t_busy == 0;  // ... or the cache fast path
+  bool cacheUsable = t_thread.busy == 0;  // ... or the cache fast path
   // Pinned: a concurrent mesh can neither move nor recycle the miniheap while we read it. A
   // mesher holding a class lock may wait for our pin, so a handler interrupting us from here on
   // must not wait for locks: the DepthGuard tells it.
@@ -106,16 +106,16 @@ static void freeNow(void* p) {
     rt.heap.unpin(mh);
     fatalPointer("invalid free of", p);
   }
-  ThreadHeap* th = t_heap;
+  ThreadHeap* th = t_thread.heap;
   if (th != nullptr && cacheUsable && mh->owner() == th) {
-    // Attached to us: only we can detach it, so unpinning is safe. Bit 0 of t_busy marks the
-    // cache update for handlers, as FastPathMark does on the fast path.
+    // Attached to us: only we can detach it, so unpinning is safe. Bit 0 of t_thread.busy marks
+    // the cache update for handlers, as FastPathMark does on the fast path.
     rt.heap.unpin(mh);
-    t_busy |= 1;
+    t_thread.busy |= 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);
     th->freeOwned(mh, offset, p);
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    t_busy &= ~1u;
+    t_thread.busy &= ~1u;
     return;
   }
   if (isStackedObject(p)) {
@@ -143,8 +143,8 @@ void flushAllFreed(ThreadHeap* th) {
 
 void freeSlow(void* p) {
   if (p == nullptr) return;
-  ThreadHeap* th = t_heap;
-  if (th != nullptr && t_busy == 0) {
+  ThreadHeap* th = t_thread.heap;
+  if (th != nullptr && t_thread.busy == 0) {
     // The fast path found the freed-object stack of p's class full (or p is not a small object
     // of another span, and freeNow handles it).
     GlobalHeap& heap = runtime().heap;
@@ -243,7 +243,7 @@ void* allocateZeroed(size_t count, size_t size) {
     return nullptr;
   }
   bool zeroed = false;
-  void* p = n <= kMaxSmallSize && t_heap != nullptr ? allocate(n) : allocateSlow(n, 16, &zeroed);
+  void* p = n <= kMaxSmallSize && t_thread.heap != nullptr ? allocate(n) : allocateSlow(n, 16, &zeroed);
   if (p != nullptr && !zeroed) std::memset(p, 0, n);
   return p;
 }

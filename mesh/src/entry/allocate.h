@@ -36,30 +36,29 @@ MESH_SLOW_PATH void* mallocSlow(size_t n);
 
 // Fast path: n bytes aligned to 16 (or nullptr with errno ENOMEM).
 // The thread cache is not reentrant: a signal handler that allocates or frees while this thread
-// is inside pop() or freeOwned() must not touch it. t_busy bit 0 marks those few instructions (a
-// plain thread-local store, no atomic); a nested call sees it and takes a path that does not
-// use the cache (see allocateSlow and freeSlow).
+// is inside pop() or freeOwned() must not touch it. Bit 0 of t_thread.busy marks those few
+// instructions (a plain thread-local store, no atomic); a nested call sees it and takes a path
+// that does not use the cache (see allocateSlow and freeSlow).
 class FastPathMark {
  public:
   MESH_FAST_PATH FastPathMark() {
-    t_busy = 1;
+    t_thread.busy = 1;
     std::atomic_signal_fence(std::memory_order_seq_cst);
   }
   MESH_FAST_PATH ~FastPathMark() {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    t_busy = 0;
+    t_thread.busy = 0;
   }
 };
 
 MESH_FAST_PATH void* allocate(size_t n) {
-  ThreadHeap* th = t_heap;
-  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr && t_busy == 0)) {
+  ThreadHeap* th = t_thread.heap;
+  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr && t_thread.busy == 0)) {
     // Mark first, then look at the cache: a handler running before the mark has finished
     // with the cache by the time we read it.
     FastPathMark mark;
-    int cls = classForSize(n);
-    if (th->canPopFreed(cls)) return th->popFreed(cls);
-    if (MESH_LIKELY(th->canPop(cls))) return th->pop(cls);
+    void* p = th->tryAlloc(classForSize(n));
+    if (MESH_LIKELY(p != nullptr)) return p;
   }
   return mallocSlow(n);
 }
@@ -70,10 +69,10 @@ MESH_FAST_PATH void* allocate(size_t n) {
 // Anything unusual (stack full, interior pointer, large object, misuse) takes the slow path,
 // which reports misuse.
 MESH_FAST_PATH void deallocate(void* p) {
-  ThreadHeap* th = t_heap;
+  ThreadHeap* th = t_thread.heap;
   const Arena& arena = runtime().heap.arena();
   size_t x = arena.offsetOf(p);
-  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes() && t_busy == 0)) {
+  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes() && t_thread.busy == 0)) {
     bool done = false;
     {
       FastPathMark mark;

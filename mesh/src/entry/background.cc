@@ -116,7 +116,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs) {
 bool applicationGone(Runtime& rt) {
   DepthGuard depth;
   LockGuard guard(rt.registryLock);
-  return rt.liveThreadHeaps == (t_heap != nullptr ? 1u : 0u);
+  return rt.liveThreadHeaps == (t_thread.heap != nullptr ? 1u : 0u);
 }
 
 void* serviceMain(void*) {
@@ -171,7 +171,7 @@ void* serviceMain(void*) {
 // Starts the thread unless it runs in this process or another thread is starting it. Only a
 // thread with a heap starts it (see applicationGone: it would exit again at once otherwise).
 void start() {
-  if (g_startFailed.load(std::memory_order_relaxed) || t_heap == nullptr) return;
+  if (g_startFailed.load(std::memory_order_relaxed) || t_thread.heap == nullptr) return;
   int me = os::processId();
   int holder = g_startingPid.load(std::memory_order_acquire);
   if (holder == me || !g_startingPid.compare_exchange_strong(holder, me, std::memory_order_acq_rel)) return;

@@ -38,13 +38,13 @@ int mesh_get_option(const char* name, long* value) {
 }
 
 size_t mesh_compact(void) {
-  if (!ensureInitialized() || t_busy != 0) return 0;
+  if (!ensureInitialized() || t_thread.busy != 0) return 0;
   if (runtime().options.get(Opt::period_ms) == 0) {  // MESH_PERIOD_MS=0: meshing is off
     releaseFreeMemoryForApi();
     return 0;
   }
   size_t meshes;
-  if (t_heap != nullptr) flushAllFreed(t_heap);  // their objects are free to mesh around
+  if (t_thread.heap != nullptr) flushAllFreed(t_thread.heap);  // their objects are free to mesh around
   {
     DepthGuard depth;
     meshes = runtime().heap.meshAll();

@@ -8,8 +8,7 @@
 
 namespace mesh {
 
-__thread ThreadHeap* t_heap __attribute__((tls_model("initial-exec"))) = nullptr;
-__thread uint32_t t_busy __attribute__((tls_model("initial-exec"))) = 0;
+__thread ThreadState t_thread __attribute__((tls_model("initial-exec"))) = {};
 // 0: no heap yet, 1: heap live, 2: heap torn down at thread exit.
 static __thread uint8_t t_state __attribute__((tls_model("initial-exec"))) = 0;
 static __thread bool t_initializing __attribute__((tls_model("initial-exec"))) = false;
@@ -129,7 +128,7 @@ static void retireCounters(const ThreadHeap& th) {
 
 static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  t_busy += 2;
+  t_thread.busy += 2;
   rt.registryLock.lock();
   rt.heap.lockAll();
   // Only spans in the memfd (meshed ones) are shared with the child until it copies them.
@@ -156,7 +155,7 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
   }
   rt.heap.unlockAll();
   rt.registryLock.unlock();
-  t_busy -= 2;
+  t_thread.busy -= 2;
 }
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
@@ -174,7 +173,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   ThreadHeap* th = rt.threads;
   while (th != nullptr) {
     ThreadHeap* next = th->registryNext;
-    if (th != t_heap) {
+    if (th != t_thread.heap) {
       th->dropFreed();  // possibly mid-update when the fork happened
       th->detachAll();
       if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
@@ -190,7 +189,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   os::closeFd(rt.forkPipe[0]);
   os::closeFd(rt.forkPipe[1]);
   rt.forkPipe[0] = rt.forkPipe[1] = -1;
-  t_busy -= 2;
+  t_thread.busy -= 2;
 }
 
 // --- thread exit -----------------------------------------------------------------------------
@@ -201,7 +200,7 @@ static void onThreadExit(void* arg) {
   flushAllFreed(th);
   DepthGuard depth;
   th->detachAll();
-  t_heap = nullptr;
+  t_thread.heap = nullptr;
   t_state = 2;
   LockGuard guard(rt.registryLock);
   if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
@@ -252,7 +251,7 @@ bool ensureInitialized() {
 }
 
 ThreadHeap* currentThreadHeapSlow() {
-  if (t_heap != nullptr) return t_heap;
+  if (t_thread.heap != nullptr) return t_thread.heap;
   if (t_state == 2 || !ensureInitialized()) return nullptr;
   Runtime& rt = runtime();
   void* mem;
@@ -267,12 +266,12 @@ ThreadHeap* currentThreadHeapSlow() {
     if (rt.threads != nullptr) rt.threads->registryPrev = th;
     rt.threads = th;
     ++rt.liveThreadHeaps;
-    t_heap = th;
+    t_thread.heap = th;
     t_state = 1;
   }
-  // May allocate (second-level key storage); t_heap is already set, so that works.
-  pthread_setspecific(rt.exitKey, t_heap);
-  return t_heap;
+  // May allocate (second-level key storage); t_thread.heap is already set, so that works.
+  pthread_setspecific(rt.exitKey, t_thread.heap);
+  return t_thread.heap;
 }
 
 void countWithoutThreadHeap(bool alloc, size_t bytes) {

@@ -79,21 +79,25 @@ alignas(Runtime) extern char g_runtimeStorage[sizeof(Runtime)];
 inline Runtime& runtime() { return *reinterpret_cast<Runtime*>(g_runtimeStorage); }
 BootstrapBuffer& bootstrap();
 
-// Thread-local state (initial-exec TLS: no allocation, no lazy TLS initialisation).
-extern __thread ThreadHeap* t_heap __attribute__((tls_model("initial-exec")));
-// What this thread is doing inside the allocator, for calls nested in a signal handler:
-//   bit 0      inside the thread-cache fast path (the cache is mid-update; no lock is held)
-//   bits 1..   depth of sections that may hold allocator locks (DepthGuard)
-// A call arriving with t_busy != 0 is nested and must not use the thread cache; with
-// lockedSection() it must not wait for a lock either.
-extern __thread uint32_t t_busy __attribute__((tls_model("initial-exec")));
-inline bool lockedSection() { return t_busy >= 2; }
-inline bool cacheBusy() { return (t_busy & 1) != 0; }
+// Thread-local state (initial-exec TLS: no allocation, no lazy TLS initialisation). One
+// variable, so the fast paths find both fields through a single TLS offset.
+struct ThreadState {
+  ThreadHeap* heap = nullptr;
+  // What this thread is doing inside the allocator, for calls nested in a signal handler:
+  //   bit 0      inside the thread-cache fast path (the cache is mid-update; no lock is held)
+  //   bits 1..   depth of sections that may hold allocator locks (DepthGuard)
+  // A call arriving with busy != 0 is nested and must not use the thread cache; with
+  // lockedSection() it must not wait for a lock either.
+  uint32_t busy = 0;
+};
+extern __thread ThreadState t_thread __attribute__((tls_model("initial-exec")));
+inline bool lockedSection() { return t_thread.busy >= 2; }
+inline bool cacheBusy() { return (t_thread.busy & 1) != 0; }
 
 class DepthGuard {
  public:
-  DepthGuard() { t_busy += 2; }
-  ~DepthGuard() { t_busy -= 2; }
+  DepthGuard() { t_thread.busy += 2; }
+  ~DepthGuard() { t_thread.busy -= 2; }
   DepthGuard(const DepthGuard&) = delete;
   DepthGuard& operator=(const DepthGuard&) = delete;
 };

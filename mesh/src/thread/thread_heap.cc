@@ -17,16 +17,19 @@ void ThreadHeap::reportStackedFree(void* ptr) {
   fatalPointer("double free of", ptr);
 }
 
-// Randomizes slots[from, count): objects land at random offsets in a span, which is what makes
-// two spans' live objects unlikely to collide and so makes meshing work.
-void ThreadHeap::shuffleTail(int cls, uint32_t from) {
-  uint32_t count = caches_[cls].count.load(std::memory_order_relaxed);
-  for (uint32_t i = count; i > from + 1; --i) {
-    uint32_t j = from + rng_.below(i - from);
-    uint8_t t = slots_[cls][i - 1];
-    slots_[cls][i - 1] = slots_[cls][j];
-    slots_[cls][j] = t;
+// Randomizes the free slots: objects land at random offsets in a span, which is what makes two
+// spans' live objects unlikely to collide and so makes meshing work.
+void ThreadHeap::shuffle(int cls) {
+  ClassCache& c = caches_[cls];
+  uint32_t count = c.count.load(std::memory_order_relaxed);
+  uint8_t* slots = slots_[cls];
+  for (uint32_t i = count; i > 1; --i) {
+    uint32_t j = rng_.below(i);
+    uint8_t t = slots[i - 1];
+    slots[i - 1] = slots[j];
+    slots[j] = t;
   }
+  for (uint32_t i = 0; i < count; ++i) slotPtrs_[cls][i] = c.start + static_cast<size_t>(slots[i]) * c.size;
 }
 
 bool ThreadHeap::refill(int cls) {
@@ -39,7 +42,7 @@ bool ThreadHeap::refill(int cls) {
     bump(c.supplied, count - before);
     c.count.store(count, std::memory_order_relaxed);
     if (count != 0) {
-      shuffleTail(cls, 0);
+      shuffle(cls);
       return true;
     }
     global_->detach(c.mh);
@@ -62,7 +65,7 @@ bool ThreadHeap::refill(int cls) {
   }
   bump(c.supplied, count);
   c.count.store(count, std::memory_order_relaxed);
-  shuffleTail(cls, 0);
+  shuffle(cls);
   return count != 0;
 }
 

@@ -46,6 +46,52 @@ TEST_F(FreshHeap, ThreadHeapHandsOutDistinctAlignedObjects) {
   EXPECT_EQ(heap->stats().mhLive, 0u);
 }
 
+// The cache keeps each free slot twice, as a slot number (for the bitmap) and as an address
+// (what malloc returns): the object handed out must be the slot the bitmap marks live, through
+// local frees, remote frees folded in by a refill, and new spans.
+TEST_F(FreshHeap, EveryObjectHandedOutIsTheSlotMarkedLive) {
+  ThreadHeap th(heap.get(), 11);
+  ThreadHeap remote(heap.get(), 12);
+  const int cls = 3;
+  std::vector<void*> live;
+  auto slotOf = [&](void* p, MiniHeap** mhOut) {
+    uintptr_t e = heap->entryFor(p);
+    MiniHeap* mh = entryMiniHeap(e);
+    uint32_t slot = ~0u;
+    EXPECT_TRUE(mh->slotForOffset(static_cast<char*>(p) - heap->spanStartFor(p, e), &slot));
+    *mhOut = mh;
+    return slot;
+  };
+  uint64_t rng = 99;
+  for (int round = 0; round < 2000; ++round) {
+    void* p = th.alloc(cls);
+    ASSERT_NE(p, nullptr);
+    MiniHeap* mh = nullptr;
+    uint32_t slot = slotOf(p, &mh);
+    ASSERT_TRUE(mh->isLive(slot)) << "round " << round << ": handed out a slot the bitmap calls free";
+    ASSERT_EQ(mh->slotAddress(slot), p);
+    live.push_back(p);
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    if ((rng >> 60) < 7 && !live.empty()) {  // free a random live object, locally or remotely
+      size_t i = (rng >> 20) % live.size();
+      void* q = live[i];
+      live[i] = live.back();
+      live.pop_back();
+      MiniHeap* qmh = nullptr;
+      uint32_t qslot = slotOf(q, &qmh);
+      freeAny(*heap, (rng >> 40) & 1 ? th : remote, q);
+      if (qmh->owner() == &th && !qmh->isRemoteFreed(qslot)) {
+        EXPECT_FALSE(qmh->isLive(qslot));
+      }
+    }
+  }
+  for (void* p : live) freeAny(*heap, th, p);
+  th.detachAll();
+  remote.detachAll();
+  heap->releaseFreeMemory();
+  EXPECT_EQ(heap->stats().mhLive, 0u);
+}
+
 TEST_F(FreshHeap, PlacementInsideASpanIsRandomized) {
   ThreadHeap a(heap.get(), 1), b(heap.get(), 2);
   std::vector<uintptr_t> offsetsA, offsetsB;
