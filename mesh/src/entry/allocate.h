@@ -36,7 +36,7 @@ MESH_SLOW_PATH void* mallocSlow(size_t n);
 
 // Fast path: n bytes aligned to 16 (or nullptr with errno ENOMEM).
 // The thread cache is not reentrant: a signal handler that allocates or frees while this thread
-// is inside pop() or freeOwned() must not touch it. Bit 0 of t_thread.busy marks those few
+// is inside tryAlloc() or tryFreeOwned() must not touch it. Bit 0 of t_thread.busy marks those few
 // instructions (a plain thread-local store, no atomic); a nested call sees it and takes a path
 // that does not use the cache (see allocateSlow and freeSlow).
 class FastPathMark {

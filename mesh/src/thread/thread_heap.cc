@@ -29,7 +29,7 @@ void ThreadHeap::shuffle(int cls) {
     slots[i - 1] = slots[j];
     slots[j] = t;
   }
-  for (uint32_t i = 0; i < count; ++i) slotPtrs_[cls][i] = c.start + static_cast<size_t>(slots[i]) * c.size;
+  for (uint32_t i = 0; i < count; ++i) slotPtrs_[cls][i] = c.mh->slotAddress(slots[i]);
 }
 
 bool ThreadHeap::refill(int cls) {
@@ -51,8 +51,6 @@ bool ThreadHeap::refill(int cls) {
   MiniHeap* mh = global_->attach(cls, this);
   if (mh == nullptr) return false;
   c.mh = mh;
-  c.start = mh->spanStart();
-  c.size = mh->objectSize();
   count = 0;
   uint32_t n = mh->objectCount();
   for (uint32_t w = 0; w * 64 < n; ++w) {

@@ -27,12 +27,6 @@ class ThreadHeap {
   ThreadHeap(const ThreadHeap&) = delete;
   ThreadHeap& operator=(const ThreadHeap&) = delete;
 
-  // Fast path: true when class cls has a free slot ready (then pop() cannot fail).
-  MESH_FAST_PATH bool canPop(int cls) const { return caches_[cls].count.load(std::memory_order_relaxed) != 0; }
-  MESH_FAST_PATH void* pop(int cls) {
-    ClassCache& c = caches_[cls];
-    return popAt(cls, c, c.count.load(std::memory_order_relaxed));
-  }
   // Fast path: an object of class cls from the cache (freed objects of other spans first, as
   // they are the most recently used), or nullptr when the cache has none. Each counter is read
   // once.
@@ -98,11 +92,7 @@ class ThreadHeap {
   // batch (GlobalHeap::freeBatch). Each stacked object carries a key (word 1, address-salted)
   // so that a second free of it, by any thread, is seen: the same block is never handed out
   // twice. The key is cleared whenever the object leaves a stack.
-  MESH_FAST_PATH bool canPopFreed(int cls) const { return caches_[cls].freed.load(std::memory_order_relaxed) != 0; }
-  MESH_FAST_PATH void* popFreed(int cls) {
-    ClassCache& c = caches_[cls];
-    return popFreedAt(cls, c, c.freed.load(std::memory_order_relaxed));
-  }
+
   // Stacks ptr, a freed object of class cls (as read from its miniheap without a lock; the batch
   // checks it). False when the stack is full: flushFreed first. Aborts on a detected double free.
   MESH_FAST_PATH bool pushFreed(int cls, void* ptr) {
@@ -156,15 +146,14 @@ class ThreadHeap {
   void detachAll();
 
  private:
-  // What malloc and free read for one class fits one cache line, counters included; the two
-  // arrays live apart (slots_, freedPtrs_) so that every index is a shift, not a multiply.
+  // What malloc and free read for one class fits one cache line, counters included; the three
+  // arrays live apart (slots_, slotPtrs_, freedPtrs_) so that every index is a shift, not a
+  // multiply.
   // Everything is written only by the owning thread (relaxed load+store: plain moves) and read
   // by statistics from any thread. malloc counts nothing: the number of allocations follows
   // from what went into the cache and what is left (see totals()).
   struct alignas(64) ClassCache {
     MiniHeap* mh = nullptr;
-    char* start = nullptr;
-    uint32_t size = 0;
     std::atomic<uint32_t> count{0};  // free slots in slots_[cls][0, count)
     std::atomic<uint32_t> freed{0};  // stacked objects of other spans in freedPtrs_[cls][0, freed)
     uint32_t freedCap = 0;           // stack capacity of this class
