@@ -43,12 +43,16 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
     }
   }
   size_t alignPages = align > os::kPageSize ? align / os::kPageSize : 1;
+  if (useCache && alignPages == 1 && n <= kLargeCacheMaxBlock && t_thread.heap != nullptr) {
+    void* p = t_thread.heap->takeLarge((n + os::kPageSize - 1) >> os::kPageShift);
+    if (p != nullptr) return p;
+  }
   void* p = n < (size_t{1} << 62) ? rt.heap.allocLarge(n == 0 ? 1 : n, alignPages, zeroed) : nullptr;
   if (p == nullptr) {
     errno = ENOMEM;
     return nullptr;
   }
-  countWithoutThreadHeap(true, usableSize(p, "malloc"));
+  countWithoutThreadHeap(true, ((n == 0 ? 1 : n) + os::kPageSize - 1) & ~(os::kPageSize - 1));
   return p;
 }
 
@@ -139,6 +143,7 @@ static void flushFreed(ThreadHeap* th, int cls, bool all) {
 void flushAllFreed(ThreadHeap* th) {
   DepthGuard depth;
   for (int cls = 0; cls < kNumClasses; ++cls) flushFreed(th, cls, true);
+  th->flushLarge();
 }
 
 void freeSlow(void* p) {
@@ -150,6 +155,16 @@ void freeSlow(void* p) {
     GlobalHeap& heap = runtime().heap;
     uintptr_t entry = heap.entryFor(p);
     MiniHeap* mh = entryMiniHeap(entry);
+    if (mh != nullptr && mh->isLarge() && p == mh->spanStart() &&
+        mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift)) {
+      // Kept by this thread for its next large allocation. Recording the free first makes a
+      // second free of the block abort, whichever thread makes it.
+      DepthGuard depth;  // keepLarge may give older blocks back to the arena (locks)
+      mh->freeRemote(0, p);
+      if (th->keepLarge(mh)) return;
+      heap.releaseLarge(mh);
+      return;
+    }
     uint32_t slot;
     if (mh != nullptr && mh->sizeClassIndex() < kNumClasses && mh->owner() != th &&
         mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot)) {
@@ -189,6 +204,7 @@ size_t usableSize(void* p, const char* caller) {
   if (mh->isLarge()) {
     size = mh->pages() << os::kPageShift;
     if (p != mh->spanStart()) problem = " of a pointer into a block ";
+    else if (mh->isRemoteFreed(0)) problem = " of freed pointer ";  // kept by a thread cache
   } else {
     uint32_t slot;
     size = mh->objectSize();

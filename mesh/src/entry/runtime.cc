@@ -122,6 +122,7 @@ static void retireCounters(const ThreadHeap& th) {
   r.allocs.fetch_add(t.allocs, std::memory_order_relaxed);
   r.frees.fetch_add(t.frees, std::memory_order_relaxed);
   r.bytes.fetch_add(t.bytes, std::memory_order_relaxed);
+  runtime().heap.addLargeAllocs(t.largeAllocs);
 }
 
 // --- fork ------------------------------------------------------------------------------------
@@ -175,6 +176,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
     ThreadHeap* next = th->registryNext;
     if (th != t_thread.heap) {
       th->dropFreed();  // possibly mid-update when the fork happened
+      th->dropLarge();
       th->detachAll();
       if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
       else rt.threads = th->registryNext;

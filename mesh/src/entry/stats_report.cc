@@ -16,6 +16,7 @@ void collectStats(mesh_stats* out) {
   Runtime& rt = runtime();
   DepthGuard depth;  // takes allocator locks: a nested signal handler must not wait for them
   int64_t bytes = rt.retired.bytes.load(std::memory_order_relaxed);
+  uint64_t largeAllocs = 0, largeKept = 0;  // thread caches' share of the large figures
   out->allocs = rt.retired.allocs.load(std::memory_order_relaxed);
   out->frees = rt.retired.frees.load(std::memory_order_relaxed);
   {
@@ -25,13 +26,15 @@ void collectStats(mesh_stats* out) {
       out->allocs += t.allocs;
       out->frees += t.frees;
       bytes += t.bytes;
+      largeAllocs += t.largeAllocs;
+      largeKept += t.largeKeptBytes;
     }
     out->thread_heaps = rt.liveThreadHeaps;
   }
   out->bytes_in_use = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
   HeapStats hs = rt.heap.stats();
-  out->large_allocs = hs.largeAllocs;
-  out->large_bytes = hs.largeBytes;
+  out->large_allocs = hs.largeAllocs + largeAllocs;
+  out->large_bytes = hs.largeBytes > largeKept ? hs.largeBytes - largeKept : 0;
   out->mh_alloc_count = hs.mhAllocCount;
   out->mh_free_count = hs.mhFreeCount;
   out->mh_live = hs.mhLive;

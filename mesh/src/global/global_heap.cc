@@ -304,6 +304,10 @@ void* GlobalHeap::allocLarge(size_t bytes, size_t alignPages, bool* zeroed) {
 void GlobalHeap::freeLarge(MiniHeap* mh, const void* ptr) {
   if (ptr != mh->spanStart()) fatalPointer("invalid free of", ptr);
   mh->freeRemote(0, ptr);  // detects a racing double free
+  releaseLarge(mh);
+}
+
+void GlobalHeap::releaseLarge(MiniHeap* mh) {
   size_t page = mh->spanPage(), pages = mh->pages();
   arena_.setMapEntry(page, kTombstoneEntry);
   largeBytes_.fetch_sub(pages << os::kPageShift, std::memory_order_relaxed);

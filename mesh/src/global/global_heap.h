@@ -116,6 +116,11 @@ class GlobalHeap {
   // memory is known to be zero.
   void* allocLarge(size_t bytes, size_t alignPages, bool* zeroed);
   void freeLarge(MiniHeap* mh, const void* ptr);
+  // Returns a large block whose free was already recorded (remote bit 0 set by the thread cache
+  // that held it) to the arena.
+  void releaseLarge(MiniHeap* mh);
+  // Allocations served by thread caches from blocks they held (counted into largeAllocs).
+  void addLargeAllocs(uint64_t n) { largeAllocs_.fetch_add(n, std::memory_order_relaxed); }
   // Shrinks a large object in place to newPages (>= 1) pages.
   void shrinkLarge(MiniHeap* mh, size_t newPages);
 

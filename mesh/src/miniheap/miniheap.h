@@ -97,6 +97,8 @@ class alignas(64) MiniHeap {
   // --- frees by a thread that is not the single writer ---------------------------------------
   // Records the free of `slot` (ptr for the error message). Aborts on a detected double free.
   void freeRemote(uint32_t slot, const void* ptr);
+  // A large block whose free was recorded (a thread cache kept it) is handed out again.
+  void reuseLarge() { remote_[0].store(0, std::memory_order_relaxed); }
 
   // --- ownership -------------------------------------------------------------------------------
   void* owner() const { return owner_.load(std::memory_order_relaxed); }

@@ -1,5 +1,7 @@
 #include "thread/thread_heap.h"
 
+#include "platform/os.h"
+
 namespace mesh {
 
 ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
@@ -72,8 +74,63 @@ void* ThreadHeap::allocSlow(int cls) {
   return alloc(cls);
 }
 
+void* ThreadHeap::takeLarge(size_t pages) {
+  for (uint32_t i = largeCount_; i-- > 0;) {
+    MiniHeap* mh = large_[i];
+    size_t have = mh->pages();
+    if (have < pages || have > pages + pages / 4) continue;
+    for (uint32_t j = i + 1; j < largeCount_; ++j) large_[j - 1] = large_[j];
+    --largeCount_;
+    size_t bytes = have << os::kPageShift;
+    largeKeptBytes_.store(largeKeptBytes_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
+    bump(largeHits_, 1);
+    bump(largeBytes_, static_cast<int64_t>(bytes));
+    mh->reuseLarge();
+    return mh->spanStart();
+  }
+  return nullptr;
+}
+
+bool ThreadHeap::keepLarge(MiniHeap* mh) {
+  size_t bytes = mh->pages() << os::kPageShift;
+  if (bytes > kLargeCacheMaxBlock) return false;
+  uint64_t kept = largeKeptBytes_.load(std::memory_order_relaxed);
+  // Make room: the oldest blocks go back to the arena.
+  while (largeCount_ == kLargeCacheEntries || kept + bytes > kLargeCacheMaxBytes) {
+    MiniHeap* old = large_[0];
+    for (uint32_t j = 1; j < largeCount_; ++j) large_[j - 1] = large_[j];
+    --largeCount_;
+    kept -= old->pages() << os::kPageShift;
+    global_->releaseLarge(old);
+  }
+  large_[largeCount_++] = mh;
+  largeKeptBytes_.store(kept + bytes, std::memory_order_relaxed);
+  bump(largeKeeps_, 1);
+  bump(largeBytes_, -static_cast<int64_t>(bytes));
+  return true;
+}
+
+void ThreadHeap::flushLarge() {
+  for (uint32_t i = 0; i < largeCount_; ++i) global_->releaseLarge(large_[i]);
+  largeCount_ = 0;
+  largeKeptBytes_.store(0, std::memory_order_relaxed);
+}
+
+void ThreadHeap::dropLarge() {
+  // The blocks stay allocated: count them as handed out again.
+  bump(largeBytes_, static_cast<int64_t>(largeKeptBytes_.load(std::memory_order_relaxed)));
+  bump(largeHits_, largeCount_);
+  largeCount_ = 0;
+  largeKeptBytes_.store(0, std::memory_order_relaxed);
+}
+
 ThreadHeap::Totals ThreadHeap::totals() const {
   Totals t;
+  t.allocs = largeHits_.load(std::memory_order_relaxed);
+  t.frees = largeKeeps_.load(std::memory_order_relaxed);
+  t.bytes = largeBytes_.load(std::memory_order_relaxed);
+  t.largeAllocs = t.allocs;
+  t.largeKeptBytes = largeKeptBytes_.load(std::memory_order_relaxed);
   for (int cls = 0; cls < kNumClasses; ++cls) {
     const ClassCache& c = caches_[cls];
     // Every object handed out came from what was supplied (and what this thread freed locally

@@ -20,6 +20,11 @@
 namespace mesh {
 
 inline constexpr uint32_t kMaxFreedPerClass = 64;
+// Freed large blocks a thread keeps for its next large allocations: at most this many, none
+// larger than kLargeCacheMaxBlock, at most kLargeCacheMaxBytes in all.
+inline constexpr uint32_t kLargeCacheEntries = 8;
+inline constexpr size_t kLargeCacheMaxBlock = size_t{1} << 20;
+inline constexpr size_t kLargeCacheMaxBytes = size_t{2} << 20;
 
 class ThreadHeap {
  public:
@@ -134,11 +139,28 @@ class ThreadHeap {
     }
   }
 
+  // --- freed large blocks ---------------------------------------------------------------
+  // A free of a large block (above the largest class, at most kLargeCacheMaxBlock) records the
+  // free in its miniheap (remote bit 0: a second free aborts as a double free) and keeps the
+  // block here, newest last; the next large allocation of about that size takes it back without
+  // a lock. Blocks pushed out by newer ones, and all of them on flushLarge (thread exit, trim,
+  // compaction), go back to the arena.
+  // A kept block of at least `pages` pages and at most a quarter more, or nullptr.
+  void* takeLarge(size_t pages);
+  // Keeps mh, a large block whose free the caller recorded; false (nothing changed) when the
+  // block is too large to keep.
+  bool keepLarge(MiniHeap* mh);
+  void flushLarge();
+  // Forgets the kept blocks (fork child, see dropFreed): they stay allocated.
+  void dropLarge();
+
   // Counters summed over classes; read by statistics from any thread (racy but atomic).
   struct Totals {
     uint64_t allocs = 0;
     uint64_t frees = 0;
     int64_t bytes = 0;
+    uint64_t largeAllocs = 0;       // large allocations served from kept blocks
+    uint64_t largeKeptBytes = 0;    // bytes of the kept blocks now
   };
   Totals totals() const;
 
@@ -236,6 +258,14 @@ class ThreadHeap {
   uint8_t slots_[kNumClasses][kMaxObjectsPerSpan];
   void* slotPtrs_[kNumClasses][kMaxObjectsPerSpan];
   void* freedPtrs_[kNumClasses][kMaxFreedPerClass];      // stacked objects of other spans
+
+  // Kept large blocks, oldest first, and their counters (written by the owner only).
+  MiniHeap* large_[kLargeCacheEntries] = {};
+  uint32_t largeCount_ = 0;
+  std::atomic<uint64_t> largeKeptBytes_{0};
+  std::atomic<uint64_t> largeHits_{0};     // allocations served from kept blocks
+  std::atomic<uint64_t> largeKeeps_{0};    // frees that kept their block
+  std::atomic<int64_t> largeBytes_{0};     // bytes handed out from kept blocks minus bytes kept
 };
 
 }  // namespace mesh

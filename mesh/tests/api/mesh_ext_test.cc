@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api_test_util.h"
@@ -355,6 +356,75 @@ TEST_F(MeshExt, ReleaseFreeMemoryReturnsPages) {
   EXPECT_LT(after + 48 * kMiB, peak) << "RSS " << peak / kMiB << " -> " << after / kMiB << " MiB";
   EXPECT_LE(s1.dirty_bytes, s0.dirty_bytes);
   EXPECT_EQ(s1.dirty_bytes, 0u) << "dirty memory left after mesh_release_free_memory";
+}
+
+// ---- freed large blocks kept by the thread ----------------------------------------------
+
+// A freed large block (up to 1 MiB) is kept by its thread and handed out by the next large
+// allocation of about its size; the statistics count it freed while it is kept.
+TEST_F(MeshExt, FreedLargeBlockIsReusedAndCountedFree) {
+  m_->release_free_memory();  // starts with nothing kept
+  char* a = static_cast<char*>(malloc(Opaque(64 * 1024)));
+  ASSERT_NE(a, nullptr);
+  memset(a, 1, 64 * 1024);
+  mesh_stats s0 = Stats();
+  free(a);
+  mesh_stats s1 = Stats();
+  EXPECT_EQ(s1.large_bytes + 64 * 1024, s0.large_bytes);
+  EXPECT_EQ(s1.bytes_in_use + 64 * 1024, s0.bytes_in_use);
+  EXPECT_EQ(s1.frees, s0.frees + 1);
+  char* b = static_cast<char*>(malloc(Opaque(60 * 1024)));  // a quarter smaller still fits
+  EXPECT_EQ(b, a) << "the kept block was not reused";
+  mesh_stats s2 = Stats();
+  EXPECT_EQ(s2.large_allocs, s1.large_allocs + 1);
+  EXPECT_EQ(s2.large_bytes, s0.large_bytes);
+  EXPECT_EQ(s2.allocs, s1.allocs + 1);
+  EXPECT_EQ(malloc_usable_size(b), 64u * 1024);
+  free(b);
+  char* c = static_cast<char*>(malloc(Opaque(40 * 1024)));  // much smaller: a block of its own
+  EXPECT_NE(c, a);
+  free(c);
+}
+
+// At most 2 MiB of freed blocks are kept per thread, none above 1 MiB; trimming returns them.
+TEST_F(MeshExt, KeptLargeBlocksAreBoundedAndTrimmed) {
+  m_->release_free_memory();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 8; ++i) {
+    blocks.push_back(malloc(Opaque(kMiB)));
+    ASSERT_NE(blocks.back(), nullptr);
+  }
+  void* huge = malloc(Opaque(2 * kMiB));
+  ASSERT_NE(huge, nullptr);
+  mesh_stats s0 = Stats();
+  for (void* p : blocks) free(p);
+  free(huge);
+  mesh_stats s1 = Stats();
+  EXPECT_LE(s1.arena_bytes + 8 * kMiB, s0.arena_bytes)
+      << "more than 2 MiB of freed large blocks still held by the thread";
+  m_->release_free_memory();
+  mesh_stats s2 = Stats();
+  EXPECT_LE(s2.arena_bytes + 10 * kMiB, s0.arena_bytes) << "trim left freed large blocks kept";
+}
+
+// A thread's kept blocks go back to the arena when it exits.
+TEST_F(MeshExt, ExitingThreadGivesKeptLargeBlocksBack) {
+  m_->release_free_memory();
+  mesh_stats s0 = Stats();
+  std::thread([] {
+    for (int i = 0; i < 2; ++i) {
+      void* p = malloc(Opaque(kMiB));
+      memset(p, 3, kMiB);
+      void* q = malloc(Opaque(512 * 1024));
+      free(p);
+      free(q);
+    }
+  }).join();
+  mesh_stats s1 = Stats();
+  EXPECT_LE(s1.arena_bytes, s0.arena_bytes + kMiB / 2) << "an exited thread still holds large blocks";
+  EXPECT_EQ(s1.large_bytes, s0.large_bytes);
+  EXPECT_EQ(s1.large_allocs, s0.large_allocs + 4);
+  EXPECT_LE(s1.bytes_in_use, s0.bytes_in_use + 256 * 1024) << "the thread's large blocks still count in use";
 }
 
 }  // namespace
