@@ -8,6 +8,7 @@
 namespace mesh {
 
 static bool isPowerOfTwo(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+static void collectIdleFreed(ThreadHeap* th);
 
 // Serves n bytes aligned to `align` (a power of two >= 16). *zeroed tells the caller whether the
 // memory is known to be zero (fresh pages), so calloc can skip clearing it.
@@ -36,6 +37,7 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
     int cls = align <= 16 ? classForSize(n) : classForAligned(n, align);
     if (cls >= 0) {
       ThreadHeap* th = useCache ? currentThreadHeapSlow() : nullptr;
+      if (th != nullptr) collectIdleFreed(th);
       void* p = th != nullptr ? th->alloc(cls) : rt.heap.allocUnattached(cls);
       if (p != nullptr && th == nullptr) countWithoutThreadHeap(true, sizeClass(cls).size);
       if (p == nullptr) errno = ENOMEM;
@@ -89,7 +91,7 @@ static void freeNow(void* p) {
   }
   uintptr_t entry = rt.heap.entryFor(p);
   bool nested = lockedSection();   // a signal handler interrupted our locked code
-  bool cacheUsable = t_thread.busy == 0;  // ... or the cache fast path
+  bool cacheUsable = t_thread.fast != nullptr;  // ... or the cache fast path
   // Pinned: a concurrent mesh can neither move nor recycle the miniheap while we read it. A
   // mesher holding a class lock may wait for our pin, so a handler interrupting us from here on
   // must not wait for locks: the DepthGuard tells it.
@@ -112,14 +114,10 @@ static void freeNow(void* p) {
   }
   ThreadHeap* th = t_thread.heap;
   if (th != nullptr && cacheUsable && mh->owner() == th) {
-    // Attached to us: only we can detach it, so unpinning is safe. Bit 0 of t_thread.busy marks
-    // the cache update for handlers, as FastPathMark does on the fast path.
+    // Attached to us: only we can detach it, so unpinning is safe. A handler interrupting the
+    // cache update finds us in a locked section (the DepthGuard) and leaves the cache alone.
     rt.heap.unpin(mh);
-    t_thread.busy |= 1;
-    std::atomic_signal_fence(std::memory_order_seq_cst);
     th->freeOwned(mh, offset, p);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    t_thread.busy &= ~1u;
     return;
   }
   if (isStackedObject(p)) {
@@ -135,23 +133,30 @@ static void freeNow(void* p) {
   else countWithoutThreadHeap(false, sizeClass(cls).size);
 }
 
-static void flushFreed(ThreadHeap* th, int cls, bool all) {
-  uint32_t n = th->flushFreed(cls, all, [](void* rejected) { freeNow(rejected); });
+static void flushFreed(ThreadHeap* th, int cls, uint32_t n) {
+  n = th->flushFreed(cls, n, [](void* rejected) { freeNow(rejected); });
   maybeMeshFromFreePath(n);
+}
+
+// Called on slow-path events (refills, full stacks; the caller holds a DepthGuard): now and
+// then returns the objects one class's freed stack did not need (ThreadHeap::idleFreed).
+static void collectIdleFreed(ThreadHeap* th) {
+  int cls;
+  if (th->idleVisitDue(&cls)) flushFreed(th, cls, th->idleFreed(cls));
 }
 
 void flushAllFreed(ThreadHeap* th) {
   DepthGuard depth;
-  for (int cls = 0; cls < kNumClasses; ++cls) flushFreed(th, cls, true);
+  for (int cls = 0; cls < kNumClasses; ++cls) flushFreed(th, cls, kMaxFreedPerClass);
   th->flushLarge();
 }
 
 void freeSlow(void* p) {
   if (p == nullptr) return;
-  ThreadHeap* th = t_thread.heap;
-  if (th != nullptr && t_thread.busy == 0) {
-    // The fast path found the freed-object stack of p's class full (or p is not a small object
-    // of another span, and freeNow handles it).
+  ThreadHeap* th = t_thread.fast;  // the cache is usable
+  if (th != nullptr) {
+    // The fast path found the freed-object stack of p's class full, or p is a large block (kept
+    // for reuse if small enough), or misuse to report, or not ours (freeNow handles those).
     GlobalHeap& heap = runtime().heap;
     uintptr_t entry = heap.entryFor(p);
     MiniHeap* mh = entryMiniHeap(entry);
@@ -166,17 +171,18 @@ void freeSlow(void* p) {
       return;
     }
     uint32_t slot;
-    if (mh != nullptr && mh->sizeClassIndex() < kNumClasses && mh->owner() != th &&
+    if (mh != nullptr && mh->sizeClassIndex() < kNumClasses &&
         mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot)) {
       int cls = mh->sizeClassIndex();
       // A stacked object freed again is reported before any flush could clear its key, and so
       // is one whose slot is already free (see ThreadHeap::tryPushFreed).
       if (isStackedObject(p) || !mh->isLiveUnfreed(slot)) fatalPointer("double free of", p);
-      if (th->freedCount(cls) == th->freedCapacity(cls)) {
+      if (th->freedCount(cls) >= th->freedCapacity(cls)) {
         DepthGuard depth;
-        flushFreed(th, cls, false);
+        flushFreed(th, cls, th->overflowFlushCount(cls));
+        collectIdleFreed(th);
       }
-      FastPathMark mark;
+      FastPathMark mark(th);
       if (th->pushFreed(cls, p)) return;
     }
   }
@@ -210,7 +216,7 @@ size_t usableSize(void* p, const char* caller) {
     size = mh->objectSize();
     if (!mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry)), &slot)) {
       problem = " of a pointer into a block ";
-    } else if (!mh->isLive(slot)) {
+    } else if (!mh->isLiveUnfreed(slot) || isStackedObject(p)) {
       problem = " of freed pointer ";
     }
   }

@@ -36,58 +36,58 @@ MESH_SLOW_PATH void* mallocSlow(size_t n);
 
 // Fast path: n bytes aligned to 16 (or nullptr with errno ENOMEM).
 // The thread cache is not reentrant: a signal handler that allocates or frees while this thread
-// is inside tryAlloc() or tryFreeOwned() must not touch it. Bit 0 of t_thread.busy marks those few
-// instructions (a plain thread-local store, no atomic); a nested call sees it and takes a path
-// that does not use the cache (see allocateSlow and freeSlow).
+// is inside tryAlloc() or tryPushFreed() must not touch it. Clearing t_thread.fast marks those
+// few instructions (a plain thread-local store, no atomic); a nested call sees nullptr and takes
+// a path that does not use the cache (cacheBusy(), see allocateSlow and freeSlow). th is what
+// t_thread.fast held, so the caller has established that the cache was usable.
 class FastPathMark {
  public:
-  MESH_FAST_PATH FastPathMark() {
-    t_thread.busy = 1;
+  MESH_FAST_PATH explicit FastPathMark(ThreadHeap* th) : th_(th) {
+    t_thread.fast = nullptr;
     std::atomic_signal_fence(std::memory_order_seq_cst);
   }
   MESH_FAST_PATH ~FastPathMark() {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    t_thread.busy = 0;
+    t_thread.fast = th_;
   }
+
+ private:
+  ThreadHeap* th_;
 };
 
 MESH_FAST_PATH void* allocate(size_t n) {
-  ThreadHeap* th = t_thread.heap;
-  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr && t_thread.busy == 0)) {
+  ThreadHeap* th = t_thread.fast;
+  if (MESH_LIKELY(n <= kMaxSmallSize && th != nullptr)) {
     // Mark first, then look at the cache: a handler running before the mark has finished
     // with the cache by the time we read it.
-    FastPathMark mark;
+    FastPathMark mark(th);
     void* p = th->tryAlloc(classForSize(n));
     if (MESH_LIKELY(p != nullptr)) return p;
   }
   return mallocSlow(n);
 }
 
-// Fast path free: an object of a span attached to this thread, or a small object of another
-// span, which goes on the thread's freed stack (ThreadHeap::pushFreed). Class and slot read here
-// can be stale only for a pointer that is not live; the batch checks them under the lock.
-// Anything unusual (stack full, interior pointer, large object, misuse) takes the slow path,
-// which reports misuse.
+// Fast path free: a small object goes on the thread's freed stack of its class
+// (ThreadHeap::tryPushFreed), whichever span it is in. Class and slot read here can be stale
+// only for a pointer that is not live; the batch checks them under the lock. Anything unusual
+// (stack full, interior pointer, large object, misuse) takes the slow path, which reports
+// misuse.
 MESH_FAST_PATH void deallocate(void* p) {
-  ThreadHeap* th = t_thread.heap;
+  ThreadHeap* th = t_thread.fast;
   const Arena& arena = runtime().heap.arena();
   size_t x = arena.offsetOf(p);
-  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes() && t_thread.busy == 0)) {
+  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes())) {
     bool done = false;
     {
-      FastPathMark mark;
+      FastPathMark mark(th);
       uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
       MiniHeap* mh = entryMiniHeap(entry);
       // Offset inside the span: offset in the page plus the page's index in the span.
       size_t offset = (x & (os::kPageSize - 1)) + (entryPageInSpan(entry) << os::kPageShift);
-      if (MESH_LIKELY(mh != nullptr)) {
-        if (MESH_LIKELY(mh->owner() == th)) {
-          done = th->tryFreeOwned(mh, offset, p);
-        } else {
-          int cls = mh->sizeClassIndex();
-          uint32_t slot;
-          done = cls < kNumClasses && mh->slotForOffset(offset, &slot) && th->tryPushFreed(cls, mh, slot, p);
-        }
+      uint32_t slot;
+      // (A large object has no slots.)
+      if (MESH_LIKELY(mh != nullptr) && MESH_LIKELY(mh->slotForOffset(offset, &slot))) {
+        done = th->tryPushFreed(mh->sizeClassIndex(), mh, slot, p);
       }
     }
     if (MESH_LIKELY(done)) return;

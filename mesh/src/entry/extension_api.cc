@@ -38,7 +38,7 @@ int mesh_get_option(const char* name, long* value) {
 }
 
 size_t mesh_compact(void) {
-  if (!ensureInitialized() || t_thread.busy != 0) return 0;
+  if (!ensureInitialized() || nestedCall()) return 0;
   if (runtime().options.get(Opt::period_ms) == 0) {  // MESH_PERIOD_MS=0: meshing is off
     releaseFreeMemoryForApi();
     return 0;

@@ -127,9 +127,12 @@ static void retireCounters(const ThreadHeap& th) {
 
 // --- fork ------------------------------------------------------------------------------------
 
+// Whether the fork's prepare handler ran in a signal handler that interrupted a fast path.
+static __thread bool t_forkInterrupted __attribute__((tls_model("initial-exec"))) = false;
+
 static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  t_thread.busy += 2;
+  t_forkInterrupted = enterLockedSection();
   rt.registryLock.lock();
   rt.heap.lockAll();
   // Only spans in the memfd (meshed ones) are shared with the child until it copies them.
@@ -156,7 +159,7 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
   }
   rt.heap.unlockAll();
   rt.registryLock.unlock();
-  t_thread.busy -= 2;
+  leaveLockedSection(t_forkInterrupted);
 }
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
@@ -191,7 +194,7 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   os::closeFd(rt.forkPipe[0]);
   os::closeFd(rt.forkPipe[1]);
   rt.forkPipe[0] = rt.forkPipe[1] = -1;
-  t_thread.busy -= 2;
+  leaveLockedSection(t_forkInterrupted);
 }
 
 // --- thread exit -----------------------------------------------------------------------------
@@ -202,7 +205,7 @@ static void onThreadExit(void* arg) {
   flushAllFreed(th);
   DepthGuard depth;
   th->detachAll();
-  t_thread.heap = nullptr;
+  setThreadHeap(nullptr);
   t_state = 2;
   LockGuard guard(rt.registryLock);
   if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
@@ -268,7 +271,7 @@ ThreadHeap* currentThreadHeapSlow() {
     if (rt.threads != nullptr) rt.threads->registryPrev = th;
     rt.threads = th;
     ++rt.liveThreadHeaps;
-    t_thread.heap = th;
+    setThreadHeap(th);
     t_state = 1;
   }
   // May allocate (second-level key storage); t_thread.heap is already set, so that works.

@@ -138,7 +138,7 @@ struct mallinfo2 mallinfoFromStats() {
 }
 
 size_t releaseFreeMemoryForApi() {
-  if (!ensureInitialized() || t_thread.busy != 0) return 0;
+  if (!ensureInitialized() || nestedCall()) return 0;
   if (t_thread.heap != nullptr) flushAllFreed(t_thread.heap);
   DepthGuard depth;
   return runtime().heap.releaseFreeMemory();

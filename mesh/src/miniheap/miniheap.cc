@@ -10,19 +10,19 @@ static_assert(sizeof(MiniHeap) <= 192, "keep span metadata within three cache li
 MiniHeap::MiniHeap(int cls, size_t page, char* start)
     : spanStart_(start),
       spanPage_(page),
+      divMagic_(sizeClass(cls).magic),
       pages_(sizeClass(cls).pages),
       objSize_(sizeClass(cls).size),
       objects_(sizeClass(cls).objects),
-      reciprocal_(sizeClass(cls).reciprocal),
       cls_(static_cast<uint8_t>(cls)) {}
 
 MiniHeap::MiniHeap(size_t page, size_t pages, char* start, bool zeroed)
     : spanStart_(start),
       spanPage_(page),
+      divMagic_(0),
       pages_(static_cast<uint32_t>(pages)),
       objSize_(0),
       objects_(1),
-      reciprocal_(0),
       cls_(kLargeClass),
       zeroed_(zeroed) {
   setLive(0);

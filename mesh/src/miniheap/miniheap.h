@@ -53,12 +53,14 @@ class alignas(64) MiniHeap {
   uint32_t objectCount() const { return objects_; }
   bool zeroed() const { return zeroed_; }
 
-  // Slot index for byte offset `off` from the span start; returns false when off is not the
-  // start of a slot (an interior or tail pointer).
+  // Slot index for byte offset `off` (< 2^32) from the span start; returns false when off is not
+  // the start of a slot (an interior or tail pointer), and always for a large object. One
+  // multiply (see SizeClass::magic).
   bool slotForOffset(size_t off, uint32_t* slot) const {
-    uint32_t idx = static_cast<uint32_t>((static_cast<uint64_t>(off) * reciprocal_) >> 32);
+    unsigned __int128 product = static_cast<unsigned __int128>(divMagic_) * off;
+    uint32_t idx = static_cast<uint32_t>(product >> 64);
     *slot = idx;
-    return static_cast<size_t>(idx) * objSize_ == off && idx < objects_;
+    return static_cast<uint64_t>(product) < divMagic_ && idx < objects_;
   }
 
   // --- bitmap: single-writer operations --------------------------------------------------
@@ -92,7 +94,11 @@ class alignas(64) MiniHeap {
     return (remote_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
   }
   // Whether slot is live and not freed remotely: what a free expects.
-  bool isLiveUnfreed(uint32_t slot) const { return isLive(slot) && !isRemoteFreed(slot); }
+  bool isLiveUnfreed(uint32_t slot) const {
+    uint64_t live = live_[slot >> 6].load(std::memory_order_relaxed);
+    uint64_t remote = remote_[slot >> 6].load(std::memory_order_relaxed);
+    return ((live & ~remote) >> (slot & 63)) & 1;
+  }
 
   // --- frees by a thread that is not the single writer ---------------------------------------
   // Records the free of `slot` (ptr for the error message). Aborts on a detected double free.
@@ -166,10 +172,10 @@ class alignas(64) MiniHeap {
 
   char* spanStart_;
   size_t spanPage_;
+  uint64_t divMagic_;  // SizeClass::magic; 0 for a large object (no offset is a slot)
   uint32_t pages_;
   uint32_t objSize_;
   uint32_t objects_;
-  uint32_t reciprocal_;
   uint8_t cls_;
   bool zeroed_ = false;
   std::atomic<bool> fileBacked_{false};

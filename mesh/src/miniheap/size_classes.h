@@ -22,7 +22,10 @@ struct SizeClass {
   uint32_t size;        // object size in bytes
   uint32_t objects;     // objects per span (<= 256)
   uint32_t pages;       // span length in pages (<= 16)
-  uint32_t reciprocal;  // ceil(2^32 / size): offset / size == (offset * reciprocal) >> 32
+  // floor((2^64 - 1) / size) + 1. For an offset below 2^32, one 64x64->128 multiply by it gives
+  // both offset / size (the high half) and whether size divides offset (the low half is below
+  // magic exactly then): Lemire, Kaser and Kurz, "Faster remainder by direct computation" (2019).
+  uint64_t magic;
 };
 
 namespace detail {
@@ -54,7 +57,7 @@ constexpr SizeClass makeClass(uint32_t size) {
       bestSpan = span;
     }
   }
-  best.reciprocal = static_cast<uint32_t>(((1ull << 32) + size - 1) / size);
+  best.magic = ~uint64_t{0} / size + 1;
   return best;
 }
 

@@ -7,9 +7,11 @@ namespace mesh {
 ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
     : global_(global), freedKey_(global->freedKey()), rng_(seed) {
   for (int cls = 0; cls < kNumClasses; ++cls) {
-    // Up to 64 KiB of stacked objects per class, at least 4 objects.
+    // Up to 64 KiB of stacked objects per class (and kMaxFreedPerClass), at least 4 objects.
     uint32_t cap = (uint32_t{64} << 10) / sizeClass(cls).size;
-    caches_[cls].freedCap = cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
+    cap = cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
+    caches_[cls].freedCapMax = cap;
+    caches_[cls].freedCap = cap < kMinFreedPerClass ? cap : kMinFreedPerClass;
   }
 }
 

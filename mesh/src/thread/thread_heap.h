@@ -1,9 +1,8 @@
-// ThreadHeap: the per-thread cache. For each size class it owns at most one attached span and
-// an array of that span's free slots in random order. malloc pops a slot, free of an object of
-// an attached span pushes it back: no locks, no atomic read-modify-write. Frees from other
-// threads arrive through the span's remote bitmap and are folded in when the array runs dry.
-// Frees by this thread of objects of other spans go to a per-class stack that malloc serves
-// first (see pushFreed).
+// ThreadHeap: the per-thread cache. For each size class it keeps a stack of objects this thread
+// freed (of any span, see pushFreed), which malloc serves first, and at most one attached span
+// with an array of that span's free slots in random order, which malloc serves next. No locks,
+// no atomic read-modify-write on either path. Frees from other threads arrive through the
+// attached span's remote bitmap and are folded in when the array runs dry.
 #pragma once
 
 #include <atomic>
@@ -19,7 +18,10 @@
 
 namespace mesh {
 
-inline constexpr uint32_t kMaxFreedPerClass = 64;
+// A class's freed stack holds between kMinFreedPerClass and kMaxFreedPerClass objects (and at
+// most 64 KiB; see ThreadHeap::overflowFlushCount for how it adapts).
+inline constexpr uint32_t kMaxFreedPerClass = 256;
+inline constexpr uint32_t kMinFreedPerClass = 64;
 // Freed large blocks a thread keeps for its next large allocations: at most this many, none
 // larger than kLargeCacheMaxBlock, at most kLargeCacheMaxBytes in all.
 inline constexpr uint32_t kLargeCacheEntries = 8;
@@ -49,9 +51,10 @@ class ThreadHeap {
     return p != nullptr ? p : allocSlow(cls);
   }
 
-  // Fast path: frees ptr, an object of mh, a span attached to this heap, at byte offset
-  // `offset` inside its span. Aborts on an invalid or double free.
-  MESH_FAST_PATH void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
+  // Frees ptr, an object of mh, a span attached to this heap, at byte offset `offset` inside its
+  // span, back into the free-slot array (when the class's stack is full). Aborts on an invalid
+  // or double free.
+  void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
     uint32_t slot;
     if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot))) fatalPointer("invalid free of", ptr);
     if (MESH_UNLIKELY(!mh->isLiveUnfreed(slot) || keyWord(ptr) == keyFor(ptr))) reportStackedFree(ptr);
@@ -59,83 +62,136 @@ class ThreadHeap {
     pushSlot(mh->sizeClassIndex(), slot, ptr);
   }
 
-  // freeOwned for the fast path: false, changing nothing, when the free is not a plain valid
-  // one (the slow path then reports it). No calls, so the caller stays a leaf. The live word is
-  // read once and written back with the slot's bit cleared.
-  MESH_FAST_PATH bool tryFreeOwned(MiniHeap* mh, size_t offset, void* ptr) {
-    uint32_t slot;
-    if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot))) return false;
-    uint64_t live = mh->liveWord(static_cast<int>(slot >> 6));
-    if (MESH_UNLIKELY(((live >> (slot & 63)) & 1) == 0 || mh->isRemoteFreed(slot) || keyWord(ptr) == keyFor(ptr))) {
-      return false;
-    }
-    mh->setLiveWord(static_cast<int>(slot >> 6), live & ~(uint64_t{1} << (slot & 63)));
-    pushSlot(mh->sizeClassIndex(), slot, ptr);
-    return true;
-  }
   // pushFreed for the fast path: false also for a suspected double free (the slow path reports).
   // mh and slot are ptr's miniheap and slot as the caller read them without a lock: a slot
   // already free there means a double free (a racing reader can only miss one, never invent
   // one: the object was allocated before the caller got it).
   MESH_FAST_PATH bool tryPushFreed(int cls, const MiniHeap* mh, uint32_t slot, void* ptr) {
     ClassCache& c = caches_[cls];
-    if (MESH_UNLIKELY(keyWord(ptr) == keyFor(ptr) || c.freed.load(std::memory_order_relaxed) == c.freedCap ||
-                      !mh->isLiveUnfreed(slot))) {
-      return false;
-    }
-    stack(cls, ptr);
+    uint64_t key = keyFor(ptr);
+    uint32_t n = c.freed.load(std::memory_order_relaxed);
+    if (MESH_UNLIKELY(keyWord(ptr) == key || n >= c.freedCap || !mh->isLiveUnfreed(slot))) return false;
+    keyWord(ptr) = key;
+    freedPtrs_[cls][n] = ptr;
+    c.freed.store(n + 1, std::memory_order_relaxed);
+    bump(c.frees, 1);
     return true;
   }
 
   // Counts a free of a class-cls object this heap does not own (a remote free).
   void countRemoteFree(int cls) { bump(caches_[cls].remoteFrees, 1); }
 
-  // --- freed objects of other spans ------------------------------------------------------
-  // Frees by this thread of objects whose span it does not hold go to a small per-class stack
-  // (LIFO, like a tcache) that malloc serves first. The spans still count those objects as
-  // live; when a stack overflows, its older half is handed back to the spans in one locked
-  // batch (GlobalHeap::freeBatch). Each stacked object carries a key (word 1, address-salted)
-  // so that a second free of it, by any thread, is seen: the same block is never handed out
-  // twice. The key is cleared whenever the object leaves a stack.
+  // --- freed objects -----------------------------------------------------------------------
+  // Every small free by this thread goes to a per-class stack (LIFO, like a tcache) that malloc
+  // serves first, whichever span the object is in: one path for every free, no bitmap write on
+  // either side, and no branch that depends on where an object came from. The spans still
+  // count stacked objects as live. When a stack is full, a free of an object of the attached
+  // span goes back to the free-slot array (freeOwned); any other object makes the stack's older
+  // half go back to the spans in one locked batch (GlobalHeap::freeBatch). Each stacked object
+  // carries a key (word 1, address-salted) so that a second free of it, by any thread, is seen:
+  // the same block is never handed out twice. The key is cleared whenever the object leaves a
+  // stack.
 
   // Stacks ptr, a freed object of class cls (as read from its miniheap without a lock; the batch
   // checks it). False when the stack is full: flushFreed first. Aborts on a detected double free.
   MESH_FAST_PATH bool pushFreed(int cls, void* ptr) {
     ClassCache& c = caches_[cls];
     if (MESH_UNLIKELY(keyWord(ptr) == keyFor(ptr))) reportStackedFree(ptr);
-    if (MESH_UNLIKELY(c.freed.load(std::memory_order_relaxed) == c.freedCap)) return false;
+    if (MESH_UNLIKELY(c.freed.load(std::memory_order_relaxed) >= c.freedCap)) return false;
     stack(cls, ptr);
     return true;
   }
-  // Hands the older half of class cls's stack (all of it with all=true) back to the spans.
-  // Pointers the batch rejects (misuse to report) are passed to onRejected after the class lock
-  // was released. Returns the number of objects handed back.
+  // Hands the n oldest objects of class cls's stack (at most all of them) back: those of the
+  // attached span to its free-slot array (no lock), the others to their spans in one locked
+  // batch. Pointers the batch rejects (misuse to report) are passed to onRejected after the
+  // class lock was released. Returns the number of objects handed back.
   template <typename F>
-  uint32_t flushFreed(int cls, bool all, F&& onRejected) {
+  uint32_t flushFreed(int cls, uint32_t n, F&& onRejected) {
     ClassCache& c = caches_[cls];
     uint32_t have = c.freed.load(std::memory_order_relaxed);
-    uint32_t n = all ? have : (have + 1) / 2;
+    if (n > have) n = have;
     if (n == 0) return 0;
+    // The attached span is never meshed while attached, so its objects lie in its own range
+    // (one it was meshed with before, reached through another range, takes the batch).
+    MiniHeap* own = c.mh;
+    uintptr_t ownStart = own != nullptr ? reinterpret_cast<uintptr_t>(own->spanStart()) : 0;
+    size_t ownBytes = own != nullptr ? size_t{own->pages()} * kClassPage : 0;
+    uint32_t count = c.count.load(std::memory_order_relaxed);
     void* batch[kMaxFreedPerClass];
+    uint32_t batched = 0;
     for (uint32_t i = 0; i < n; ++i) {
-      batch[i] = freedPtrs_[cls][i];
-      keyWord(batch[i]) = 0;
+      void* p = freedPtrs_[cls][i];
+      keyWord(p) = 0;
+      size_t off = reinterpret_cast<uintptr_t>(p) - ownStart;
+      uint32_t slot;
+      if (off < ownBytes && own->slotForOffset(off, &slot) && own->isLiveUnfreed(slot)) {
+        own->clearLive(slot);
+        slots_[cls][count] = static_cast<uint8_t>(slot);
+        slotPtrs_[cls][count++] = p;
+      } else {
+        batch[batched++] = p;
+      }
     }
+    c.count.store(count, std::memory_order_relaxed);
     for (uint32_t i = n; i < have; ++i) freedPtrs_[cls][i - n] = freedPtrs_[cls][i];
     c.freed.store(have - n, std::memory_order_relaxed);
-    bump(c.supplied, -static_cast<int64_t>(n));
-    uint32_t rejected = global_->freeBatch(cls, batch, n);
+    c.lowWater = c.markAtFlush = have - n;  // a new interval starts (see overflowFlushCount)
+    bump(c.supplied, -static_cast<int64_t>(batched));
+    uint32_t rejected = batched != 0 ? global_->freeBatch(cls, batch, batched) : 0;
     for (uint32_t i = 0; i < rejected; ++i) onRejected(batch[i]);
     return n;
   }
   uint32_t freedCount(int cls) const { return caches_[cls].freed.load(std::memory_order_relaxed); }
   uint32_t freedCapacity(int cls) const { return caches_[cls].freedCap; }
+  // The stack of class cls is full and a free is waiting: how many of its oldest objects to hand
+  // back (0: the capacity grew instead). A stack is as deep as the program's frees run ahead of
+  // its allocations of the class. If malloc took objects from below what the last flush left,
+  // the stack is in use as a cache and too small: its capacity doubles (up to freedCapMax). If
+  // it did not (a class being freed, not allocated: a cache emptying, a structure torn down),
+  // the stack only delays the objects' return while they keep their spans alive: its capacity
+  // halves (down to kMinFreedPerClass) and half of that is kept.
+  uint32_t overflowFlushCount(int cls) {
+    ClassCache& c = caches_[cls];
+    uint32_t have = c.freed.load(std::memory_order_relaxed);
+    bool used = c.lowWater < c.markAtFlush;
+    if (used && c.freedCap < c.freedCapMax) {
+      c.freedCap = c.freedCap * 2 > c.freedCapMax ? c.freedCapMax : c.freedCap * 2;
+      c.lowWater = c.markAtFlush = have;
+      return 0;
+    }
+    if (!used && c.freedCap > kMinFreedPerClass) {
+      c.freedCap = c.freedCap / 2 < kMinFreedPerClass ? kMinFreedPerClass : c.freedCap / 2;
+    }
+    uint32_t keep = c.freedCap / 2;
+    return have > keep ? have - keep : 0;
+  }
+  // Objects that sit unused at the bottom of a stack keep their spans from being reused,
+  // released or meshed (they count as live). Every so often (see collectIdleFreed in
+  // entry/allocate.cc) one class is visited: the objects that stayed below the stack's
+  // low-water mark since the last visit (or flush) were not needed, and three quarters of them
+  // go back (flushFreed, which starts a new interval). Returns how many.
+  uint32_t idleFreed(int cls) {
+    ClassCache& c = caches_[cls];
+    uint32_t idle = c.lowWater - c.lowWater / 4;
+    c.lowWater = c.markAtFlush = c.freed.load(std::memory_order_relaxed);
+    return idle;
+  }
+  // Counts a slow-path event (a refill or a full stack); true every kIdleVisitPeriod-th, when
+  // it is time to visit the next class (returned in *cls).
+  bool idleVisitDue(int* cls) {
+    if (++slowEvents_ % kIdleVisitPeriod != 0) return false;
+    *cls = nextIdleVisit_;
+    nextIdleVisit_ = nextIdleVisit_ + 1 == kNumClasses ? 0 : nextIdleVisit_ + 1;
+    return true;
+  }
+  static constexpr uint32_t kIdleVisitPeriod = 4;
   // Forgets the stacks (a fork child cleaning up another thread's heap, whose stacks may have
   // been mid-update at the fork: those objects stay allocated).
   void dropFreed() {
     for (ClassCache& c : caches_) {
       bump(c.supplied, -static_cast<int64_t>(c.freed.load(std::memory_order_relaxed)));
       c.freed.store(0, std::memory_order_relaxed);
+      c.lowWater = c.markAtFlush = 0;
     }
   }
 
@@ -178,7 +234,10 @@ class ThreadHeap {
     MiniHeap* mh = nullptr;
     std::atomic<uint32_t> count{0};  // free slots in slots_[cls][0, count)
     std::atomic<uint32_t> freed{0};  // stacked objects of other spans in freedPtrs_[cls][0, freed)
-    uint32_t freedCap = 0;           // stack capacity of this class
+    uint32_t freedCap = 0;           // stack capacity of this class now
+    uint32_t lowWater = 0;           // lowest stack depth since the last flush or idle visit
+    uint32_t markAtFlush = 0;        // the depth that flush or visit left
+    uint32_t freedCapMax = 0;        // the most freedCap may grow to
     std::atomic<int64_t> supplied{0};     // slots given to the cache by refills, minus those
                                           // taken back unused (detach, flush, drop)
     std::atomic<uint64_t> frees{0};        // frees by this thread on the fast paths
@@ -210,6 +269,7 @@ class ThreadHeap {
   MESH_FAST_PATH void* popFreedAt(int cls, ClassCache& c, uint32_t freed) {
     uint32_t n = freed - 1;
     c.freed.store(n, std::memory_order_relaxed);
+    if (n < c.lowWater) c.lowWater = n;
     void* p = freedPtrs_[cls][n];
     if (p == nullptr) __builtin_unreachable();
     keyWord(p) = 0;
@@ -251,6 +311,8 @@ class ThreadHeap {
  private:
   GlobalHeap* global_;
   uint64_t freedKey_;
+  uint32_t slowEvents_ = 0;
+  int nextIdleVisit_ = 0;
   Rng rng_;
   // The attached span's free slots, as slot numbers (for the bitmap) and as addresses: malloc
   // returns an address it loads instead of one computed from the slot, so the chain from one

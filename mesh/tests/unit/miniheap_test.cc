@@ -24,6 +24,13 @@ TEST(MiniHeap, SlotForOffsetAcceptsOnlySlotStarts) {
   }
 }
 
+// The free fast path relies on this to send large objects to the slow path.
+TEST(MiniHeap, LargeObjectHasNoSlots) {
+  MiniHeap mh(size_t{0}, size_t{4}, g_span, false);
+  uint32_t slot;
+  for (size_t off : {size_t{0}, size_t{16}, size_t{4096}}) EXPECT_FALSE(mh.slotForOffset(off, &slot)) << off;
+}
+
 TEST(MiniHeap, LiveBitsCount) {
   MiniHeap mh(0, 0, g_span);  // 16-byte class: 256 objects
   EXPECT_EQ(mh.objectCount(), 256u);

@@ -31,11 +31,15 @@ TEST(SizeClasses, SpansRespectBitmapAndPageLimits) {
   }
 }
 
-TEST(SizeClasses, ReciprocalDividesEveryOffsetExactly) {
+// The magic multiply gives the quotient and the divisibility of every offset in a span (and
+// well beyond: every offset a page-map entry can express).
+TEST(SizeClasses, MagicDividesEveryOffsetExactly) {
   for (int c = 0; c < kNumClasses; ++c) {
     const SizeClass& sc = sizeClass(c);
-    for (uint64_t off = 0; off < uint64_t{sc.pages} * kClassPage; ++off) {
-      ASSERT_EQ((off * sc.reciprocal) >> 32, off / sc.size) << "size " << sc.size << " off " << off;
+    for (uint64_t off = 0; off < 64 * kClassPage; ++off) {
+      unsigned __int128 product = static_cast<unsigned __int128>(sc.magic) * off;
+      ASSERT_EQ(static_cast<uint64_t>(product >> 64), off / sc.size) << "size " << sc.size << " off " << off;
+      ASSERT_EQ(static_cast<uint64_t>(product) < sc.magic, off % sc.size == 0) << "size " << sc.size << " off " << off;
     }
   }
 }

@@ -146,5 +146,76 @@ TEST_F(FreshHeap, ThreadHeapDeathOnDoubleAndInvalidFree) {
   EXPECT_DEATH(th.freeOwned(mh, p - heap->spanStartFor(p, e), p), "mesh: double free of 0x");
 }
 
+// A stack's objects that stayed below its low-water mark between two visits were not needed:
+// each visit returns three quarters of them, oldest first, and objects malloc took in between
+// lower the mark.
+TEST_F(FreshHeap, IdleVisitsReturnTheUnusedBottomOfAStack) {
+  ThreadHeap th(heap.get(), 21);
+  const int cls = 2;  // 48 bytes
+  ASSERT_EQ(th.freedCapacity(cls), kMinFreedPerClass);
+  std::vector<void*> objs;
+  for (int i = 0; i < 60; ++i) objs.push_back(th.alloc(cls));
+  for (void* p : objs) ASSERT_TRUE(th.pushFreed(cls, p));
+  auto flushed = [&](uint32_t n) {
+    std::vector<void*> rejected;
+    uint32_t done = th.flushFreed(cls, n, [&](void* p) { rejected.push_back(p); });
+    EXPECT_TRUE(rejected.empty());
+    return done;
+  };
+  // The first visit only starts the interval: the stack was just filled.
+  EXPECT_EQ(th.idleFreed(cls), 0u);
+  // Untouched since: 45 of the 60 go back, the oldest first.
+  uint32_t idle = th.idleFreed(cls);
+  EXPECT_EQ(idle, 45u);
+  EXPECT_EQ(flushed(idle), 45u);
+  EXPECT_EQ(th.freedCount(cls), 15u);
+  EXPECT_EQ(th.alloc(cls), objs[59]) << "the newest object left the stack";
+  // malloc went one below the 15 left: the mark is 14, so 11 go back.
+  ASSERT_TRUE(th.pushFreed(cls, objs[59]));
+  idle = th.idleFreed(cls);
+  EXPECT_EQ(idle, 11u);
+  EXPECT_EQ(flushed(idle), 11u);
+  EXPECT_EQ(th.freedCount(cls), 4u);
+  // A class in use keeps what it uses: drained to empty between visits, nothing goes back.
+  std::vector<void*> taken;
+  for (int i = 0; i < 4; ++i) taken.push_back(th.alloc(cls));
+  EXPECT_EQ(th.freedCount(cls), 0u);
+  for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
+  EXPECT_EQ(th.idleFreed(cls), 0u);
+}
+
+// A full stack grows when malloc used it since the last flush, and shrinks (keeping half) when
+// the class is only being freed.
+TEST_F(FreshHeap, FullStackGrowsWhenUsedAndShrinksWhenOnlyFreed) {
+  ThreadHeap th(heap.get(), 22);
+  const int cls = 2;  // 48 bytes: between 64 and 256 objects
+  std::vector<void*> objs;
+  for (int i = 0; i < 300; ++i) objs.push_back(th.alloc(cls));
+  auto flush = [&](uint32_t n) { th.flushFreed(cls, n, [](void*) { FAIL() << "rejected"; }); };
+  size_t next = 0;
+  auto pushUntilFull = [&] {
+    while (th.pushFreed(cls, objs[next])) ++next;
+  };
+  pushUntilFull();
+  EXPECT_EQ(th.freedCount(cls), 64u);
+  // Only frees so far: the capacity stays at its floor and half of it is kept.
+  EXPECT_EQ(th.overflowFlushCount(cls), 32u);
+  EXPECT_EQ(th.freedCapacity(cls), 64u);
+  flush(32);
+  // malloc takes everything left, the program frees again: the stack was a cache, too small.
+  std::vector<void*> taken;
+  for (int i = 0; i < 32; ++i) taken.push_back(th.alloc(cls));
+  for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
+  pushUntilFull();
+  EXPECT_EQ(th.overflowFlushCount(cls), 0u);
+  EXPECT_EQ(th.freedCapacity(cls), 128u);
+  pushUntilFull();
+  EXPECT_EQ(th.freedCount(cls), 128u);
+  // Frees only since it grew: back to 64, of which 32 are kept.
+  EXPECT_EQ(th.overflowFlushCount(cls), 96u);
+  EXPECT_EQ(th.freedCapacity(cls), 64u);
+  flush(96);
+  EXPECT_EQ(th.freedCount(cls), 32u);
+}
 }  // namespace
 }  // namespace mesh
