@@ -87,7 +87,7 @@ MESH_FAST_PATH void deallocate(void* p) {
       uint32_t slot;
       // (A large object has no slots.)
       if (MESH_LIKELY(mh != nullptr) && MESH_LIKELY(mh->slotForOffset(offset, &slot))) {
-        done = th->tryPushFreed(mh->sizeClassIndex(), mh, slot, p);
+        done = th->tryPushFreed(static_cast<size_t>(mh->sizeClassIndex()), mh, slot, p);
       }
     }
     if (MESH_LIKELY(done)) return;

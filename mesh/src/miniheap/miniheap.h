@@ -95,8 +95,9 @@ class alignas(64) MiniHeap {
   }
   // Whether slot is live and not freed remotely: what a free expects.
   bool isLiveUnfreed(uint32_t slot) const {
-    uint64_t live = live_[slot >> 6].load(std::memory_order_relaxed);
-    uint64_t remote = remote_[slot >> 6].load(std::memory_order_relaxed);
+    size_t w = slot >> 6;
+    uint64_t live = live_[w].load(std::memory_order_relaxed);
+    uint64_t remote = remote_[w].load(std::memory_order_relaxed);
     return ((live & ~remote) >> (slot & 63)) & 1;
   }
 

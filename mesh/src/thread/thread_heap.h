@@ -66,11 +66,12 @@ class ThreadHeap {
   // mh and slot are ptr's miniheap and slot as the caller read them without a lock: a slot
   // already free there means a double free (a racing reader can only miss one, never invent
   // one: the object was allocated before the caller got it).
-  MESH_FAST_PATH bool tryPushFreed(int cls, const MiniHeap* mh, uint32_t slot, void* ptr) {
+  MESH_FAST_PATH bool tryPushFreed(size_t cls, const MiniHeap* mh, uint32_t slot, void* ptr) {
+    if (MESH_UNLIKELY(!mh->isLiveUnfreed(slot))) return false;
     ClassCache& c = caches_[cls];
     uint64_t key = keyFor(ptr);
     uint32_t n = c.freed.load(std::memory_order_relaxed);
-    if (MESH_UNLIKELY(keyWord(ptr) == key || n >= c.freedCap || !mh->isLiveUnfreed(slot))) return false;
+    if (MESH_UNLIKELY(keyWord(ptr) == key || n >= c.freedCap)) return false;
     keyWord(ptr) = key;
     freedPtrs_[cls][n] = ptr;
     c.freed.store(n + 1, std::memory_order_relaxed);
