@@ -210,7 +210,15 @@ uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
   uint32_t rejected = 0;
   LockGuard guard(c.lock);
   // Under the class lock nothing of this class moves: no mesh, attach, detach or release runs,
-  // so page-map entries and owners are stable and no pin is needed.
+  // so page-map entries and owners are stable and no pin is needed. Each span touched is
+  // relisted once, after its last object (relisting counts its live bits): a batch usually
+  // holds a few objects each of a few spans.
+  MiniHeap* touched[16];
+  uint32_t nTouched = 0;
+  auto relistTouched = [&] {
+    for (uint32_t k = 0; k < nTouched; ++k) relistLocked(touched[k]);
+    nTouched = 0;
+  };
   for (uint32_t i = 0; i < n; ++i) {
     void* p = ptrs[i];
     uintptr_t entry = entryFor(p);
@@ -228,8 +236,14 @@ uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
     }
     if (!mh->isLive(slot)) fatalPointer("double free of", p);
     mh->clearLive(slot);
-    relistLocked(mh);
+    uint32_t k = 0;
+    while (k < nTouched && touched[k] != mh) ++k;
+    if (k == nTouched) {
+      if (nTouched == 16) relistTouched();
+      touched[nTouched++] = mh;
+    }
   }
+  relistTouched();
   return rejected;
 }
 

@@ -7,8 +7,8 @@ namespace mesh {
 ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
     : global_(global), freedKey_(global->freedKey()), rng_(seed) {
   for (int cls = 0; cls < kNumClasses; ++cls) {
-    // Up to 64 KiB of stacked objects per class (and kMaxFreedPerClass), at least 4 objects.
-    uint32_t cap = (uint32_t{64} << 10) / sizeClass(cls).size;
+    // Up to 256 KiB of stacked objects per class (and kMaxFreedPerClass), at least 4 objects.
+    uint32_t cap = (uint32_t{256} << 10) / sizeClass(cls).size;
     cap = cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
     caches_[cls].freedCapMax = cap;
     caches_[cls].freedCap = cap < kMinFreedPerClass ? cap : kMinFreedPerClass;

@@ -19,14 +19,14 @@
 namespace mesh {
 
 // A class's freed stack holds between kMinFreedPerClass and kMaxFreedPerClass objects (and at
-// most 64 KiB; see ThreadHeap::overflowFlushCount for how it adapts).
+// most 256 KiB; see ThreadHeap::overflowFlushCount for how it adapts).
 inline constexpr uint32_t kMaxFreedPerClass = 256;
 inline constexpr uint32_t kMinFreedPerClass = 64;
 // Freed large blocks a thread keeps for its next large allocations: at most this many, none
 // larger than kLargeCacheMaxBlock, at most kLargeCacheMaxBytes in all.
 inline constexpr uint32_t kLargeCacheEntries = 8;
-inline constexpr size_t kLargeCacheMaxBlock = size_t{1} << 20;
-inline constexpr size_t kLargeCacheMaxBytes = size_t{2} << 20;
+inline constexpr size_t kLargeCacheMaxBlock = size_t{256} << 10;
+inline constexpr size_t kLargeCacheMaxBytes = size_t{1} << 20;
 
 class ThreadHeap {
  public:
@@ -146,21 +146,22 @@ class ThreadHeap {
   uint32_t freedCapacity(int cls) const { return caches_[cls].freedCap; }
   // The stack of class cls is full and a free is waiting: how many of its oldest objects to hand
   // back (0: the capacity grew instead). A stack is as deep as the program's frees run ahead of
-  // its allocations of the class. If malloc took objects from below what the last flush left,
-  // the stack is in use as a cache and too small: its capacity doubles (up to freedCapMax). If
-  // it did not (a class being freed, not allocated: a cache emptying, a structure torn down),
-  // the stack only delays the objects' return while they keep their spans alive: its capacity
-  // halves (down to kMinFreedPerClass) and half of that is kept.
+  // its allocations of the class. If malloc emptied it since the last flush, it was in use as a
+  // cache and too small (frees and allocations come in runs longer than it): its capacity
+  // doubles (up to freedCapMax). If malloc took nothing from below what the last flush left (a
+  // class being freed, not allocated: a cache emptying, a structure torn down), the stack only
+  // delays the objects' return while they keep their spans alive: its capacity halves (down to
+  // kMinFreedPerClass). Otherwise (frees and allocations interleaved, the depth wandering) the
+  // capacity stays. Half the capacity is kept.
   uint32_t overflowFlushCount(int cls) {
     ClassCache& c = caches_[cls];
     uint32_t have = c.freed.load(std::memory_order_relaxed);
-    bool used = c.lowWater < c.markAtFlush;
-    if (used && c.freedCap < c.freedCapMax) {
+    if (c.lowWater == 0 && c.markAtFlush > 0 && c.freedCap < c.freedCapMax) {
       c.freedCap = c.freedCap * 2 > c.freedCapMax ? c.freedCapMax : c.freedCap * 2;
       c.lowWater = c.markAtFlush = have;
       return 0;
     }
-    if (!used && c.freedCap > kMinFreedPerClass) {
+    if (c.lowWater >= c.markAtFlush && c.freedCap > kMinFreedPerClass) {
       c.freedCap = c.freedCap / 2 < kMinFreedPerClass ? kMinFreedPerClass : c.freedCap / 2;
     }
     uint32_t keep = c.freedCap / 2;

@@ -360,7 +360,7 @@ TEST_F(MeshExt, ReleaseFreeMemoryReturnsPages) {
 
 // ---- freed large blocks kept by the thread ----------------------------------------------
 
-// A freed large block (up to 1 MiB) is kept by its thread and handed out by the next large
+// A freed large block (up to 256 KiB) is kept by its thread and handed out by the next large
 // allocation of about its size; the statistics count it freed while it is kept.
 TEST_F(MeshExt, FreedLargeBlockIsReusedAndCountedFree) {
   m_->release_free_memory();  // starts with nothing kept
@@ -386,25 +386,25 @@ TEST_F(MeshExt, FreedLargeBlockIsReusedAndCountedFree) {
   free(c);
 }
 
-// At most 2 MiB of freed blocks are kept per thread, none above 1 MiB; trimming returns them.
+// At most 1 MiB of freed blocks are kept per thread, none above 256 KiB; trimming returns them.
 TEST_F(MeshExt, KeptLargeBlocksAreBoundedAndTrimmed) {
   m_->release_free_memory();
   std::vector<void*> blocks;
   for (int i = 0; i < 8; ++i) {
-    blocks.push_back(malloc(Opaque(kMiB)));
+    blocks.push_back(malloc(Opaque(256 * 1024)));
     ASSERT_NE(blocks.back(), nullptr);
   }
-  void* huge = malloc(Opaque(2 * kMiB));
-  ASSERT_NE(huge, nullptr);
+  void* big = malloc(Opaque(512 * 1024));
+  ASSERT_NE(big, nullptr);
   mesh_stats s0 = Stats();
   for (void* p : blocks) free(p);
-  free(huge);
+  free(big);
   mesh_stats s1 = Stats();
-  EXPECT_LE(s1.arena_bytes + 8 * kMiB, s0.arena_bytes)
-      << "more than 2 MiB of freed large blocks still held by the thread";
+  EXPECT_LE(s1.arena_bytes + 1536 * 1024, s0.arena_bytes)
+      << "more than 1 MiB of freed large blocks still held by the thread";
   m_->release_free_memory();
   mesh_stats s2 = Stats();
-  EXPECT_LE(s2.arena_bytes + 10 * kMiB, s0.arena_bytes) << "trim left freed large blocks kept";
+  EXPECT_LE(s2.arena_bytes + 2560 * 1024, s0.arena_bytes) << "trim left freed large blocks kept";
 }
 
 // A thread's kept blocks go back to the arena when it exits.
@@ -413,15 +413,15 @@ TEST_F(MeshExt, ExitingThreadGivesKeptLargeBlocksBack) {
   mesh_stats s0 = Stats();
   std::thread([] {
     for (int i = 0; i < 2; ++i) {
-      void* p = malloc(Opaque(kMiB));
-      memset(p, 3, kMiB);
-      void* q = malloc(Opaque(512 * 1024));
+      void* p = malloc(Opaque(256 * 1024));
+      memset(p, 3, 256 * 1024);
+      void* q = malloc(Opaque(128 * 1024));
       free(p);
       free(q);
     }
   }).join();
   mesh_stats s1 = Stats();
-  EXPECT_LE(s1.arena_bytes, s0.arena_bytes + kMiB / 2) << "an exited thread still holds large blocks";
+  EXPECT_LE(s1.arena_bytes, s0.arena_bytes + 128 * 1024) << "an exited thread still holds large blocks";
   EXPECT_EQ(s1.large_bytes, s0.large_bytes);
   EXPECT_EQ(s1.large_allocs, s0.large_allocs + 4);
   EXPECT_LE(s1.bytes_in_use, s0.bytes_in_use + 256 * 1024) << "the thread's large blocks still count in use";

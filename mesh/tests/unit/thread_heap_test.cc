@@ -184,8 +184,8 @@ TEST_F(FreshHeap, IdleVisitsReturnTheUnusedBottomOfAStack) {
   EXPECT_EQ(th.idleFreed(cls), 0u);
 }
 
-// A full stack grows when malloc used it since the last flush, and shrinks (keeping half) when
-// the class is only being freed.
+// A full stack grows when malloc emptied it since the last flush, shrinks (keeping half) when
+// the class is only being freed, and otherwise keeps its capacity.
 TEST_F(FreshHeap, FullStackGrowsWhenUsedAndShrinksWhenOnlyFreed) {
   ThreadHeap th(heap.get(), 22);
   const int cls = 2;  // 48 bytes: between 64 and 256 objects
@@ -202,7 +202,7 @@ TEST_F(FreshHeap, FullStackGrowsWhenUsedAndShrinksWhenOnlyFreed) {
   EXPECT_EQ(th.overflowFlushCount(cls), 32u);
   EXPECT_EQ(th.freedCapacity(cls), 64u);
   flush(32);
-  // malloc takes everything left, the program frees again: the stack was a cache, too small.
+  // malloc empties the stack, the program frees again: the stack was a cache, too small.
   std::vector<void*> taken;
   for (int i = 0; i < 32; ++i) taken.push_back(th.alloc(cls));
   for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
@@ -216,6 +216,13 @@ TEST_F(FreshHeap, FullStackGrowsWhenUsedAndShrinksWhenOnlyFreed) {
   EXPECT_EQ(th.freedCapacity(cls), 64u);
   flush(96);
   EXPECT_EQ(th.freedCount(cls), 32u);
+  // Frees and allocations interleaved, the stack never emptied: the capacity stays.
+  taken.clear();
+  for (int i = 0; i < 10; ++i) taken.push_back(th.alloc(cls));
+  for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
+  pushUntilFull();
+  EXPECT_EQ(th.overflowFlushCount(cls), 32u);
+  EXPECT_EQ(th.freedCapacity(cls), 64u);
 }
 }  // namespace
 }  // namespace mesh
