@@ -154,6 +154,15 @@ void flushAllFreed(ThreadHeap* th) {
 void freeSlow(void* p) {
   if (p == nullptr) return;
   ThreadHeap* th = t_thread.fast;  // the cache is usable
+  if (th == nullptr && t_thread.heap == nullptr && !nestedCall() && runtime().heap.arena().contains(p)) {
+    // A thread that frees before it ever allocates (a consumer of objects other threads made)
+    // gets its heap now, so that its frees are batched like everyone else's.
+    {
+      DepthGuard depth;
+      currentThreadHeapSlow();
+    }
+    th = t_thread.fast;
+  }
   if (th != nullptr) {
     // The fast path found the freed-object stack of p's class full, or p is a large block (kept
     // for reuse if small enough), or misuse to report, or not ours (freeNow handles those).

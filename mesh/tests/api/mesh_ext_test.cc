@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -425,6 +426,27 @@ TEST_F(MeshExt, ExitingThreadGivesKeptLargeBlocksBack) {
   EXPECT_EQ(s1.large_bytes, s0.large_bytes);
   EXPECT_EQ(s1.large_allocs, s0.large_allocs + 4);
   EXPECT_LE(s1.bytes_in_use, s0.bytes_in_use + 256 * 1024) << "the thread's large blocks still count in use";
+}
+
+// A thread whose first call is a free (a consumer of objects other threads allocate) gets a heap
+// on that free, so its frees go through its freed stacks like any other thread's.
+TEST_F(MeshExt, ThreadThatOnlyFreesGetsAHeap) {
+  std::vector<void*> objs;
+  for (int i = 0; i < 2000; ++i) objs.push_back(malloc(Opaque(64)));
+  mesh_stats s0 = Stats();
+  std::atomic<int> state{0};
+  std::thread consumer([&] {
+    for (void* p : objs) free(p);
+    state.store(1);
+    while (state.load() != 2) std::this_thread::yield();
+  });
+  while (state.load() != 1) std::this_thread::yield();
+  mesh_stats s1 = Stats();
+  state.store(2);
+  consumer.join();
+  EXPECT_EQ(s1.thread_heaps, s0.thread_heaps + 1) << "the freeing thread has no heap";
+  EXPECT_GE(s1.frees, s0.frees + 2000);
+  EXPECT_LE(s1.bytes_in_use + 2000 * 64, s0.bytes_in_use + 4096);  // (pthread key storage)
 }
 
 }  // namespace
