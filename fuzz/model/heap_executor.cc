@@ -33,23 +33,55 @@ FreshHeapExecutor::~FreshHeapExecutor() {
 
 ThreadHeap& FreshHeapExecutor::current() { return thread_.isCurrent() ? *other_ : *main_; }
 
+void FreshHeapExecutor::flushFreed(ThreadHeap& th, int cls, uint32_t n) {
+  th.flushFreed(cls, n, [this](void* rejected) { releaseNow(rejected); });
+}
+
+// As the entry layer's collectIdleFreed: on slow-path events, now and then one class's stack
+// returns what it did not need.
+void FreshHeapExecutor::collectIdleFreed(ThreadHeap& th) {
+  int cls;
+  if (th.idleVisitDue(&cls)) flushFreed(th, cls, th.idleFreed(cls));
+}
+
+void FreshHeapExecutor::flushAll(ThreadHeap& th) {
+  for (int cls = 0; cls < kNumClasses; ++cls) flushFreed(th, cls, kMaxFreedPerClass);
+  th.flushLarge();
+}
+
 void FreshHeapExecutor::detachAllThreads() {
+  flushAll(*main_);
   main_->detachAll();
   if (thread_.running()) {
     thread_.run([this] {
-      if (other_ != nullptr) other_->detachAll();
+      if (other_ == nullptr) return;
+      flushAll(*other_);
+      other_->detachAll();
     });
   }
+}
+
+// As allocateSlow: the cache first, then (a slow event) an idle visit and a refill.
+void* FreshHeapExecutor::allocateSmall(int cls) {
+  ThreadHeap& th = current();
+  void* p = th.tryAlloc(cls);
+  if (p != nullptr) return p;
+  collectIdleFreed(th);
+  return th.alloc(cls);
 }
 
 void* FreshHeapExecutor::allocateLarge(size_t n, size_t align, bool* zeroed) {
   *zeroed = false;
   size_t alignPages = align > os::kPageSize ? align / os::kPageSize : 1;
+  if (alignPages == 1 && n <= kLargeCacheMaxBlock) {
+    void* p = current().takeLarge((n + os::kPageSize - 1) >> os::kPageShift);
+    if (p != nullptr) return p;
+  }
   return heap_->allocLarge(n == 0 ? 1 : n, alignPages, zeroed);
 }
 
 void* FreshHeapExecutor::allocate(size_t n) {
-  if (n <= kMaxSmallSize) return current().alloc(classForSize(n));
+  if (n <= kMaxSmallSize) return allocateSmall(classForSize(n));
   bool zeroed;
   return allocateLarge(n, 1, &zeroed);
 }
@@ -58,7 +90,7 @@ void* FreshHeapExecutor::allocateAligned(size_t n, size_t align) {
   if (align <= 16) return allocate(n);
   if (n <= kMaxSmallSize && align <= kClassPage) {
     int cls = classForAligned(n, align);
-    if (cls >= 0) return current().alloc(cls);
+    if (cls >= 0) return allocateSmall(cls);
   }
   bool zeroed;
   return allocateLarge(n, align, &zeroed);
@@ -68,7 +100,7 @@ void* FreshHeapExecutor::allocateZeroed(size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return nullptr;
   bool zeroed = false;
-  void* p = n <= kMaxSmallSize ? current().alloc(classForSize(n)) : allocateLarge(n, 1, &zeroed);
+  void* p = n <= kMaxSmallSize ? allocateSmall(classForSize(n)) : allocateLarge(n, 1, &zeroed);
   // Large blocks the arena reports as fresh are left alone: the model then checks the claim.
   if (p != nullptr && !zeroed) std::memset(p, 0, n);
   return p;
@@ -98,10 +130,47 @@ void* FreshHeapExecutor::reallocate(void* p, size_t n) {
   return fresh;
 }
 
-// As the entry layer's free: pin the miniheap (a mesh can then neither move nor recycle it while
-// we look at it), then free through the owner's cache or the remote path.
+// As the entry layer's free (deallocate and freeSlow): a small object goes on the thread's freed
+// stack of its class, whichever span it is in, after the same double-free checks; a full stack
+// first adapts and flushes (overflowFlushCount) and counts as a slow event. A large block of at
+// most kLargeCacheMaxBlock is kept by the thread. Anything else takes releaseNow.
 void FreshHeapExecutor::release(void* p) {
   if (p == nullptr) return;
+  ThreadHeap& th = current();
+  uintptr_t entry = heap_->entryFor(p);
+  MiniHeap* mh = heap_->pin(p, &entry);
+  if (mh == nullptr) fatalPointer(entry == kTombstoneEntry ? "double free of" : "invalid free of", p);
+  if (mh->isLarge()) {
+    heap_->unpin(mh);
+    if (p == mh->spanStart() && mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift)) {
+      mh->freeRemote(0, p);
+      if (!th.keepLarge(mh)) heap_->releaseLarge(mh);
+      return;
+    }
+    releaseNow(p);
+    return;
+  }
+  uint32_t slot;
+  bool isSlot = mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - heap_->spanStartFor(p, entry)), &slot);
+  if (!isSlot) {
+    heap_->unpin(mh);
+    releaseNow(p);  // reports the invalid free
+    return;
+  }
+  uint64_t key = heap_->freedKey() ^ reinterpret_cast<uintptr_t>(p);
+  if (static_cast<uint64_t*>(p)[1] == key || !mh->isLiveUnfreed(slot)) fatalPointer("double free of", p);
+  int cls = mh->sizeClassIndex();
+  heap_->unpin(mh);
+  if (th.freedCount(cls) >= th.freedCapacity(cls)) {
+    flushFreed(th, cls, th.overflowFlushCount(cls));
+    collectIdleFreed(th);
+  }
+  if (!th.pushFreed(cls, p)) releaseNow(p);
+}
+
+// The entry layer's freeNow: pin the miniheap (a mesh can then neither move nor recycle it while
+// we look at it), then free through the owner's cache or the remote path.
+void FreshHeapExecutor::releaseNow(void* p) {
   uintptr_t entry = heap_->entryFor(p);
   MiniHeap* mh = heap_->pin(p, &entry);
   if (mh == nullptr) fatalPointer(entry == kTombstoneEntry ? "double free of" : "invalid free of", p);
@@ -133,17 +202,23 @@ size_t FreshHeapExecutor::usableSize(void* p) {
   if (mh == nullptr) fatalPointer("usable size of a pointer that is no block:", p);
   if (mh->isLarge()) {
     if (p != mh->spanStart()) fatalPointer("usable size of the interior of a block:", p);
+    if (mh->isRemoteFreed(0)) fatalPointer("usable size of a freed block:", p);  // kept by a thread
     return mh->pages() << os::kPageShift;
   }
   uint32_t slot;
   size_t offset = static_cast<size_t>(static_cast<char*>(p) - heap_->spanStartFor(p, entry));
   if (!mh->slotForOffset(offset, &slot)) fatalPointer("usable size of the interior of a block:", p);
-  if (!heap_->isLiveSmall(p, entry, slot)) fatalPointer("usable size of a freed block:", p);
+  if (!heap_->isLiveSmall(p, entry, slot) ||
+      static_cast<uint64_t*>(p)[1] == (heap_->freedKey() ^ reinterpret_cast<uintptr_t>(p))) {
+    fatalPointer("usable size of a freed block:", p);
+  }
   return mh->objectSize();
 }
 
 size_t FreshHeapExecutor::compact(bool detachFirst) {
+  // mesh_compact() first returns the calling thread's freed objects (flushAllFreed).
   if (detachFirst) detachAllThreads();
+  else flushAll(current());
   // MESH-COMPACT-HOOK: the one place where the model forces a mesh pass on a fresh heap:
   // GlobalHeap::meshAll() meshes every class until no pair is left, as mesh_compact() does.
   size_t meshes = heap_->meshAll();
@@ -160,9 +235,13 @@ void FreshHeapExecutor::onOtherThread(const std::function<void()>& fn) {
 
 void FreshHeapExecutor::retireOtherThread() {
   if (!thread_.running()) return;
-  // What a thread exit does: give the spans back, objects stay live.
+  // What a thread exit does: return the freed objects it holds and give the spans back; its
+  // objects stay live.
   thread_.run([this] {
-    if (other_ != nullptr) other_->detachAll();
+    if (other_ != nullptr) {
+      flushAll(*other_);
+      other_->detachAll();
+    }
     other_.reset();
   });
   thread_.stop();

@@ -51,7 +51,14 @@ class FreshHeapExecutor final : public Executor {
 
  private:
   ThreadHeap& current();
+  void* allocateSmall(int cls);
   void* allocateLarge(size_t n, size_t align, bool* zeroed);
+  // The entry layer's unbatched free (freeNow): the owner's slot array or the remote path.
+  void releaseNow(void* p);
+  void flushFreed(ThreadHeap& th, int cls, uint32_t n);
+  void collectIdleFreed(ThreadHeap& th);
+  // What thread exit, trim and compaction do to a thread's cache first (flushAllFreed).
+  void flushAll(ThreadHeap& th);
   void detachAllThreads();
 
   FreshHeapOptions options_;
