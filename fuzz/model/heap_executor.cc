@@ -144,7 +144,7 @@ void FreshHeapExecutor::release(void* p) {
     heap_->unpin(mh);
     if (p == mh->spanStart() && mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift)) {
       mh->freeRemote(0, p);
-      if (!th.keepLarge(mh)) heap_->releaseLarge(mh);
+      th.keepLarge(mh);
       return;
     }
     releaseNow(p);

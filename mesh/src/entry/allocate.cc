@@ -175,8 +175,7 @@ void freeSlow(void* p) {
       // second free of the block abort, whichever thread makes it.
       DepthGuard depth;  // keepLarge may give older blocks back to the arena (locks)
       mh->freeRemote(0, p);
-      if (th->keepLarge(mh)) return;
-      heap.releaseLarge(mh);
+      th->keepLarge(mh);
       return;
     }
     uint32_t slot;

@@ -76,7 +76,6 @@ class alignas(64) MiniHeap {
     w.store(w.load(std::memory_order_relaxed) & ~(1ull << (slot & 63)), std::memory_order_relaxed);
   }
   uint64_t liveWord(int i) const { return live_[i].load(std::memory_order_relaxed); }
-  void setLiveWord(int i, uint64_t v) { live_[i].store(v, std::memory_order_relaxed); }
   uint32_t liveCount() const;
   bool isEmpty() const { return liveCount() == 0; }
   bool isFull() const { return liveCount() == objects_; }

@@ -93,9 +93,8 @@ void* ThreadHeap::takeLarge(size_t pages) {
   return nullptr;
 }
 
-bool ThreadHeap::keepLarge(MiniHeap* mh) {
+void ThreadHeap::keepLarge(MiniHeap* mh) {
   size_t bytes = mh->pages() << os::kPageShift;
-  if (bytes > kLargeCacheMaxBlock) return false;
   uint64_t kept = largeKeptBytes_.load(std::memory_order_relaxed);
   // Make room: the oldest blocks go back to the arena.
   while (largeCount_ == kLargeCacheEntries || kept + bytes > kLargeCacheMaxBytes) {
@@ -109,7 +108,6 @@ bool ThreadHeap::keepLarge(MiniHeap* mh) {
   largeKeptBytes_.store(kept + bytes, std::memory_order_relaxed);
   bump(largeKeeps_, 1);
   bump(largeBytes_, -static_cast<int64_t>(bytes));
-  return true;
 }
 
 void ThreadHeap::flushLarge() {

@@ -34,9 +34,8 @@ class ThreadHeap {
   ThreadHeap(const ThreadHeap&) = delete;
   ThreadHeap& operator=(const ThreadHeap&) = delete;
 
-  // Fast path: an object of class cls from the cache (freed objects of other spans first, as
-  // they are the most recently used), or nullptr when the cache has none. Each counter is read
-  // once.
+  // Fast path: an object of class cls from the cache (the freed stack first, as its objects are
+  // the most recently used), or nullptr when the cache has none. Each counter is read once.
   MESH_FAST_PATH void* tryAlloc(int cls) {
     ClassCache& c = caches_[cls];
     uint32_t freed = c.freed.load(std::memory_order_relaxed);
@@ -52,8 +51,8 @@ class ThreadHeap {
   }
 
   // Frees ptr, an object of mh, a span attached to this heap, at byte offset `offset` inside its
-  // span, back into the free-slot array (when the class's stack is full). Aborts on an invalid
-  // or double free.
+  // span, straight back into the free-slot array (the unbatched path of the entry layer's
+  // freeNow). Aborts on an invalid or double free.
   void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
     uint32_t slot;
     if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot))) fatalPointer("invalid free of", ptr);
@@ -72,10 +71,7 @@ class ThreadHeap {
     uint64_t key = keyFor(ptr);
     uint32_t n = c.freed.load(std::memory_order_relaxed);
     if (MESH_UNLIKELY(keyWord(ptr) == key || n >= c.freedCap)) return false;
-    keyWord(ptr) = key;
-    freedPtrs_[cls][n] = ptr;
-    c.freed.store(n + 1, std::memory_order_relaxed);
-    bump(c.frees, 1);
+    stackAt(cls, c, n, ptr, key);
     return true;
   }
 
@@ -86,9 +82,9 @@ class ThreadHeap {
   // Every small free by this thread goes to a per-class stack (LIFO, like a tcache) that malloc
   // serves first, whichever span the object is in: one path for every free, no bitmap write on
   // either side, and no branch that depends on where an object came from. The spans still
-  // count stacked objects as live. When a stack is full, a free of an object of the attached
-  // span goes back to the free-slot array (freeOwned); any other object makes the stack's older
-  // half go back to the spans in one locked batch (GlobalHeap::freeBatch). Each stacked object
+  // count stacked objects as live. When a stack is full, its oldest objects go back
+  // (overflowFlushCount, flushFreed): those of the attached span to its free-slot array, the
+  // others to their spans in one locked batch (GlobalHeap::freeBatch). Each stacked object
   // carries a key (word 1, address-salted) so that a second free of it, by any thread, is seen:
   // the same block is never handed out twice. The key is cleared whenever the object leaves a
   // stack.
@@ -97,9 +93,11 @@ class ThreadHeap {
   // checks it). False when the stack is full: flushFreed first. Aborts on a detected double free.
   MESH_FAST_PATH bool pushFreed(int cls, void* ptr) {
     ClassCache& c = caches_[cls];
-    if (MESH_UNLIKELY(keyWord(ptr) == keyFor(ptr))) reportStackedFree(ptr);
-    if (MESH_UNLIKELY(c.freed.load(std::memory_order_relaxed) >= c.freedCap)) return false;
-    stack(cls, ptr);
+    uint64_t key = keyFor(ptr);
+    if (MESH_UNLIKELY(keyWord(ptr) == key)) reportStackedFree(ptr);
+    uint32_t n = c.freed.load(std::memory_order_relaxed);
+    if (MESH_UNLIKELY(n >= c.freedCap)) return false;
+    stackAt(static_cast<size_t>(cls), c, n, ptr, key);
     return true;
   }
   // Hands the n oldest objects of class cls's stack (at most all of them) back: those of the
@@ -205,9 +203,8 @@ class ThreadHeap {
   // compaction), go back to the arena.
   // A kept block of at least `pages` pages and at most a quarter more, or nullptr.
   void* takeLarge(size_t pages);
-  // Keeps mh, a large block whose free the caller recorded; false (nothing changed) when the
-  // block is too large to keep.
-  bool keepLarge(MiniHeap* mh);
+  // Keeps mh, a large block of at most kLargeCacheMaxBlock whose free the caller recorded.
+  void keepLarge(MiniHeap* mh);
   void flushLarge();
   // Forgets the kept blocks (fork child, see dropFreed): they stay allocated.
   void dropLarge();
@@ -235,7 +232,7 @@ class ThreadHeap {
   struct alignas(64) ClassCache {
     MiniHeap* mh = nullptr;
     std::atomic<uint32_t> count{0};  // free slots in slots_[cls][0, count)
-    std::atomic<uint32_t> freed{0};  // stacked objects of other spans in freedPtrs_[cls][0, freed)
+    std::atomic<uint32_t> freed{0};  // stacked freed objects in freedPtrs_[cls][0, freed)
     uint32_t freedCap = 0;           // stack capacity of this class now
     uint32_t lowWater = 0;           // lowest stack depth since the last flush or idle visit
     uint32_t markAtFlush = 0;        // the depth that flush or visit left
@@ -285,10 +282,9 @@ class ThreadHeap {
     c.count.store(n + 1, std::memory_order_relaxed);
     bump(c.frees, 1);
   }
-  MESH_FAST_PATH void stack(int cls, void* ptr) {
-    ClassCache& c = caches_[cls];
-    keyWord(ptr) = keyFor(ptr);
-    uint32_t n = c.freed.load(std::memory_order_relaxed);
+  // Puts ptr (carrying key from now on) at depth n < freedCap of class cls's stack.
+  MESH_FAST_PATH void stackAt(size_t cls, ClassCache& c, uint32_t n, void* ptr, uint64_t key) {
+    keyWord(ptr) = key;
     freedPtrs_[cls][n] = ptr;
     c.freed.store(n + 1, std::memory_order_relaxed);
     bump(c.frees, 1);
@@ -321,7 +317,7 @@ class ThreadHeap {
   // free to the next malloc is a store and a load.
   uint8_t slots_[kNumClasses][kMaxObjectsPerSpan];
   void* slotPtrs_[kNumClasses][kMaxObjectsPerSpan];
-  void* freedPtrs_[kNumClasses][kMaxFreedPerClass];      // stacked objects of other spans
+  void* freedPtrs_[kNumClasses][kMaxFreedPerClass];      // stacked freed objects
 
   // Kept large blocks, oldest first, and their counters (written by the owner only).
   MiniHeap* large_[kLargeCacheEntries] = {};
