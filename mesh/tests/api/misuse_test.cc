@@ -117,14 +117,21 @@ TEST_P(DoubleFreeTest, C13_CrossThreadDoubleFreeAborts) {
         b.join();
       },
       DoubleFreeRegex(p));
-  // A live thread frees first, a second thread frees again while the first is still alive.
+  // A live thread frees first, a second thread frees again while the first is still alive. b
+  // is started (its start allocates) before a frees: an allocation between the frees could
+  // reuse the block, and then the second free would be a valid one.
   void* q = malloc(Opaque(n));
   ASSERT_NE(q, nullptr);
   EXPECT_DEATH(
       {
         std::thread a([q] {
+          std::atomic<int> freed{0};
+          std::thread b([q, &freed] {
+            while (freed.load() == 0) std::this_thread::yield();
+            free(OpaquePtr(q));
+          });
           free(q);
-          std::thread b([q] { free(OpaquePtr(q)); });
+          freed = 1;
           b.join();
         });
         a.join();
