@@ -12,6 +12,8 @@
 
 namespace mesh {
 
+static_assert(kEntryPageShift == os::kPageShift);
+
 // Slow paths (entry/allocate.cc).
 MESH_SLOW_PATH void* allocateSlow(size_t n, size_t align, bool* zeroed);
 MESH_SLOW_PATH void freeSlow(void* p);
@@ -61,7 +63,7 @@ MESH_FAST_PATH void* allocate(size_t n) {
     // Mark first, then look at the cache: a handler running before the mark has finished
     // with the cache by the time we read it.
     FastPathMark mark(th);
-    void* p = th->tryAlloc(classForSize(n));
+    void* p = th->tryAllocLine(classLineForSize(n));
     if (MESH_LIKELY(p != nullptr)) return p;
   }
   return mallocSlow(n);
@@ -82,12 +84,14 @@ MESH_FAST_PATH void deallocate(void* p) {
       FastPathMark mark(th);
       uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
       MiniHeap* mh = entryMiniHeap(entry);
-      // Offset inside the span: offset in the page plus the page's index in the span.
-      size_t offset = (x & (os::kPageSize - 1)) + (entryPageInSpan(entry) << os::kPageShift);
-      uint32_t slot;
-      // (A large object has no slots.)
-      if (MESH_LIKELY(mh != nullptr) && MESH_LIKELY(mh->slotForOffset(offset, &slot))) {
-        done = th->tryPushFreed(static_cast<size_t>(mh->sizeClassIndex()), mh, slot, p);
+      if (MESH_LIKELY(mh != nullptr)) {
+        // Offset inside the span: offset in the page plus the page's offset in the span.
+        size_t offset = (x & (os::kPageSize - 1)) | entryOffsetInSpan(entry);
+        size_t slot;
+        // (A large object has no slots; tryPushFreed's bitmap test bounds the slot.)
+        if (MESH_LIKELY(mh->slotStartForOffset(offset, &slot))) {
+          done = th->tryPushFreed(mh, slot, p);
+        }
       }
     }
     if (MESH_LIKELY(done)) return;

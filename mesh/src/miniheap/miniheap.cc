@@ -14,7 +14,8 @@ MiniHeap::MiniHeap(int cls, size_t page, char* start)
       pages_(sizeClass(cls).pages),
       objSize_(sizeClass(cls).size),
       objects_(sizeClass(cls).objects),
-      cls_(static_cast<uint8_t>(cls)) {}
+      cls_(static_cast<uint8_t>(cls)),
+      classLine_(static_cast<uint16_t>(cls * kClassLineBytes)) {}
 
 MiniHeap::MiniHeap(size_t page, size_t pages, char* start, bool zeroed)
     : spanStart_(start),
@@ -24,7 +25,8 @@ MiniHeap::MiniHeap(size_t page, size_t pages, char* start, bool zeroed)
       objSize_(0),
       objects_(1),
       cls_(kLargeClass),
-      zeroed_(zeroed) {
+      zeroed_(zeroed),
+      classLine_(0) {
   setLive(0);
 }
 

@@ -45,6 +45,9 @@ class alignas(64) MiniHeap {
 
   bool isLarge() const { return cls_ == kLargeClass; }
   int sizeClassIndex() const { return cls_; }
+  // The class index times kClassLineBytes: a per-class table of one cache line per class (the
+  // thread cache) is indexed with it directly. Small spans only.
+  size_t classLineOffset() const { return classLine_; }
   size_t spanPage() const { return spanPage_; }
   char* spanStart() const { return spanStart_; }
   char* slotAddress(uint32_t slot) const { return spanStart_ + static_cast<size_t>(slot) * objSize_; }
@@ -57,10 +60,19 @@ class alignas(64) MiniHeap {
   // the start of a slot (an interior or tail pointer), and always for a large object. One
   // multiply (see SizeClass::magic).
   bool slotForOffset(size_t off, uint32_t* slot) const {
+    size_t idx;
+    bool start = slotStartForOffset(off, &idx);
+    *slot = static_cast<uint32_t>(idx);
+    return start && idx < objects_;
+  }
+  // slotForOffset without the bound: for an offset inside the span (below pages * 4096) that
+  // starts a slot, *slot is at most objects, and never above 255 (see kSlotBoundInBitmap), so a
+  // caller that then requires isLiveUnfreed(*slot) needs no other bound: a tail offset gives
+  // slot == objects, whose bit is never set. (The free fast path.)
+  bool slotStartForOffset(size_t off, size_t* slot) const {
     unsigned __int128 product = static_cast<unsigned __int128>(divMagic_) * off;
-    uint32_t idx = static_cast<uint32_t>(product >> 64);
-    *slot = idx;
-    return static_cast<uint64_t>(product) < divMagic_ && idx < objects_;
+    *slot = static_cast<size_t>(product >> 64);
+    return static_cast<uint64_t>(product) < divMagic_;
   }
 
   // --- bitmap: single-writer operations --------------------------------------------------
@@ -92,11 +104,14 @@ class alignas(64) MiniHeap {
   bool isRemoteFreed(uint32_t slot) const {
     return (remote_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
   }
-  // Whether slot is live and not freed remotely: what a free expects.
-  bool isLiveUnfreed(uint32_t slot) const {
-    size_t w = slot >> 6;
-    uint64_t live = live_[w].load(std::memory_order_relaxed);
-    uint64_t remote = remote_[w].load(std::memory_order_relaxed);
+  // Whether slot is live and not freed remotely: what a free expects. The word index is masked:
+  // the free fast path reads miniheaps without a lock, and a span recycled under a misused
+  // pointer can give a slot of up to 4095; that reads some other bit of this bitmap (the
+  // locked batch rechecks) instead of memory past it.
+  bool isLiveUnfreed(size_t slot) const {
+    size_t byte = (slot >> 3) & 0x18;  // the word's byte offset (words 0..3), as one mask
+    uint64_t live = wordAt(live_, byte).load(std::memory_order_relaxed);
+    uint64_t remote = wordAt(remote_, byte).load(std::memory_order_relaxed);
     return ((live & ~remote) >> (slot & 63)) & 1;
   }
 
@@ -169,6 +184,9 @@ class alignas(64) MiniHeap {
 
  private:
   [[noreturn]] void reportDoubleFree(uint32_t slot) const;
+  static const std::atomic<uint64_t>& wordAt(const std::atomic<uint64_t>* words, size_t byte) {
+    return *reinterpret_cast<const std::atomic<uint64_t>*>(reinterpret_cast<const char*>(words) + byte);
+  }
 
   char* spanStart_;
   size_t spanPage_;
@@ -178,9 +196,10 @@ class alignas(64) MiniHeap {
   uint32_t objects_;
   uint8_t cls_;
   bool zeroed_ = false;
-  std::atomic<bool> fileBacked_{false};
+  uint16_t classLine_;  // cls_ * kClassLineBytes (0 for a large object)
   std::atomic<void*> owner_{nullptr};
   std::atomic<bool> queued_{false};
+  std::atomic<bool> fileBacked_{false};
   std::atomic<uint64_t> live_[4] = {};
   void* lastOwner_ = nullptr;  // fills the gap before remote_'s cache line
   // Remote frees live on their own cache line: other threads write it, the owner rarely reads.

@@ -17,6 +17,9 @@ inline constexpr size_t kMaxSmallSize = 16384;
 inline constexpr uint32_t kMaxObjectsPerSpan = 256;
 inline constexpr uint32_t kMaxSpanPages = 16;
 inline constexpr size_t kClassPage = 4096;
+// Per-class tables of one cache line per class (the thread cache) are indexed with the class
+// times this ("class line offset"), which malloc reads straight from the size table.
+inline constexpr size_t kClassLineBytes = 64;
 
 struct SizeClass {
   uint32_t size;        // object size in bytes
@@ -63,9 +66,10 @@ constexpr SizeClass makeClass(uint32_t size) {
 
 struct ClassTable {
   SizeClass classes[kNumClasses];
-  // Indexed by (n + 15) / 16 for n <= 16 KiB: one load and no branch on the malloc path (1 KiB,
-  // of which a program touches the lines of the sizes it uses).
-  uint8_t bySize[kMaxSmallSize / 16 + 1];
+  // Class line offsets (class * kClassLineBytes), indexed by (n + 15) / 16 for n <= 16 KiB: one
+  // load and no branch on the malloc path (2 KiB, of which a program touches the lines of the
+  // sizes it uses).
+  uint16_t lineBySize[kMaxSmallSize / 16 + 1];
 };
 
 constexpr ClassTable makeTable() {
@@ -74,7 +78,7 @@ constexpr ClassTable makeTable() {
   int c = 0;
   for (uint32_t k = 0; k <= kMaxSmallSize / 16; ++k) {
     while (t.classes[c].size < k * 16) ++c;
-    t.bySize[k] = static_cast<uint8_t>(c);
+    t.lineBySize[k] = static_cast<uint16_t>(c * kClassLineBytes);
   }
   return t;
 }
@@ -85,13 +89,26 @@ inline constexpr detail::ClassTable kClassTable = detail::makeTable();
 
 inline const SizeClass& sizeClass(int cls) { return kClassTable.classes[cls]; }
 
-// Class for a request of n bytes (n <= kMaxSmallSize). malloc(0) gets the 16-byte class.
-inline int classForSize(size_t n) { return kClassTable.bySize[(n + 15) >> 4]; }
+// Class for a request of n bytes (n <= kMaxSmallSize), and the class times kClassLineBytes.
+// malloc(0) gets the 16-byte class.
+inline size_t classLineForSize(size_t n) { return kClassTable.lineBySize[(n + 15) >> 4]; }
+inline int classForSize(size_t n) { return static_cast<int>(classLineForSize(n) / kClassLineBytes); }
 
 // Smallest class holding n bytes whose size is a multiple of align (a power of two <= 4096), so
 // every object of the class is align-aligned. -1 when none exists.
 int classForAligned(size_t n, size_t align);
 
 static_assert(detail::classSizeAt(kNumClasses - 1) == kMaxSmallSize);
+
+// Every offset inside a span divided by its class size is below kMaxObjectsPerSpan: a slot
+// number computed from any in-span offset indexes the 256-bit bitmaps (see
+// MiniHeap::slotStartForOffset).
+constexpr bool slotBoundInBitmap() {
+  for (const SizeClass& c : kClassTable.classes) {
+    if ((c.pages * kClassPage - 1) / c.size >= kMaxObjectsPerSpan) return false;
+  }
+  return true;
+}
+static_assert(slotBoundInBitmap());
 
 }  // namespace mesh

@@ -7,11 +7,9 @@ namespace mesh {
 ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
     : global_(global), freedKey_(global->freedKey()), rng_(seed) {
   for (int cls = 0; cls < kNumClasses; ++cls) {
-    // Up to 256 KiB of stacked objects per class (and kMaxFreedPerClass), at least 4 objects.
-    uint32_t cap = (uint32_t{256} << 10) / sizeClass(cls).size;
-    cap = cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
-    caches_[cls].freedCapMax = cap;
-    caches_[cls].freedCap = cap < kMinFreedPerClass ? cap : kMinFreedPerClass;
+    uint32_t cap = freedCapacityMax(cls);
+    setFreedCount(cls, 0);
+    setFreedCapacity(cls, cap < kMinFreedPerClass ? cap : kMinFreedPerClass);
   }
 }
 
@@ -139,7 +137,7 @@ ThreadHeap::Totals ThreadHeap::totals() const {
     uint64_t local = c.frees.load(std::memory_order_relaxed);
     uint64_t remote = c.remoteFrees.load(std::memory_order_relaxed);
     int64_t inCache = static_cast<int64_t>(c.count.load(std::memory_order_relaxed)) +
-                      static_cast<int64_t>(c.freed.load(std::memory_order_relaxed));
+                      static_cast<int64_t>(freedCount(cls));
     int64_t allocs = c.supplied.load(std::memory_order_relaxed) + static_cast<int64_t>(local) - inCache;
     uint64_t a = allocs > 0 ? static_cast<uint64_t>(allocs) : 0;
     uint64_t f = local + remote;

@@ -36,10 +36,19 @@ class ThreadHeap {
 
   // Fast path: an object of class cls from the cache (the freed stack first, as its objects are
   // the most recently used), or nullptr when the cache has none. Each counter is read once.
-  MESH_FAST_PATH void* tryAlloc(int cls) {
-    ClassCache& c = caches_[cls];
-    uint32_t freed = c.freed.load(std::memory_order_relaxed);
-    if (freed != 0) return popFreedAt(cls, c, freed);
+  MESH_FAST_PATH void* tryAlloc(int cls) { return tryAllocLine(static_cast<size_t>(cls) * kClassLineBytes); }
+  // tryAlloc by class line offset (classLineForSize, the malloc fast path).
+  MESH_FAST_PATH void* tryAllocLine(size_t line) {
+    size_t cls = line / kClassLineBytes;
+    ClassCache& c = cacheAtLine(line);
+    void** top = c.freedTop.load(std::memory_order_relaxed);
+    // One compare covers both "the stack is empty" and "the low-water mark moves" (the mark is
+    // never above the top and never below the bottom).
+    if (MESH_LIKELY(top != c.lowWater)) return popFreedAt(c, top);
+    if (top != freedPtrs_[cls]) {
+      c.lowWater = top - 1;
+      return popFreedAt(c, top);
+    }
     uint32_t count = c.count.load(std::memory_order_relaxed);
     if (MESH_LIKELY(count != 0)) return popAt(cls, c, count);
     return nullptr;
@@ -65,13 +74,14 @@ class ThreadHeap {
   // mh and slot are ptr's miniheap and slot as the caller read them without a lock: a slot
   // already free there means a double free (a racing reader can only miss one, never invent
   // one: the object was allocated before the caller got it).
-  MESH_FAST_PATH bool tryPushFreed(size_t cls, const MiniHeap* mh, uint32_t slot, void* ptr) {
+  MESH_FAST_PATH bool tryPushFreed(const MiniHeap* mh, size_t slot, void* ptr) {
     if (MESH_UNLIKELY(!mh->isLiveUnfreed(slot))) return false;
-    ClassCache& c = caches_[cls];
+    // caches_[class], from an offset the miniheap keeps (always a valid class line).
+    ClassCache& c = cacheAtLine(mh->classLineOffset());
     uint64_t key = keyFor(ptr);
-    uint32_t n = c.freed.load(std::memory_order_relaxed);
-    if (MESH_UNLIKELY(keyWord(ptr) == key || n >= c.freedCap)) return false;
-    stackAt(cls, c, n, ptr, key);
+    void** top = c.freedTop.load(std::memory_order_relaxed);
+    if (MESH_UNLIKELY(keyWord(ptr) == key || top == c.freedLimit)) return false;
+    stackAt(c, top, ptr, key);
     return true;
   }
 
@@ -95,9 +105,9 @@ class ThreadHeap {
     ClassCache& c = caches_[cls];
     uint64_t key = keyFor(ptr);
     if (MESH_UNLIKELY(keyWord(ptr) == key)) reportStackedFree(ptr);
-    uint32_t n = c.freed.load(std::memory_order_relaxed);
-    if (MESH_UNLIKELY(n >= c.freedCap)) return false;
-    stackAt(static_cast<size_t>(cls), c, n, ptr, key);
+    void** top = c.freedTop.load(std::memory_order_relaxed);
+    if (MESH_UNLIKELY(top == c.freedLimit)) return false;
+    stackAt(c, top, ptr, key);
     return true;
   }
   // Hands the n oldest objects of class cls's stack (at most all of them) back: those of the
@@ -107,7 +117,7 @@ class ThreadHeap {
   template <typename F>
   uint32_t flushFreed(int cls, uint32_t n, F&& onRejected) {
     ClassCache& c = caches_[cls];
-    uint32_t have = c.freed.load(std::memory_order_relaxed);
+    uint32_t have = freedCount(cls);
     if (n > have) n = have;
     if (n == 0) return 0;
     // The attached span is never meshed while attached, so its objects lie in its own range
@@ -133,15 +143,23 @@ class ThreadHeap {
     }
     c.count.store(count, std::memory_order_relaxed);
     for (uint32_t i = n; i < have; ++i) freedPtrs_[cls][i - n] = freedPtrs_[cls][i];
-    c.freed.store(have - n, std::memory_order_relaxed);
-    c.lowWater = c.markAtFlush = have - n;  // a new interval starts (see overflowFlushCount)
+    setFreedCount(cls, have - n);
+    c.markAtFlush = have - n;  // a new interval starts (see overflowFlushCount)
     bump(c.supplied, -static_cast<int64_t>(batched));
     uint32_t rejected = batched != 0 ? global_->freeBatch(cls, batch, batched) : 0;
     for (uint32_t i = 0; i < rejected; ++i) onRejected(batch[i]);
     return n;
   }
-  uint32_t freedCount(int cls) const { return caches_[cls].freed.load(std::memory_order_relaxed); }
-  uint32_t freedCapacity(int cls) const { return caches_[cls].freedCap; }
+  uint32_t freedCount(int cls) const {
+    return static_cast<uint32_t>(caches_[cls].freedTop.load(std::memory_order_relaxed) - freedPtrs_[cls]);
+  }
+  uint32_t freedCapacity(int cls) const { return static_cast<uint32_t>(caches_[cls].freedLimit - freedPtrs_[cls]); }
+  // The most a class's stack may grow to: 256 KiB of objects, at most kMaxFreedPerClass and at
+  // least 4 objects.
+  static uint32_t freedCapacityMax(int cls) {
+    uint32_t cap = (uint32_t{256} << 10) / sizeClass(cls).size;
+    return cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
+  }
   // The stack of class cls is full and a free is waiting: how many of its oldest objects to hand
   // back (0: the capacity grew instead). A stack is as deep as the program's frees run ahead of
   // its allocations of the class. If malloc emptied it since the last flush, it was in use as a
@@ -153,16 +171,21 @@ class ThreadHeap {
   // capacity stays. Half the capacity is kept.
   uint32_t overflowFlushCount(int cls) {
     ClassCache& c = caches_[cls];
-    uint32_t have = c.freed.load(std::memory_order_relaxed);
-    if (c.lowWater == 0 && c.markAtFlush > 0 && c.freedCap < c.freedCapMax) {
-      c.freedCap = c.freedCap * 2 > c.freedCapMax ? c.freedCapMax : c.freedCap * 2;
-      c.lowWater = c.markAtFlush = have;
+    uint32_t have = freedCount(cls);
+    uint32_t cap = freedCapacity(cls);
+    uint32_t capMax = freedCapacityMax(cls);
+    uint32_t low = lowWaterCount(cls);
+    if (low == 0 && c.markAtFlush > 0 && cap < capMax) {
+      setFreedCapacity(cls, cap * 2 > capMax ? capMax : cap * 2);
+      c.lowWater = c.freedTop.load(std::memory_order_relaxed);
+      c.markAtFlush = have;
       return 0;
     }
-    if (c.lowWater >= c.markAtFlush && c.freedCap > kMinFreedPerClass) {
-      c.freedCap = c.freedCap / 2 < kMinFreedPerClass ? kMinFreedPerClass : c.freedCap / 2;
+    if (low >= c.markAtFlush && cap > kMinFreedPerClass) {
+      cap = cap / 2 < kMinFreedPerClass ? kMinFreedPerClass : cap / 2;
+      setFreedCapacity(cls, cap);
     }
-    uint32_t keep = c.freedCap / 2;
+    uint32_t keep = cap / 2;
     return have > keep ? have - keep : 0;
   }
   // Objects that sit unused at the bottom of a stack keep their spans from being reused,
@@ -172,8 +195,10 @@ class ThreadHeap {
   // go back (flushFreed, which starts a new interval). Returns how many.
   uint32_t idleFreed(int cls) {
     ClassCache& c = caches_[cls];
-    uint32_t idle = c.lowWater - c.lowWater / 4;
-    c.lowWater = c.markAtFlush = c.freed.load(std::memory_order_relaxed);
+    uint32_t low = lowWaterCount(cls);
+    uint32_t idle = low - low / 4;
+    c.lowWater = c.freedTop.load(std::memory_order_relaxed);
+    c.markAtFlush = freedCount(cls);
     return idle;
   }
   // Counts a slow-path event (a refill or a full stack); true every kIdleVisitPeriod-th, when
@@ -188,10 +213,10 @@ class ThreadHeap {
   // Forgets the stacks (a fork child cleaning up another thread's heap, whose stacks may have
   // been mid-update at the fork: those objects stay allocated).
   void dropFreed() {
-    for (ClassCache& c : caches_) {
-      bump(c.supplied, -static_cast<int64_t>(c.freed.load(std::memory_order_relaxed)));
-      c.freed.store(0, std::memory_order_relaxed);
-      c.lowWater = c.markAtFlush = 0;
+    for (int cls = 0; cls < kNumClasses; ++cls) {
+      bump(caches_[cls].supplied, -static_cast<int64_t>(freedCount(cls)));
+      setFreedCount(cls, 0);
+      caches_[cls].markAtFlush = 0;
     }
   }
 
@@ -225,24 +250,29 @@ class ThreadHeap {
  private:
   // What malloc and free read for one class fits one cache line, counters included; the three
   // arrays live apart (slots_, slotPtrs_, freedPtrs_) so that every index is a shift, not a
-  // multiply.
+  // multiply. The freed stack is kept as pointers into freedPtrs_[cls] (top, low-water mark,
+  // limit), so that push and pop need no index arithmetic and malloc's pop tests one compare.
   // Everything is written only by the owning thread (relaxed load+store: plain moves) and read
   // by statistics from any thread. malloc counts nothing: the number of allocations follows
   // from what went into the cache and what is left (see totals()).
   struct alignas(64) ClassCache {
     MiniHeap* mh = nullptr;
+    // Stacked freed objects are freedPtrs_[cls][0, freedTop).
+    std::atomic<void**> freedTop{nullptr};
+    // Lowest top since the last flush or idle visit (freedPtrs_[cls] <= lowWater <= freedTop).
+    void** lowWater = nullptr;
+    void** freedLimit = nullptr;     // freedPtrs_[cls] + the stack's capacity now
     std::atomic<uint32_t> count{0};  // free slots in slots_[cls][0, count)
-    std::atomic<uint32_t> freed{0};  // stacked freed objects in freedPtrs_[cls][0, freed)
-    uint32_t freedCap = 0;           // stack capacity of this class now
-    uint32_t lowWater = 0;           // lowest stack depth since the last flush or idle visit
-    uint32_t markAtFlush = 0;        // the depth that flush or visit left
-    uint32_t freedCapMax = 0;        // the most freedCap may grow to
+    uint32_t markAtFlush = 0;        // the depth that the last flush or visit left
     std::atomic<int64_t> supplied{0};     // slots given to the cache by refills, minus those
                                           // taken back unused (detach, flush, drop)
     std::atomic<uint64_t> frees{0};        // frees by this thread on the fast paths
     std::atomic<uint64_t> remoteFrees{0};  // frees by this thread through the global heap
   };
-  static_assert(sizeof(ClassCache) == 64);
+  static_assert(sizeof(ClassCache) == kClassLineBytes);
+  MESH_FAST_PATH ClassCache& cacheAtLine(size_t line) {
+    return *reinterpret_cast<ClassCache*>(reinterpret_cast<char*>(caches_) + line);
+  }
 
   // Adds delta to a counter only this thread writes (others only read it): no atomic
   // read-modify-write, but one instruction on x86-64 where a relaxed load and store would be
@@ -265,11 +295,11 @@ class ThreadHeap {
     if (p == nullptr) __builtin_unreachable();  // lets the caller drop its null test
     return p;
   }
-  MESH_FAST_PATH void* popFreedAt(int cls, ClassCache& c, uint32_t freed) {
-    uint32_t n = freed - 1;
-    c.freed.store(n, std::memory_order_relaxed);
-    if (n < c.lowWater) c.lowWater = n;
-    void* p = freedPtrs_[cls][n];
+  // top is above the bottom and above the low-water mark.
+  MESH_FAST_PATH void* popFreedAt(ClassCache& c, void** top) {
+    --top;
+    c.freedTop.store(top, std::memory_order_relaxed);
+    void* p = *top;
     if (p == nullptr) __builtin_unreachable();
     keyWord(p) = 0;
     return p;
@@ -282,13 +312,22 @@ class ThreadHeap {
     c.count.store(n + 1, std::memory_order_relaxed);
     bump(c.frees, 1);
   }
-  // Puts ptr (carrying key from now on) at depth n < freedCap of class cls's stack.
-  MESH_FAST_PATH void stackAt(size_t cls, ClassCache& c, uint32_t n, void* ptr, uint64_t key) {
+  // Puts ptr (carrying key from now on) at top, below the stack's limit.
+  MESH_FAST_PATH void stackAt(ClassCache& c, void** top, void* ptr, uint64_t key) {
     keyWord(ptr) = key;
-    freedPtrs_[cls][n] = ptr;
-    c.freed.store(n + 1, std::memory_order_relaxed);
+    *top = ptr;
+    c.freedTop.store(top + 1, std::memory_order_relaxed);
     bump(c.frees, 1);
   }
+  // Slow-path views of the stack pointers as depths.
+  uint32_t lowWaterCount(int cls) const { return static_cast<uint32_t>(caches_[cls].lowWater - freedPtrs_[cls]); }
+  // Sets the depth; the low-water mark starts again from there.
+  void setFreedCount(int cls, uint32_t n) {
+    ClassCache& c = caches_[cls];
+    c.freedTop.store(freedPtrs_[cls] + n, std::memory_order_relaxed);
+    c.lowWater = freedPtrs_[cls] + n;
+  }
+  void setFreedCapacity(int cls, uint32_t cap) { caches_[cls].freedLimit = freedPtrs_[cls] + cap; }
   static uint64_t& keyWord(void* p) { return static_cast<uint64_t*>(p)[1]; }
   uint64_t keyFor(const void* p) const { return freedKey_ ^ reinterpret_cast<uintptr_t>(p); }
   // A stacked object's key was found on free: abort if it is stacked (a double free).

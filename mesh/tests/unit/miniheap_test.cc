@@ -1,4 +1,5 @@
 #include "miniheap/miniheap.h"
+#include "miniheap/page_entry.h"
 
 #include <gtest/gtest.h>
 
@@ -28,7 +29,62 @@ TEST(MiniHeap, SlotForOffsetAcceptsOnlySlotStarts) {
 TEST(MiniHeap, LargeObjectHasNoSlots) {
   MiniHeap mh(size_t{0}, size_t{4}, g_span, false);
   uint32_t slot;
-  for (size_t off : {size_t{0}, size_t{16}, size_t{4096}}) EXPECT_FALSE(mh.slotForOffset(off, &slot)) << off;
+  size_t start;
+  for (size_t off : {size_t{0}, size_t{16}, size_t{4096}}) {
+    EXPECT_FALSE(mh.slotForOffset(off, &slot)) << off;
+    EXPECT_FALSE(mh.slotStartForOffset(off, &start)) << off;
+  }
+}
+
+// The free fast path checks no bound of its own: for every slot-start offset inside a span of
+// every class, with all slots live, only real slots pass isLiveUnfreed (the tail offset gives
+// slot == objects, whose bit is never set), and interior offsets are not slot starts.
+TEST(MiniHeap, FastPathSlotNeedsNoBound) {
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    MiniHeap mh(cls, 0, g_span);
+    for (uint32_t i = 0; i < mh.objectCount(); ++i) mh.setLive(i);
+    size_t passed = 0;
+    for (size_t off = 0; off < mh.pages() * kClassPage; off += 16) {
+      size_t slot;
+      bool start = mh.slotStartForOffset(off, &slot);
+      ASSERT_EQ(start, off % mh.objectSize() == 0) << "class " << cls << " offset " << off;
+      if (!start) continue;
+      ASSERT_LE(slot, mh.objectCount());
+      ASSERT_LT(slot, kMaxObjectsPerSpan);
+      if (mh.isLiveUnfreed(slot)) {
+        ASSERT_LT(slot, mh.objectCount()) << "class " << cls;
+        ++passed;
+      }
+    }
+    EXPECT_EQ(passed, mh.objectCount()) << "class " << cls;
+    EXPECT_EQ(mh.classLineOffset(), static_cast<size_t>(cls) * kClassLineBytes);
+  }
+}
+
+// A slot number out of range (a racing free reading a recycled miniheap) reads a bit of the
+// same bitmap, never memory past it.
+TEST(MiniHeap, OutOfRangeSlotStaysInBitmap) {
+  MiniHeap mh(0, 0, g_span);
+  mh.setLive(3);
+  EXPECT_TRUE(mh.isLiveUnfreed(3));
+  EXPECT_TRUE(mh.isLiveUnfreed(256 + 3));   // word 4 wraps to word 0, bit 3
+  EXPECT_TRUE(mh.isLiveUnfreed(1024 + 3));  // word 16 wraps to word 0
+  EXPECT_FALSE(mh.isLiveUnfreed(256 + 4));
+  EXPECT_FALSE(mh.isLiveUnfreed(4032 + 3));  // word 63 wraps to word 3
+}
+
+// Page map entries carry the miniheap and the page's offset in its span; the tombstone and the
+// empty entry decode to no miniheap (the free fast path's only test before using it).
+TEST(PageEntry, RoundTrip) {
+  MiniHeap mh(35, 0, g_span);
+  for (size_t k = 0; k < kMaxSpanPages; ++k) {
+    uintptr_t e = encodeEntry(&mh, k);
+    EXPECT_EQ(entryMiniHeap(e), &mh);
+    EXPECT_EQ(entryPageInSpan(e), k);
+    EXPECT_EQ(entryOffsetInSpan(e), k * kClassPage);
+  }
+  EXPECT_EQ(entryMiniHeap(kTombstoneEntry), nullptr);
+  EXPECT_EQ(entryMiniHeap(0), nullptr);
 }
 
 TEST(MiniHeap, LiveBitsCount) {
