@@ -73,6 +73,16 @@ void maybeMeshFromFreePath(uint32_t frees) {
 }
 
 void* mallocSlow(size_t n) {
+  ThreadHeap* th = t_thread.fast;
+  if (th != nullptr && n > kMaxSmallSize && n <= kLargeCacheMaxBlock) {
+    // A block this thread kept: no lock, so the cache mark suffices (no DepthGuard).
+    void* p;
+    {
+      FastPathMark mark(th);
+      p = th->takeLarge((n + os::kPageSize - 1) >> os::kPageShift);
+    }
+    if (p != nullptr) return p;
+  }
   bool zeroed;
   return allocateSlow(n, 16, &zeroed);
 }
@@ -151,7 +161,29 @@ void flushAllFreed(ThreadHeap* th) {
   th->flushLarge();
 }
 
+// freeSlow for everything but a large block this thread keeps with room to spare.
+MESH_SLOW_PATH static void freeSlowRest(void* p);
+
 void freeSlow(void* p) {
+  ThreadHeap* th = t_thread.fast;  // the cache is usable
+  if (th != nullptr) {
+    uintptr_t entry = runtime().heap.entryFor(p);
+    MiniHeap* mh = entryMiniHeap(entry);
+    // A large block at most kLargeCacheMaxBlock that this thread keeps for its next large
+    // allocation without giving an older one back: no lock, so the cache mark suffices. The
+    // free is recorded first, so a second free of the block aborts, whichever thread makes it.
+    if (mh != nullptr && mh->isLarge() && p == mh->spanStart() &&
+        mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift) && th->largeKeepHasRoom(mh)) {
+      FastPathMark mark(th);
+      mh->freeRemote(0, p);
+      th->keepLarge(mh);
+      return;
+    }
+  }
+  freeSlowRest(p);
+}
+
+static void freeSlowRest(void* p) {
   if (p == nullptr) return;
   ThreadHeap* th = t_thread.fast;  // the cache is usable
   if (th == nullptr && t_thread.heap == nullptr && !nestedCall() && runtime().heap.arena().contains(p)) {
@@ -171,9 +203,8 @@ void freeSlow(void* p) {
     MiniHeap* mh = entryMiniHeap(entry);
     if (mh != nullptr && mh->isLarge() && p == mh->spanStart() &&
         mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift)) {
-      // Kept by this thread for its next large allocation. Recording the free first makes a
-      // second free of the block abort, whichever thread makes it.
-      DepthGuard depth;  // keepLarge may give older blocks back to the arena (locks)
+      // Kept by this thread (see freeSlow), giving older blocks back to the arena (locks).
+      DepthGuard depth;
       mh->freeRemote(0, p);
       th->keepLarge(mh);
       return;

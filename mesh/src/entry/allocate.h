@@ -16,7 +16,7 @@ static_assert(kEntryPageShift == os::kPageShift);
 
 // Slow paths (entry/allocate.cc).
 MESH_SLOW_PATH void* allocateSlow(size_t n, size_t align, bool* zeroed);
-MESH_SLOW_PATH void freeSlow(void* p);
+MESH_WARM_PATH void freeSlow(void* p);
 // Counts `frees` slow frees and, about every 256th, runs a rate-limited mesh step (the caller
 // holds a DepthGuard).
 void maybeMeshFromFreePath(uint32_t frees);
@@ -34,7 +34,7 @@ void* allocateZeroed(size_t count, size_t size);
 bool isPowerOfTwoAlignment(size_t align);
 
 // malloc's slow path: everything but "this thread's cache has a slot of the right class".
-MESH_SLOW_PATH void* mallocSlow(size_t n);
+MESH_WARM_PATH void* mallocSlow(size_t n);
 
 // Fast path: n bytes aligned to 16 (or nullptr with errno ENOMEM).
 // The thread cache is not reentrant: a signal handler that allocates or frees while this thread

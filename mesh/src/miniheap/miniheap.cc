@@ -57,13 +57,7 @@ bool MiniHeap::hasRemote() const {
   return false;
 }
 
-void MiniHeap::freeRemote(uint32_t slot, const void* ptr) {
-  uint64_t bit = 1ull << (slot & 63);
-  // A slot that is not live was already freed (and folded): a double free.
-  if ((live_[slot >> 6].load(std::memory_order_relaxed) & bit) == 0) fatalPointer("double free of", ptr);
-  uint64_t old = remote_[slot >> 6].fetch_or(bit, std::memory_order_seq_cst);
-  if ((old & bit) != 0) fatalPointer("double free of", ptr);
-}
+void MiniHeap::reportDoubleFree(const void* ptr) { fatalPointer("double free of", ptr); }
 
 void MiniHeap::reportDoubleFree(uint32_t slot) const { fatalPointer("double free of", slotAddress(slot)); }
 

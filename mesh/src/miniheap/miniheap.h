@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/compiler.h"
 #include "miniheap/size_classes.h"
 
 namespace mesh {
@@ -117,7 +118,13 @@ class alignas(64) MiniHeap {
 
   // --- frees by a thread that is not the single writer ---------------------------------------
   // Records the free of `slot` (ptr for the error message). Aborts on a detected double free.
-  void freeRemote(uint32_t slot, const void* ptr);
+  void freeRemote(uint32_t slot, const void* ptr) {
+    uint64_t bit = 1ull << (slot & 63);
+    // A slot that is not live was already freed (and folded): a double free.
+    if (MESH_UNLIKELY((live_[slot >> 6].load(std::memory_order_relaxed) & bit) == 0)) reportDoubleFree(ptr);
+    uint64_t old = remote_[slot >> 6].fetch_or(bit, std::memory_order_seq_cst);
+    if (MESH_UNLIKELY((old & bit) != 0)) reportDoubleFree(ptr);
+  }
   // A large block whose free was recorded (a thread cache kept it) is handed out again.
   void reuseLarge() { remote_[0].store(0, std::memory_order_relaxed); }
 
@@ -184,6 +191,7 @@ class alignas(64) MiniHeap {
 
  private:
   [[noreturn]] void reportDoubleFree(uint32_t slot) const;
+  [[noreturn]] MESH_SLOW_PATH static void reportDoubleFree(const void* ptr);
   static const std::atomic<uint64_t>& wordAt(const std::atomic<uint64_t>* words, size_t byte) {
     return *reinterpret_cast<const std::atomic<uint64_t>*>(reinterpret_cast<const char*>(words) + byte);
   }

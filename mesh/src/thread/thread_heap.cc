@@ -91,10 +91,8 @@ void* ThreadHeap::takeLarge(size_t pages) {
   return nullptr;
 }
 
-void ThreadHeap::keepLarge(MiniHeap* mh) {
-  size_t bytes = mh->pages() << os::kPageShift;
+void ThreadHeap::makeLargeRoom(size_t bytes) {
   uint64_t kept = largeKeptBytes_.load(std::memory_order_relaxed);
-  // Make room: the oldest blocks go back to the arena.
   while (largeCount_ == kLargeCacheEntries || kept + bytes > kLargeCacheMaxBytes) {
     MiniHeap* old = large_[0];
     for (uint32_t j = 1; j < largeCount_; ++j) large_[j - 1] = large_[j];
@@ -102,10 +100,7 @@ void ThreadHeap::keepLarge(MiniHeap* mh) {
     kept -= old->pages() << os::kPageShift;
     global_->releaseLarge(old);
   }
-  large_[largeCount_++] = mh;
-  largeKeptBytes_.store(kept + bytes, std::memory_order_relaxed);
-  bump(largeKeeps_, 1);
-  bump(largeBytes_, -static_cast<int64_t>(bytes));
+  largeKeptBytes_.store(kept, std::memory_order_relaxed);
 }
 
 void ThreadHeap::flushLarge() {

@@ -229,8 +229,23 @@ class ThreadHeap {
   // A kept block of at least `pages` pages and at most a quarter more, or nullptr.
   void* takeLarge(size_t pages);
   // Keeps mh, a large block of at most kLargeCacheMaxBlock whose free the caller recorded.
-  void keepLarge(MiniHeap* mh);
+  // Older blocks go back to the arena (a lock) unless largeKeepHasRoom(mh).
+  void keepLarge(MiniHeap* mh) {
+    size_t bytes = size_t{mh->pages()} << os::kPageShift;
+    if (!largeKeepHasRoom(mh)) makeLargeRoom(bytes);
+    large_[largeCount_++] = mh;
+    largeKeptBytes_.store(largeKeptBytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+    bump(largeKeeps_, 1);
+    bump(largeBytes_, -static_cast<int64_t>(bytes));
+  }
+  bool largeKeepHasRoom(const MiniHeap* mh) const {
+    return largeCount_ < kLargeCacheEntries &&
+           largeKeptBytes_.load(std::memory_order_relaxed) + (size_t{mh->pages()} << os::kPageShift) <=
+               kLargeCacheMaxBytes;
+  }
   void flushLarge();
+  // Gives the oldest kept blocks back until one more of `bytes` fits.
+  MESH_SLOW_PATH void makeLargeRoom(size_t bytes);
   // Forgets the kept blocks (fork child, see dropFreed): they stay allocated.
   void dropLarge();
 
