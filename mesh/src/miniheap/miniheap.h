@@ -196,9 +196,13 @@ class alignas(64) MiniHeap {
     return *reinterpret_cast<const std::atomic<uint64_t>*>(reinterpret_cast<const char*>(words) + byte);
   }
 
+  // Cache line 1 (with the list links above): where the span is, and its history.
   char* spanStart_;
   size_t spanPage_;
-  uint64_t divMagic_;  // SizeClass::magic; 0 for a large object (no offset is a slot)
+  void* lastOwner_ = nullptr;
+  // Cache line 2: everything the free fast path reads but the remote bits (slot division, class,
+  // live bits), and what the owner writes.
+  alignas(64) uint64_t divMagic_;  // SizeClass::magic; 0 for a large object (no offset is a slot)
   uint32_t pages_;
   uint32_t objSize_;
   uint32_t objects_;
@@ -206,14 +210,14 @@ class alignas(64) MiniHeap {
   bool zeroed_ = false;
   uint16_t classLine_;  // cls_ * kClassLineBytes (0 for a large object)
   std::atomic<void*> owner_{nullptr};
-  std::atomic<bool> queued_{false};
-  std::atomic<bool> fileBacked_{false};
   std::atomic<uint64_t> live_[4] = {};
-  void* lastOwner_ = nullptr;  // fills the gap before remote_'s cache line
-  // Remote frees live on their own cache line: other threads write it, the owner rarely reads.
+  // Cache line 3: what other threads write (remote frees, the remote-free queue flag, pins) or
+  // the class lock holder changes while the span is detached.
   alignas(64) std::atomic<uint64_t> remote_[4] = {};
   std::atomic<uint32_t> pending_{0};
   uint8_t extraCount_ = 0;
+  std::atomic<bool> queued_{false};
+  std::atomic<bool> fileBacked_{false};
   uint32_t extraSpans_[kMaxExtraSpans] = {};
 };
 
