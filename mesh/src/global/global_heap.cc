@@ -188,6 +188,9 @@ void GlobalHeap::freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot) {
 void GlobalHeap::freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr) {
   int cls = mh->sizeClassIndex();
   ClassState& c = classes_[cls];
+  // Keyed before the bit is set: once the owner can see the free, a second free sees the key.
+  // (A double free overwrites the key of an object already freed: harmless, freeRemote aborts.)
+  setFreedKey(ptr);
   mh->freeRemote(slot, ptr);
   bool queue = mh->ownerSeqCst() == nullptr && mh->markQueued();
   if (queue) {
@@ -263,7 +266,9 @@ void* GlobalHeap::takeSlotLocked(MiniHeap* mh) {
     if (slot >= mh->objectCount()) break;
     mh->setLive(slot);
     relistLocked(mh);  // never releases: the span is not empty
-    return mh->slotAddress(slot);
+    void* p = mh->slotAddress(slot);
+    clearFreedKey(p);
+    return p;
   }
   fatal("internal error: partial span without a free slot");
 }

@@ -27,7 +27,7 @@ struct HeapConfig {
   uint32_t meshMaxOccupancyPct = 80;  // fuller spans are not worth meshing
   long maxMapCount = 0;               // 0: read vm.max_map_count
   bool sameThreadMeshing = false;     // pair only spans last attached to one thread heap
-  uint64_t freedKey = 0x6d65736866726565ull;  // marks stacked freed objects (randomise per process)
+  uint64_t freedKey = 0x6d65736866726565ull;  // marks freed objects (randomise per process)
 };
 
 // Classes of this size and larger never mesh (few objects per span, little to gain).
@@ -69,6 +69,14 @@ class GlobalHeap {
   bool init(const HeapConfig& config);
   // Process-wide random key that marks objects on a thread heap's freed stack.
   uint64_t freedKey() const { return freedKey_; }
+  // Every freed small object carries the key (word 1, address-salted) from its free until it is
+  // handed out again, whatever path it takes: a free of it meanwhile is a double free the fast
+  // path sees without reading the span's remote bits. Stacks write it (ThreadHeap), and so does
+  // every other free (freeNonOwnerPinned); every hand-out clears it (clearFreedKey).
+  void setFreedKey(const void* p) const {
+    const_cast<uint64_t*>(static_cast<const uint64_t*>(p))[1] = freedKey_ ^ reinterpret_cast<uintptr_t>(p);
+  }
+  static void clearFreedKey(void* p) { static_cast<uint64_t*>(p)[1] = 0; }
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
 

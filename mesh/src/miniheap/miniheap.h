@@ -77,8 +77,9 @@ class alignas(64) MiniHeap {
   }
 
   // --- bitmap: single-writer operations --------------------------------------------------
-  bool isLive(uint32_t slot) const {
-    return (live_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
+  // The word index is masked like isLiveUnfreed's (the free fast path uses this one).
+  bool isLive(size_t slot) const {
+    return (wordAt(live_, (slot >> 3) & 0x18).load(std::memory_order_relaxed) >> (slot & 63)) & 1;
   }
   void setLive(uint32_t slot) {
     auto& w = live_[slot >> 6];

@@ -73,9 +73,11 @@ class ThreadHeap {
   // pushFreed for the fast path: false also for a suspected double free (the slow path reports).
   // mh and slot are ptr's miniheap and slot as the caller read them without a lock: a slot
   // already free there means a double free (a racing reader can only miss one, never invent
-  // one: the object was allocated before the caller got it).
+  // one: the object was allocated before the caller got it). An object freed remotely and not
+  // folded yet is still live there but carries the key (GlobalHeap::setFreedKey), so the remote
+  // bits need not be read.
   MESH_FAST_PATH bool tryPushFreed(const MiniHeap* mh, size_t slot, void* ptr) {
-    if (MESH_UNLIKELY(!mh->isLiveUnfreed(slot))) return false;
+    if (MESH_UNLIKELY(!mh->isLive(slot))) return false;
     // caches_[class], from an offset the miniheap keeps (always a valid class line).
     ClassCache& c = cacheAtLine(mh->classLineOffset());
     uint64_t key = keyFor(ptr);
@@ -96,8 +98,9 @@ class ThreadHeap {
   // (overflowFlushCount, flushFreed): those of the attached span to its free-slot array, the
   // others to their spans in one locked batch (GlobalHeap::freeBatch). Each stacked object
   // carries a key (word 1, address-salted) so that a second free of it, by any thread, is seen:
-  // the same block is never handed out twice. The key is cleared whenever the object leaves a
-  // stack.
+  // the same block is never handed out twice. The key stays when the object leaves the stack
+  // for a span and is cleared when the object is handed out again (see
+  // GlobalHeap::setFreedKey).
 
   // Stacks ptr, a freed object of class cls (as read from its miniheap without a lock; the batch
   // checks it). False when the stack is full: flushFreed first. Aborts on a detected double free.
@@ -130,7 +133,6 @@ class ThreadHeap {
     uint32_t batched = 0;
     for (uint32_t i = 0; i < n; ++i) {
       void* p = freedPtrs_[cls][i];
-      keyWord(p) = 0;
       size_t off = reinterpret_cast<uintptr_t>(p) - ownStart;
       uint32_t slot;
       if (off < ownBytes && own->slotForOffset(off, &slot) && own->isLiveUnfreed(slot)) {
@@ -147,7 +149,10 @@ class ThreadHeap {
     c.markAtFlush = have - n;  // a new interval starts (see overflowFlushCount)
     bump(c.supplied, -static_cast<int64_t>(batched));
     uint32_t rejected = batched != 0 ? global_->freeBatch(cls, batch, batched) : 0;
-    for (uint32_t i = 0; i < rejected; ++i) onRejected(batch[i]);
+    for (uint32_t i = 0; i < rejected; ++i) {
+      keyWord(batch[i]) = 0;  // not a freed object of ours after all: let onRejected judge it
+      onRejected(batch[i]);
+    }
     return n;
   }
   uint32_t freedCount(int cls) const {
@@ -308,6 +313,7 @@ class ThreadHeap {
     c.mh->setLive(slots_[cls][n]);
     void* p = slotPtrs_[cls][n];
     if (p == nullptr) __builtin_unreachable();  // lets the caller drop its null test
+    keyWord(p) = 0;  // a freed object keeps its key until now (see GlobalHeap::setFreedKey)
     return p;
   }
   // top is above the bottom and above the low-water mark.

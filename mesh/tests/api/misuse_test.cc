@@ -204,6 +204,47 @@ TEST_P(DoubleFreeTest, C13_OwnerFreesObjectAnotherThreadFreedAborts) {
   free(p);
 }
 
+// The other thread's free reaches the owner's span as a remote free (its stack is flushed by
+// malloc_trim while the owner keeps the span attached), so the slot is still live there until
+// the owner folds it. A second free now, by either thread, must still be seen (the object keeps
+// the freed key until it is handed out again; the fast path reads no remote bits).
+void FreeRemotelyThenAgain(size_t n, bool ownerFreesAgain) {
+  void* p = malloc(Opaque(n));  // from this thread's current span
+  ASSERT_NE(p, nullptr);
+  void* keep = malloc(Opaque(n));  // keeps the span from emptying
+  EXPECT_DEATH(
+      {
+        std::atomic<int> step{0};
+        std::thread other([p, ownerFreesAgain, &step] {
+          free(p);
+          malloc_trim(0);  // hands this thread's freed objects back: p as a remote free
+          if (!ownerFreesAgain) {
+            free(OpaquePtr(p));
+            _exit(0);  // the second free was accepted: the death test fails
+          }
+          step = 1;
+          while (step.load() != 2) std::this_thread::yield();
+        });
+        while (step.load() != 1) std::this_thread::yield();
+        free(OpaquePtr(p));
+        step = 2;
+        other.join();
+      },
+      DoubleFreeRegex(p));
+  free(keep);
+  free(p);
+}
+
+TEST_P(DoubleFreeTest, C13_DoubleFreeOfRemotelyFreedObjectAborts) {
+  MESH_REQUIRE_LIBMESH();  // glibc's tcache check only sees its own thread's cache
+  FreeRemotelyThenAgain(GetParam(), false);
+}
+
+TEST_P(DoubleFreeTest, C13_OwnerFreesRemotelyFreedObjectAborts) {
+  MESH_REQUIRE_LIBMESH();
+  FreeRemotelyThenAgain(GetParam(), true);
+}
+
 TEST_P(DoubleFreeTest, C13_DoubleDeleteAborts) {
   size_t n = GetParam();
   if (!HaveLibmesh() && n > 1024) GTEST_SKIP() << "glibc only detects this for tcache sizes";
