@@ -157,8 +157,7 @@ void FreshHeapExecutor::release(void* p) {
     releaseNow(p);  // reports the invalid free
     return;
   }
-  uint64_t key = heap_->freedKey() ^ reinterpret_cast<uintptr_t>(p);
-  if (static_cast<uint64_t*>(p)[1] == key || !mh->isLiveUnfreed(slot)) fatalPointer("double free of", p);
+  if (heap_->carriesFreedKey(p) || !mh->isLiveUnfreed(slot)) fatalPointer("double free of", p);
   int cls = mh->sizeClassIndex();
   heap_->unpin(mh);
   if (th.freedCount(cls) >= th.freedCapacity(cls)) {
@@ -209,7 +208,7 @@ size_t FreshHeapExecutor::usableSize(void* p) {
   size_t offset = static_cast<size_t>(static_cast<char*>(p) - heap_->spanStartFor(p, entry));
   if (!mh->slotForOffset(offset, &slot)) fatalPointer("usable size of the interior of a block:", p);
   if (!heap_->isLiveSmall(p, entry, slot) ||
-      static_cast<uint64_t*>(p)[1] == (heap_->freedKey() ^ reinterpret_cast<uintptr_t>(p))) {
+      heap_->carriesFreedKey(p)) {
     fatalPointer("usable size of a freed block:", p);
   }
   return mh->objectSize();

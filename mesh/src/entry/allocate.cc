@@ -89,7 +89,7 @@ void* mallocSlow(size_t n) {
 
 // Whether small object p carries the key of an object on some thread's freed stack.
 static bool isStackedObject(void* p) {
-  return static_cast<uint64_t*>(p)[1] == (runtime().heap.freedKey() ^ reinterpret_cast<uintptr_t>(p));
+  return runtime().heap.carriesFreedKey(p);
 }
 
 // Frees p, which is not in a span attached to this thread, without deferring it.
@@ -164,6 +164,11 @@ void flushAllFreed(ThreadHeap* th) {
 // freeSlow for everything but a large block this thread keeps with room to spare.
 MESH_SLOW_PATH static void freeSlowRest(void* p);
 
+// Whether p (whose page-map entry gave mh) is a large block small enough for a thread to keep.
+static bool keepableLarge(const MiniHeap* mh, const void* p) {
+  return mh != nullptr && mh->isLarge() && p == mh->spanStart() && mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift);
+}
+
 void freeSlow(void* p) {
   ThreadHeap* th = t_thread.fast;  // the cache is usable
   if (th != nullptr) {
@@ -172,8 +177,7 @@ void freeSlow(void* p) {
     // A large block at most kLargeCacheMaxBlock that this thread keeps for its next large
     // allocation without giving an older one back: no lock, so the cache mark suffices. The
     // free is recorded first, so a second free of the block aborts, whichever thread makes it.
-    if (mh != nullptr && mh->isLarge() && p == mh->spanStart() &&
-        mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift) && th->largeKeepHasRoom(mh)) {
+    if (keepableLarge(mh, p) && th->largeKeepHasRoom(mh)) {
       FastPathMark mark(th);
       mh->freeRemote(0, p);
       th->keepLarge(mh);
@@ -201,8 +205,7 @@ static void freeSlowRest(void* p) {
     GlobalHeap& heap = runtime().heap;
     uintptr_t entry = heap.entryFor(p);
     MiniHeap* mh = entryMiniHeap(entry);
-    if (mh != nullptr && mh->isLarge() && p == mh->spanStart() &&
-        mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift)) {
+    if (keepableLarge(mh, p)) {
       // Kept by this thread (see freeSlow), giving older blocks back to the arena (locks).
       DepthGuard depth;
       mh->freeRemote(0, p);

@@ -73,9 +73,9 @@ class GlobalHeap {
   // handed out again, whatever path it takes: a free of it meanwhile is a double free the fast
   // path sees without reading the span's remote bits. Stacks write it (ThreadHeap), and so does
   // every other free (freeNonOwnerPinned); every hand-out clears it (clearFreedKey).
-  void setFreedKey(const void* p) const {
-    const_cast<uint64_t*>(static_cast<const uint64_t*>(p))[1] = freedKey_ ^ reinterpret_cast<uintptr_t>(p);
-  }
+  uint64_t freedKeyFor(const void* p) const { return freedKey_ ^ reinterpret_cast<uintptr_t>(p); }
+  bool carriesFreedKey(const void* p) const { return static_cast<const uint64_t*>(p)[1] == freedKeyFor(p); }
+  void setFreedKey(const void* p) const { const_cast<uint64_t*>(static_cast<const uint64_t*>(p))[1] = freedKeyFor(p); }
   static void clearFreedKey(void* p) { static_cast<uint64_t*>(p)[1] = 0; }
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }

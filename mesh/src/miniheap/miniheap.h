@@ -67,9 +67,9 @@ class alignas(64) MiniHeap {
     return start && idx < objects_;
   }
   // slotForOffset without the bound: for an offset inside the span (below pages * 4096) that
-  // starts a slot, *slot is at most objects, and never above 255 (see kSlotBoundInBitmap), so a
-  // caller that then requires isLiveUnfreed(*slot) needs no other bound: a tail offset gives
-  // slot == objects, whose bit is never set. (The free fast path.)
+  // starts a slot, *slot is at most objects, and never above 255 (see slotBoundInBitmap in
+  // size_classes.h), so a caller that then requires isLive(*slot) needs no other bound: a tail
+  // offset gives slot == objects, whose bit is never set. (The free fast path.)
   bool slotStartForOffset(size_t off, size_t* slot) const {
     unsigned __int128 product = static_cast<unsigned __int128>(divMagic_) * off;
     *slot = static_cast<size_t>(product >> 64);
@@ -77,7 +77,9 @@ class alignas(64) MiniHeap {
   }
 
   // --- bitmap: single-writer operations --------------------------------------------------
-  // The word index is masked like isLiveUnfreed's (the free fast path uses this one).
+  // The word index is masked: the free fast path reads miniheaps without a lock, and a span
+  // recycled under a misused pointer can give a slot of up to 4095; that reads some other bit
+  // of this bitmap (the locked batch rechecks) instead of memory past it.
   bool isLive(size_t slot) const {
     return (wordAt(live_, (slot >> 3) & 0x18).load(std::memory_order_relaxed) >> (slot & 63)) & 1;
   }
@@ -106,10 +108,7 @@ class alignas(64) MiniHeap {
   bool isRemoteFreed(uint32_t slot) const {
     return (remote_[slot >> 6].load(std::memory_order_relaxed) >> (slot & 63)) & 1;
   }
-  // Whether slot is live and not freed remotely: what a free expects. The word index is masked:
-  // the free fast path reads miniheaps without a lock, and a span recycled under a misused
-  // pointer can give a slot of up to 4095; that reads some other bit of this bitmap (the
-  // locked batch rechecks) instead of memory past it.
+  // Whether slot is live and not freed remotely: what a free expects. Masked like isLive.
   bool isLiveUnfreed(size_t slot) const {
     size_t byte = (slot >> 3) & 0x18;  // the word's byte offset (words 0..3), as one mask
     uint64_t live = wordAt(live_, byte).load(std::memory_order_relaxed);

@@ -350,6 +350,8 @@ class ThreadHeap {
   }
   void setFreedCapacity(int cls, uint32_t cap) { caches_[cls].freedLimit = freedPtrs_[cls] + cap; }
   static uint64_t& keyWord(void* p) { return static_cast<uint64_t*>(p)[1]; }
+  // GlobalHeap::freedKeyFor, from a copy of the key in this heap (no load of the global heap on
+  // the fast path).
   uint64_t keyFor(const void* p) const { return freedKey_ ^ reinterpret_cast<uintptr_t>(p); }
   // A stacked object's key was found on free: abort if it is stacked (a double free).
   MESH_SLOW_PATH void reportStackedFree(void* ptr);

@@ -51,7 +51,8 @@ TEST(MiniHeap, FastPathSlotNeedsNoBound) {
       if (!start) continue;
       ASSERT_LE(slot, mh.objectCount());
       ASSERT_LT(slot, kMaxObjectsPerSpan);
-      if (mh.isLiveUnfreed(slot)) {
+      ASSERT_EQ(mh.isLive(slot), mh.isLiveUnfreed(slot));  // no remote frees here
+      if (mh.isLive(slot)) {
         ASSERT_LT(slot, mh.objectCount()) << "class " << cls;
         ++passed;
       }
@@ -69,6 +70,8 @@ TEST(MiniHeap, OutOfRangeSlotStaysInBitmap) {
   EXPECT_TRUE(mh.isLiveUnfreed(3));
   EXPECT_TRUE(mh.isLiveUnfreed(256 + 3));   // word 4 wraps to word 0, bit 3
   EXPECT_TRUE(mh.isLiveUnfreed(1024 + 3));  // word 16 wraps to word 0
+  EXPECT_TRUE(mh.isLive(256 + 3));
+  EXPECT_FALSE(mh.isLive(4032 + 3));
   EXPECT_FALSE(mh.isLiveUnfreed(256 + 4));
   EXPECT_FALSE(mh.isLiveUnfreed(4032 + 3));  // word 63 wraps to word 3
 }
