@@ -1,6 +1,7 @@
 #include "arena/arena.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/log.h"
 
@@ -9,7 +10,8 @@ namespace mesh {
 Arena::~Arena() {
   if (base_ != nullptr) os::unmap(base_, reservedBytes_);
   if (pageMap_ != nullptr) os::unmap(pageMap_, pageCount_ * sizeof(uintptr_t));
-  os::closeFd(fd_);
+  if (view_ != nullptr) os::unmap(view_, reservedBytes_);
+  if (childView_ != nullptr) os::unmap(childView_, reservedBytes_);
 }
 
 bool Arena::reserve(size_t bytes) {
@@ -29,6 +31,14 @@ bool Arena::reserve(size_t bytes) {
   return true;
 }
 
+char* Arena::makeFileView() const {
+  auto* view = static_cast<char*>(os::createSharedFile(reservedBytes_));
+  // Mappings duplicated from the view take its flags: the same as the range's, so that the
+  // kernel can merge neighbouring ones.
+  if (view != nullptr) os::noHugePages(view, reservedBytes_);
+  return view;
+}
+
 bool Arena::init(const ArenaConfig& config) {
   maxDirtyPages_ = config.maxDirtyBytes >> os::kPageShift;
   bool reserved = false;
@@ -36,16 +46,9 @@ bool Arena::init(const ArenaConfig& config) {
     reserved = reserve(bytes);
   }
   if (!reserved) return false;
-  // The memfd only receives meshed spans: it is sized to the range (sparse, so this costs
+  // The file only receives meshed spans: it is sized to the range (sparse, so this costs
   // nothing) so that a span's file offset is its arena offset. Without it, no meshing.
-  if (config.useMemfd) {
-    int fd = os::memfdCreate("libmesh-arena");
-    if (fd >= 0 && !os::truncateFile(fd, reservedBytes_)) {
-      os::closeFd(fd);
-      fd = -1;
-    }
-    fd_ = fd;
-  }
+  if (config.useMemfd) view_ = makeFileView();
   return true;
 }
 
@@ -249,19 +252,28 @@ bool Arena::coalesceLocked() {
 ArenaStats Arena::stats() {
   LockGuard guard(lock_);
   return ArenaStats{reservedBytes_, inUsePages_ << os::kPageShift, dirtyPages_ << os::kPageShift,
-                    releasedPages_ << os::kPageShift, fd_ >= 0};
+                    releasedPages_ << os::kPageShift, view_ != nullptr};
 }
 
 bool Arena::aliasPages(size_t virtPage, size_t filePage, size_t pages) {
-  if (fd_ < 0) return false;
-  size_t bytes = pages << os::kPageShift;
-  if (os::mapShared(pageAddress(virtPage), bytes, fd_, filePage << os::kPageShift) == nullptr) return false;
-  os::noHugePages(pageAddress(virtPage), bytes);
+  if (view_ == nullptr) return false;
+  return os::aliasSharedMapping(view_ + (filePage << os::kPageShift), pageAddress(virtPage),
+                                pages << os::kPageShift);
+}
+
+// Through the view: the file's pages are allocated first (a failure is a refused mesh, never a
+// fault), and the view's page-table entries are dropped after the copy (the data stays in the
+// file), so the view never holds more than the span being copied.
+static bool copyIntoView(char* to, const char* from, size_t bytes) {
+  if (!os::populateWritable(to, bytes)) return false;
+  std::memcpy(to, from, bytes);
+  os::discardAnonymous(to, bytes);
   return true;
 }
 
 bool Arena::writeFilePages(size_t filePage, size_t page, size_t pages) {
-  return fd_ >= 0 && os::writeFileAt(fd_, filePage << os::kPageShift, pageAddress(page), pages << os::kPageShift);
+  return view_ != nullptr &&
+         copyIntoView(view_ + (filePage << os::kPageShift), pageAddress(page), pages << os::kPageShift);
 }
 
 bool Arena::protectPages(size_t page, size_t pages, bool writable) {
@@ -277,8 +289,8 @@ bool Arena::unsharePages(size_t page, size_t pages) {
 }
 
 bool Arena::releaseFilePages(size_t filePage, size_t pages) {
-  if (fd_ < 0) return false;
-  if (!os::punchHole(fd_, filePage << os::kPageShift, pages << os::kPageShift)) return false;
+  if (view_ == nullptr) return false;
+  if (!os::removeSharedPages(view_ + (filePage << os::kPageShift), pages << os::kPageShift)) return false;
   noteReleased(pages);
   return true;
 }
@@ -299,31 +311,26 @@ size_t Arena::usedPageBound() {
   return bump_;
 }
 
-bool Arena::makePrivateInChild(bool copyData) {
-  if (fd_ < 0) return true;  // anonymous memory is already private after fork
-  int fresh = os::memfdCreate("libmesh-arena");
-  bool ok = fresh >= 0 && os::truncateFile(fresh, reservedBytes_);
-  // Copy only the file's data extents: holes (never used or punched) stay holes.
-  size_t limit = bump_ << os::kPageShift;
-  for (size_t off = 0; ok && copyData && off < limit;) {
-    int64_t data = os::seekData(fd_, off);
-    if (data < 0 || static_cast<size_t>(data) >= limit) break;
-    int64_t hole = os::seekHole(fd_, static_cast<size_t>(data));
-    size_t end = hole < 0 ? limit : std::min(static_cast<size_t>(hole), limit);
-    ok = os::copyFileRange(fd_, static_cast<size_t>(data), fresh, static_cast<size_t>(data),
-                           end - static_cast<size_t>(data));
-    off = end;
-  }
-  // The old file stays open through the mappings that still use it; the child never writes
-  // to it through the descriptor (punching it would clear the parent's pages).
-  os::closeFd(fd_);
-  if (!ok) {
-    os::closeFd(fresh);
-    fd_ = -1;
-    return !copyData;  // with no file-backed range nothing is shared: only meshing is off
-  }
-  fd_ = fresh;
-  return true;
+bool Arena::prepareChildFile() {
+  if (childView_ == nullptr) childView_ = makeFileView();
+  return childView_ != nullptr;
+}
+
+bool Arena::copyToChildFile(size_t page, size_t pages) {
+  size_t offset = page << os::kPageShift;
+  return childView_ != nullptr && copyIntoView(childView_ + offset, pageAddress(page), pages << os::kPageShift);
+}
+
+void Arena::dropChildFile() {
+  if (childView_ != nullptr) os::unmap(childView_, reservedBytes_);
+  childView_ = nullptr;
+}
+
+void Arena::adoptChildFile() {
+  // The inherited view is the parent's file: unmapping it is all the child does with it.
+  if (view_ != nullptr) os::unmap(view_, reservedBytes_);
+  view_ = childView_;
+  childView_ = nullptr;
 }
 
 }  // namespace mesh

@@ -1,11 +1,15 @@
 // Arena: one reserved virtual range holding every span and large object, and the page map.
 //
 // The range is private anonymous memory (MAP_NORESERVE, no transparent huge pages), so fork
-// copies it lazily like any other heap. With memfd backing (the default) a memfd as large as the
-// range sits beside it, sparse, arena page N at file offset N * 4096; only spans that take part
-// in a mesh are moved into it (the mesher maps their file pages over their virtual pages, and
-// the virtual pages of the spans meshed into them onto the same file pages). Without memfd
-// (unavailable, or MESH_NO_MEMFD=1) there is no file and meshing is off.
+// copies it lazily like any other heap. With file backing (the default) a shared in-memory file
+// as large as the range sits beside it, sparse, arena page N at file offset N * 4096; only spans
+// that take part in a mesh are moved into it (the mesher maps their file pages over their
+// virtual pages, and the virtual pages of the spans meshed into them onto the same file pages).
+// The file is reached only through one shared view of all of it (view_): new mappings of its
+// pages are duplicated from the view, pages are written through it and freed with
+// MADV_REMOVE on it. No descriptor stays open, so nothing the application does with its file
+// descriptors (closing them all, reusing numbers, listing them) can reach or reveal the heap.
+// Without a file (none could be made, or MESH_NO_MEMFD=1) meshing is off.
 //
 // Invariant: pages on the free lists are anonymous. A span leaving the file is mapped anonymous
 // again (unsharePages) and its file pages are punched before its pages come back here. Free
@@ -74,8 +78,9 @@ class Arena {
   char* base() const { return base_; }
   size_t pageCount() const { return pageCount_; }
   // True when meshing is possible (there is a memfd to move spans into).
-  bool memfdBacked() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
+  bool memfdBacked() const { return view_ != nullptr; }
+  // The shared view of the whole file (nullptr without one): file page N is at view + N * 4096.
+  char* fileView() const { return view_; }
   size_t reservedBytes() const { return reservedBytes_; }
   // Byte offset of p from the arena base; >= reservedBytes() when p is outside.
   size_t offsetOf(const void* p) const {
@@ -102,7 +107,8 @@ class Arena {
   // Maps the virtual pages [virtPage, +pages) onto the file pages [filePage, +pages), read-write
   // and shared (virtPage == filePage moves a span into the file at its own offset).
   bool aliasPages(size_t virtPage, size_t filePage, size_t pages);
-  // Writes the contents of the virtual pages [page, +pages) to the file pages [filePage, +pages).
+  // Copies the contents of the virtual pages [page, +pages) to the file pages [filePage, +pages).
+  // False (nothing changed) when the file's pages cannot be allocated.
   bool writeFilePages(size_t filePage, size_t page, size_t pages);
   // Makes [page, +pages) read-only (writable=false) or read-write again.
   bool protectPages(size_t page, size_t pages, bool writable);
@@ -120,15 +126,22 @@ class Arena {
   size_t usedPageBound();
   size_t usedPageBoundLocked() const MESH_REQUIRES(lock_) { return bump_; }
 
-  // fork support: the parent holds the lock across fork. In the child, makePrivateInChild
-  // replaces the memfd with a fresh one, copying the old file's data when copyData (only pages
-  // that hold data are copied); the caller then maps the file-backed ranges onto it again with
-  // aliasPages. The anonymous rest of the arena needs nothing: fork copied it (copy-on-write).
-  // False when the copy could not be made: the child then has no memfd (no meshing, nothing
-  // punched) and its file-backed ranges still share the parent's pages.
+  // fork support. The parent holds the lock across fork. Before fork, with every write to the
+  // file-backed ranges held off (they are read-only, under the write barrier), the parent makes
+  // the child's file (prepareChildFile) and copies the file-backed spans' data into it
+  // (copyToChildFile, for each span at its own offset). After fork the parent forgets that file
+  // (dropChildFile); the child makes it its own (adoptChildFile) and maps its file-backed ranges
+  // onto it again with aliasPages. The file is made before fork because no descriptor may be
+  // free in the child; the copy is made before fork so that nothing a parent thread writes
+  // after fork can reach the child. The anonymous rest of the arena needs nothing: fork copied
+  // it (copy-on-write).
   void lockForFork() MESH_ACQUIRE(lock_) { lock_.lock(); }
   void unlockAfterFork() MESH_RELEASE(lock_) { lock_.unlock(); }
-  bool makePrivateInChild(bool copyData) MESH_REQUIRES(lock_);
+  // False when no file can be made (no memory): the child then cannot have private copies.
+  bool prepareChildFile() MESH_REQUIRES(lock_);
+  bool copyToChildFile(size_t page, size_t pages) MESH_REQUIRES(lock_);
+  void dropChildFile() MESH_REQUIRES(lock_);
+  void adoptChildFile() MESH_REQUIRES(lock_);
 
   // Calls f(page, pages, dirty) for every free extent (tests check what backs them).
   template <typename F>
@@ -156,12 +169,14 @@ class Arena {
   void releaseAllDirtyLocked() MESH_REQUIRES(lock_);
   bool coalesceLocked() MESH_REQUIRES(lock_);
   bool reserve(size_t bytes);
+  char* makeFileView() const;
 
   Mutex lock_;
   char* base_ = nullptr;
   size_t reservedBytes_ = 0;
   size_t pageCount_ = 0;
-  int fd_ = -1;
+  char* view_ = nullptr;       // the shared file's view (see above); nullptr: no file
+  char* childView_ = nullptr;  // fork: the file made for the child (see prepareChildFile)
   std::atomic<uintptr_t>* pageMap_ = nullptr;
   size_t bump_ MESH_GUARDED_BY(lock_) = 0;  // pages below bump_ have been handed out once
   size_t putsSinceCoalesce_ MESH_GUARDED_BY(lock_) = 0;  // extents freed since the last merge

@@ -1,4 +1,4 @@
-// C library functions libmesh interposes for the meshing write barrier.
+// C library functions libmesh interposes for the meshing write barrier, and fork.
 //
 // Signals: the barrier's SIGSEGV handler must stay installed, so an application's sigaction()
 // or signal() for SIGSEGV is recorded as the handler we forward real faults to; and a thread
@@ -20,6 +20,7 @@
 
 #include "common/compiler.h"
 #include "entry/background.h"
+#include "entry/runtime.h"
 #include "global/write_barrier.h"
 #include "platform/os.h"
 
@@ -80,7 +81,7 @@ void withoutSegv(const sigset_t* in, sigset_t* out) {
   sigdelset(out, SIGSEGV);
 }
 
-std::atomic<void*> g_read, g_pread, g_readv, g_preadv, g_recv, g_recvfrom, g_recvmsg, g_getdents64,
+std::atomic<void*> g_fork, g_read, g_pread, g_readv, g_preadv, g_recv, g_recvfrom, g_recvmsg, g_getdents64,
     g_sigprocmask, g_pthread_sigmask, g_signal;
 
 }  // namespace
@@ -133,6 +134,18 @@ MESH_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
   sigset_t filtered;
   withoutSegv(set, &filtered);
   return real(how, &filtered, old);
+}
+
+// fork: the child must get a private copy of the meshed heap (see global/fork.cc), made in a
+// file that has to exist before fork. When it cannot be made, fork fails as the kernel's own
+// fork does when memory is short, instead of letting parent and child share pages.
+MESH_EXPORT pid_t fork() {
+  auto real = next<pid_t (*)()>(g_fork, "fork");
+  if (!reserveForkFile()) {
+    errno = ENOMEM;
+    return -1;
+  }
+  return real();
 }
 
 MESH_EXPORT ssize_t read(int fd, void* buf, size_t n) {

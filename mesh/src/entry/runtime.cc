@@ -129,34 +129,27 @@ static void retireCounters(const ThreadHeap& th) {
 
 // Whether the fork's prepare handler ran in a signal handler that interrupted a fast path.
 static __thread bool t_forkInterrupted __attribute__((tls_model("initial-exec"))) = false;
+// Whether prepareFork could give the child private copies of the meshed spans.
+static bool g_forkSafe = true;
+
+bool reserveForkFile() {
+  Runtime& rt = runtime();
+  if (rt.initState.load(std::memory_order_acquire) != 2) return true;
+  return rt.heap.reserveForkFile();
+}
 
 static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
   t_forkInterrupted = enterLockedSection();
   rt.registryLock.lock();
   rt.heap.lockAll();
-  // Only spans in the memfd (meshed ones) are shared with the child until it copies them.
-  rt.forkPipe[0] = rt.forkPipe[1] = -1;
-  if (rt.heap.forkNeedsFileCopy() && !os::makePipe(rt.forkPipe)) rt.forkPipe[0] = rt.forkPipe[1] = -1;
+  // The meshed spans' data is copied for the child now (see global/fork.cc).
+  g_forkSafe = rt.heap.prepareFork();
 }
 
 static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  // Most of the heap is private anonymous memory, which fork already made copy-on-write. Meshed
-  // spans are shared file mappings: if there are any, wait until the child has its private copy
-  // of them, so nothing this thread writes from now on shows up in the child, and keep every
-  // allocator lock until then, so no mesh or release changes the file under the copy. The
-  // child closes its end once it has copied the file; if fork failed, no child holds the write
-  // end and read() sees end-of-file at once. The wait is proportional to the meshed data, not
-  // to the heap.
-  if (rt.forkPipe[1] >= 0) {
-    os::closeFd(rt.forkPipe[1]);
-    char byte;
-    while (os::readSome(rt.forkPipe[0], &byte, 1) > 0) {
-    }
-    os::closeFd(rt.forkPipe[0]);
-    rt.forkPipe[0] = rt.forkPipe[1] = -1;
-  }
+  rt.heap.finishForkInParent();
   rt.heap.unlockAll();
   rt.registryLock.unlock();
   leaveLockedSection(t_forkInterrupted);
@@ -164,13 +157,18 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
-  bool copied = rt.heap.copyFileInChild();
-  // The meshed spans' data is copied: the parent may go on (what is left for the child, mapping
-  // them onto the copy, reads only its own metadata).
-  os::closeFd(rt.forkPipe[1]);
-  rt.forkPipe[1] = -1;
-  if (!rt.heap.resetAfterForkInChild(copied)) {
-    warn("fork: could not copy the meshed heap pages for the child; parent and child share them");
+  // Sharing the meshed pages with the parent would let each change the other's objects: a
+  // child that cannot have its own copy stops before it runs any of the program's code. (Only
+  // a fork that does not go through fork() itself, e.g. daemon(), can get here: fork() fails
+  // with ENOMEM instead; see the wrapper in interpose.cc.)
+  if (!g_forkSafe) {
+    LineBuffer line;
+    line.add("mesh: fork: no memory for the child's copy of the meshed heap; the child exits with 127\n");
+    line.writeTo(2);
+    os::exitNow(127);
+  }
+  if (!rt.heap.finishForkInChild()) {
+    fatal("fork: could not map the child's copy of the meshed heap");
   }
   rt.registryLock.resetAfterFork();
   // Only this thread survives in the child: give back the spans other threads had attached.
@@ -191,9 +189,6 @@ static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
     }
     th = next;
   }
-  os::closeFd(rt.forkPipe[0]);
-  os::closeFd(rt.forkPipe[1]);
-  rt.forkPipe[0] = rt.forkPipe[1] = -1;
   leaveLockedSection(t_forkInterrupted);
 }
 

@@ -69,7 +69,6 @@ class Runtime {
   MetaPool<ThreadHeap> threadPool MESH_GUARDED_BY(registryLock);
   uint64_t liveThreadHeaps MESH_GUARDED_BY(registryLock) = 0;
   pthread_key_t exitKey{};
-  int forkPipe[2] = {-1, -1};
   std::atomic<int> initState{0};  // 0 not started, 1 running, 2 ready, 3 failed
 };
 
@@ -78,6 +77,9 @@ class Runtime {
 alignas(Runtime) extern char g_runtimeStorage[sizeof(Runtime)];
 inline Runtime& runtime() { return *reinterpret_cast<Runtime*>(g_runtimeStorage); }
 BootstrapBuffer& bootstrap();
+// Called by the fork() wrapper before the real fork: false when the child could not be given a
+// private copy of the meshed heap (fork must then fail with ENOMEM).
+bool reserveForkFile();
 
 // Thread-local state (initial-exec TLS: no allocation, no lazy TLS initialisation). One
 // variable, so the fast paths find both fields through a single TLS offset.

@@ -393,36 +393,4 @@ ClassStats GlobalHeap::classStats(int cls) {
   return s;
 }
 
-void GlobalHeap::lockAll() {
-  meshLock_.lock();
-  for (ClassState& c : classes_) c.lock.lock();
-  arena_.lockForFork();
-  metaLock_.lock();
-}
-
-void GlobalHeap::unlockAll() {
-  metaLock_.unlock();
-  arena_.unlockAfterFork();
-  for (ClassState& c : classes_) c.lock.unlock();
-  meshLock_.unlock();
-}
-
-bool GlobalHeap::copyFileInChild() {
-  // Anonymous spans are the child's own already (copy-on-write); only file-backed ones, and the
-  // spans meshed into them, need a private copy of the file.
-  return arena_.makePrivateInChild(forkNeedsFileCopy());
-}
-
-bool GlobalHeap::resetAfterForkInChild(bool copied) {
-  // The file-backed ranges still map the parent's file: map them onto the copy. Only metadata
-  // (anonymous, so the child's own) is read for it, never the parent's file pages.
-  bool ok = copied && (!forkNeedsFileCopy() || remapFileBackedInChild());
-  metaLock_.resetAfterFork();
-  arena_.unlockAfterFork();
-  for (ClassState& c : classes_) c.lock.resetAfterFork();
-  mapCounter_.reset();  // it was reading the parent's mappings
-  meshLock_.resetAfterFork();
-  return ok;
-}
-
 }  // namespace mesh

@@ -153,17 +153,23 @@ class GlobalHeap {
   HeapStats stats();
   ClassStats classStats(int cls);
 
-  // fork: lockAll before, unlockAll in the parent; in the child copyFileInChild, then
-  // resetAfterForkInChild(what copyFileInChild returned). With all locks held,
-  // forkNeedsFileCopy() tells whether any span is in the memfd: only then does the child copy
-  // anything, and only then must the parent wait, until copyFileInChild has returned (the
-  // parent must not change its file before; see runtime.cc). False from either child step means
-  // the child could not get private copies of the meshed spans and shares them with the parent.
+  // fork (global/fork.cc; the handlers are in entry/runtime.cc). Before fork: lockAll, then
+  // prepareFork. After it, the parent calls finishForkInParent then unlockAll; the child calls
+  // finishForkInChild, which also resets every lock. Meshed spans live in a shared file, which
+  // fork would share between parent and child: prepareFork makes the child a file of its own
+  // and copies their data into it while they are read-only (under the write barrier, so no
+  // parent thread's write can land between the copy and fork), and the child maps its meshed
+  // ranges onto that copy. False from prepareFork: no file could be made for the child (no
+  // memory), and the child cannot have private copies; reserveForkFile, called before fork
+  // from the fork() wrapper without any allocator lock held, makes that file ahead of time, so
+  // that a fork that cannot be made safe fails with ENOMEM instead.
+  bool reserveForkFile();
   void lockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
-  bool forkNeedsFileCopy() const { return fileSpans_.load(std::memory_order_relaxed) != 0; }
+  bool prepareFork() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  void finishForkInParent() MESH_NO_THREAD_SAFETY_ANALYSIS;
   void unlockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
-  bool copyFileInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
-  bool resetAfterForkInChild(bool copied) MESH_NO_THREAD_SAFETY_ANALYSIS;
+  bool finishForkInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  bool forkNeedsFileCopy() const { return fileSpans_.load(std::memory_order_relaxed) != 0; }
 
  private:
   static constexpr int kBins = 4;
@@ -199,7 +205,11 @@ class GlobalHeap {
   size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(meshLock_);
   void recordPause(uint64_t ns);
   uint64_t pausePercentileNs(double fraction) const;
-  bool remapFileBackedInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
+  // Calls f(virtPage, filePage, pages) for every range mapped onto the file (neighbouring
+  // spans at their own offsets in one call); true when every call returned true. Every lock
+  // is held (fork).
+  template <typename F>
+  bool forEachFileRangeLocked(F&& f) MESH_NO_THREAD_SAFETY_ANALYSIS;
 
   Arena arena_;
   uint64_t freedKey_ = 0;
@@ -245,6 +255,7 @@ class GlobalHeap {
   static constexpr int kPauseBuckets = 4 * 40;
   std::atomic<uint64_t> meshPauses_[kPauseBuckets] = {};
   std::atomic<uint64_t> fileSpans_{0};  // miniheaps with fileBacked() set
+  bool forkCopied_ = false;  // prepareFork copied the file for the child (ranges read-only)
 };
 
 }  // namespace mesh

@@ -410,38 +410,4 @@ size_t GlobalHeap::meshStep(uint64_t budgetNs) {
   return total;
 }
 
-// In a fork child, once the arena has a private copy of the memfd: map every file-backed span
-// (at its own offset; neighbours in one call) and every virtual span meshed into one onto the
-// copy. The anonymous rest of the arena is left alone. Every lock is held (lockAll).
-bool GlobalHeap::remapFileBackedInChild() {
-  size_t bound = arena_.usedPageBoundLocked();
-  size_t runStart = 0, runEnd = 0;  // file-backed spans not mapped yet, contiguous
-  bool ok = true;
-  for (size_t page = 0; page < bound;) {
-    uintptr_t e = arena_.mapEntry(page);
-    MiniHeap* mh = entryMiniHeap(e);
-    if (mh == nullptr || entryPageInSpan(e) != 0) {
-      ++page;
-      continue;
-    }
-    size_t pages = mh->pages();
-    if (mh->isLarge() || !mh->fileBacked()) {
-      page += pages;
-      continue;
-    }
-    if (page != mh->spanPage()) {
-      ok = arena_.aliasPages(page, mh->spanPage(), pages) && ok;  // meshed into mh
-    } else if (page == runEnd) {
-      runEnd += pages;
-    } else {
-      if (runEnd > runStart) ok = arena_.aliasPages(runStart, runStart, runEnd - runStart) && ok;
-      runStart = page;
-      runEnd = page + pages;
-    }
-    page += pages;
-  }
-  if (runEnd > runStart) ok = arena_.aliasPages(runStart, runStart, runEnd - runStart) && ok;
-  return ok;
-}
-
 }  // namespace mesh

@@ -57,36 +57,33 @@ int memfdCreate(const char* name) {
 
 bool truncateFile(int fd, size_t len) { return ::ftruncate(fd, static_cast<off_t>(len)) == 0; }
 
-bool punchHole(int fd, size_t offset, size_t len) {
-  return ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-                     static_cast<off_t>(len)) == 0;
+void* createSharedFile(size_t len) {
+  int fd = memfdCreate("libmesh-arena");
+  void* view = MAP_FAILED;
+  if (fd >= 0) {
+    if (truncateFile(fd, len)) {
+      view = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    }
+    ::close(fd);  // the mapping keeps the file alive
+  }
+  if (view == MAP_FAILED) {
+    view = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  }
+  return view == MAP_FAILED ? nullptr : view;
 }
 
-int64_t seekData(int fd, size_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_DATA); }
-int64_t seekHole(int fd, size_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_HOLE); }
-
-bool writeFileAt(int fd, size_t offset, const void* buf, size_t len) {
-  const char* p = static_cast<const char*>(buf);
-  while (len > 0) {
-    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    p += n;
-    offset += static_cast<size_t>(n);
-    len -= static_cast<size_t>(n);
-  }
-  return true;
+bool aliasSharedMapping(void* from, void* to, size_t len) {
+  void* p = ::mremap(from, 0, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  return p != MAP_FAILED;
 }
 
-bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len) {
-  loff_t in = static_cast<loff_t>(fromOff), out = static_cast<loff_t>(toOff);
-  while (len > 0) {
-    ssize_t n = ::copy_file_range(fromFd, &in, toFd, &out, len, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    len -= static_cast<size_t>(n);
-  }
-  return true;
+bool removeSharedPages(void* addr, size_t len) { return ::madvise(addr, len, MADV_REMOVE) == 0; }
+
+bool populateWritable(void* addr, size_t len) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  return ::madvise(addr, len, MADV_POPULATE_WRITE) == 0 || errno == EINVAL;
 }
 
 void closeFd(int fd) {
@@ -273,6 +270,8 @@ void* nextSymbol(const char* name) { return ::dlsym(RTLD_NEXT, name); }
 void yieldSignalSafe() { ::syscall(SYS_sched_yield); }
 
 void raiseSignal(int sig) { ::raise(sig); }
+
+void exitNow(int status) { ::_exit(status); }
 
 void abortProcess() {
   // abort() may flush stdio (which can allocate); raise SIGABRT with the default action instead

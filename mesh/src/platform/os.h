@@ -29,18 +29,25 @@ bool discardAnonymous(void* addr, size_t len);
 // Asks the kernel not to back the range with transparent huge pages.
 bool noHugePages(void* addr, size_t len);
 
-// --- memfd backing -------------------------------------------------------------------------
+// --- the shared file behind meshed spans --------------------------------------------------
+// Creates a file of len bytes that lives only in memory and returns a read-write shared view of
+// all of it (MAP_NORESERVE: its pages are charged as they are written). No descriptor is left
+// open: the memfd is closed once mapped, so the application never sees it, and, when no
+// descriptor can be had (EMFILE), a shared anonymous mapping (the same kind of object, made
+// without a descriptor) is used instead. nullptr when neither works.
+void* createSharedFile(size_t len);
+// Maps [to, to+len) onto the same file pages as the shared mapping at [from, from+len), replacing
+// whatever was mapped at `to` (mremap with an old size of 0, which duplicates a shared mapping).
+bool aliasSharedMapping(void* from, void* to, size_t len);
+// Frees the file pages behind a shared mapping (MADV_REMOVE); every mapping of them reads
+// zeros afterwards.
+bool removeSharedPages(void* addr, size_t len);
+// Allocates (writes in) the pages of a range up front (MADV_POPULATE_WRITE), so that copying into
+// it cannot fault for want of memory. False on failure; true also when the kernel is too old to
+// know the advice (callers then copy unchecked).
+bool populateWritable(void* addr, size_t len);
 int memfdCreate(const char* name);  // close-on-exec; -1 on failure
 bool truncateFile(int fd, size_t len);
-// Frees the file's pages in [offset, offset+len); later reads see zeros.
-bool punchHole(int fd, size_t offset, size_t len);
-// Next data / hole offset at or after off (SEEK_DATA/SEEK_HOLE); -1 at end or on error.
-int64_t seekData(int fd, size_t off);
-int64_t seekHole(int fd, size_t off);
-// Writes all of buf to fd at offset (pwrite, looping over short writes and EINTR); false on error.
-bool writeFileAt(int fd, size_t offset, const void* buf, size_t len);
-// Copies len bytes between files at the given offsets (copy_file_range, looping); false on error.
-bool copyFileRange(int fromFd, size_t fromOff, int toFd, size_t toOff, size_t len);
 void closeFd(int fd);
 
 // --- processes and files -------------------------------------------------------------------
@@ -101,6 +108,7 @@ bool startDaemonThread(void* (*fn)(void*), void* arg);
 void nameThisThread(const char* name);
 
 [[noreturn]] void abortProcess();
+[[noreturn]] void exitNow(int status);  // _exit: no atexit handlers, no stdio flush
 
 // --- signals -------------------------------------------------------------------------------
 // The C library's own sigaction, even when libmesh interposes `sigaction`.

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 extern char** environ;
 
@@ -101,6 +102,36 @@ mesh_stats Stats() {
   mesh_stats s{};
   if (const MeshApi* m = Mesh()) m->get_stats(&s);
   return s;
+}
+
+Fragmented::Fragmented(size_t n, uint64_t seed, size_t objSize) : size(objSize) {
+  std::mt19937_64 rng(seed);
+  std::vector<unsigned char*> all(n);
+  for (size_t i = 0; i < n; ++i) {
+    all[i] = static_cast<unsigned char*>(malloc(size));
+    std::memset(all[i], static_cast<int>(i & 0xff), size);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (rng() % 10 == 0) {
+      live.push_back(all[i]);
+      std::memset(all[i], static_cast<int>(live.size() & 0xff), size);
+    } else {
+      free(all[i]);
+    }
+  }
+}
+
+Fragmented::~Fragmented() {
+  for (auto* p : live) free(p);
+}
+
+bool Fragmented::intact() const {
+  for (size_t i = 0; i < live.size(); ++i) {
+    for (size_t j = 0; j < size; ++j) {
+      if (live[i][j] != static_cast<unsigned char>((i + 1) & 0xff)) return false;
+    }
+  }
+  return true;
 }
 
 void FillPattern(void* p, size_t n, uint64_t seed) {

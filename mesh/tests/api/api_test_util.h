@@ -52,6 +52,20 @@ inline bool HaveLibmesh() { return Mesh() != nullptr; }
 // Snapshot of the statistics; all zero without libmesh.
 mesh_stats Stats();
 
+constexpr size_t kObj = 48;  // a class that meshes (< 4 KiB)
+
+// A fragmented heap: n objects of `size` bytes, about 1 in 10 kept, each filled with its index
+// (so that kept objects of neighbouring spans rarely overlap and mesh well).
+struct Fragmented {
+  std::vector<unsigned char*> live;
+  size_t size;
+  explicit Fragmented(size_t n, uint64_t seed = 1, size_t objSize = kObj);
+  ~Fragmented();
+  Fragmented(const Fragmented&) = delete;
+  Fragmented& operator=(const Fragmented&) = delete;
+  bool intact() const;
+};
+
 // Hides a value from the optimiser (no compile-time size warnings, no folding).
 inline size_t Opaque(size_t n) {
   asm volatile("" : "+r"(n));

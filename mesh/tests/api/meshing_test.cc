@@ -35,10 +35,11 @@ extern char** environ;
 namespace {
 
 using mesh_api_test::CheckPattern;
+using mesh_api_test::Fragmented;
 using mesh_api_test::FillPattern;
 using mesh_api_test::WaitPidTimeout;
 
-constexpr size_t kObj = 48;  // a class that meshes (< 4 KiB)
+using mesh_api_test::kObj;
 
 long PssKiB() {
   std::ifstream f("/proc/self/smaps_rollup");
@@ -60,39 +61,6 @@ uint64_t Frame(const void* p) {
   if (!(e >> 63)) return 0;           // not present
   return e & ((1ull << 55) - 1);      // 0 for non-root readers
 }
-
-// A fragmented heap: n objects of `size` bytes, about 1 in 10 kept, each filled with its index.
-struct Fragmented {
-  std::vector<unsigned char*> live;
-  size_t size;
-  explicit Fragmented(size_t n, uint64_t seed = 1, size_t objSize = kObj) : size(objSize) {
-    std::mt19937_64 rng(seed);
-    std::vector<unsigned char*> all(n);
-    for (size_t i = 0; i < n; ++i) {
-      all[i] = static_cast<unsigned char*>(malloc(size));
-      std::memset(all[i], static_cast<int>(i & 0xff), size);
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (rng() % 10 == 0) {
-        live.push_back(all[i]);
-        std::memset(all[i], static_cast<int>(live.size() & 0xff), size);
-      } else {
-        free(all[i]);
-      }
-    }
-  }
-  ~Fragmented() {
-    for (auto* p : live) free(p);
-  }
-  bool intact() const {
-    for (size_t i = 0; i < live.size(); ++i) {
-      for (size_t j = 0; j < size; ++j) {
-        if (live[i][j] != static_cast<unsigned char>((i + 1) & 0xff)) return false;
-      }
-    }
-    return true;
-  }
-};
 
 mesh_stats Stats() {
   mesh_stats s;
