@@ -7,49 +7,124 @@
 
 namespace mesh {
 
+namespace {
+constexpr size_t kCommitStepPages = 1024;              // 4 MiB
+constexpr size_t kMaxGrowBytes = size_t{64} << 30;     // at most this much more per growth
+// Where the first reservation goes: above the low addresses programs use with MAP_FIXED, below
+// the executable and libraries, with room to grow; randomised within 4 TiB so that the heap's
+// address stays unpredictable. The kernel places it elsewhere when that range is taken.
+void* reservationHint() {
+  uint64_t r = os::monotonicNs() ^ (reinterpret_cast<uintptr_t>(&r) >> 4);
+  r = (r * 0x9E3779B97F4A7C15ull) >> 52;  // 12 bits: 4096 slots of 1 GiB
+  return reinterpret_cast<void*>((uintptr_t{16} << 40) + (r << 30));
+}
+size_t pageUp(size_t bytes) { return (bytes + os::kPageSize - 1) & ~(os::kPageSize - 1); }
+size_t pageDown(size_t bytes) { return bytes & ~(os::kPageSize - 1); }
+}  // namespace
+
 Arena::~Arena() {
-  if (base_ != nullptr) os::unmap(base_, reservedBytes_);
-  if (pageMap_ != nullptr) os::unmap(pageMap_, pageCount_ * sizeof(uintptr_t));
-  if (view_ != nullptr) os::unmap(view_, reservedBytes_);
-  if (childView_ != nullptr) os::unmap(childView_, reservedBytes_);
+  if (base_ != nullptr) os::unmap(base_, reservedBytes());
+  if (pageMap_ != nullptr) os::unmap(pageMap_, pageUp(maxPages_ * sizeof(uintptr_t)));
+  if (view_ != nullptr) os::unmap(view_, viewBytes_);
+  if (childView_ != nullptr) os::unmap(childView_, childViewBytes_);
 }
 
-bool Arena::reserve(size_t bytes) {
-  size_t pages = bytes >> os::kPageShift;
-  void* map = os::mapAnonymous(pages * sizeof(uintptr_t));
-  if (map == nullptr) return false;
-  void* range = os::mapAnonymous(bytes);
-  if (range == nullptr) {
-    os::unmap(map, pages * sizeof(uintptr_t));
+bool Arena::reserve(size_t bytes, size_t maxBytes) {
+  void* range = os::reserveAddressSpace(reservationHint(), bytes, false, false);
+  if (range == nullptr) return false;
+  // The page map covers the whole growth limit if it can (readable reservations cost no
+  // charge, only address space); under an address-space limit it shrinks, never below the range.
+  size_t minPages = bytes >> os::kPageShift, mapPages = std::max(maxBytes >> os::kPageShift, minPages);
+  void* map = nullptr;
+  for (;; mapPages = std::max(mapPages / 2, minPages)) {
+    map = os::reserveAddressSpace(nullptr, pageUp(mapPages * sizeof(uintptr_t)), true, false);
+    if (map != nullptr || mapPages == minPages) break;
+  }
+  if (map == nullptr) {
+    os::unmap(range, bytes);
     return false;
   }
   os::noHugePages(range, bytes);
   base_ = static_cast<char*>(range);
-  reservedBytes_ = bytes;
-  pageCount_ = pages;
+  reservedBytes_.store(bytes, std::memory_order_relaxed);
+  pageCount_.store(bytes >> os::kPageShift, std::memory_order_relaxed);
+  maxPages_ = mapPages;
   pageMap_ = static_cast<std::atomic<uintptr_t>*>(map);
   return true;
 }
 
-char* Arena::makeFileView() const {
-  auto* view = static_cast<char*>(os::createSharedFile(reservedBytes_));
+char* Arena::makeFileView(size_t bytes) const {
+  auto* view = static_cast<char*>(os::createSharedFile(bytes));
   // Mappings duplicated from the view take its flags: the same as the range's, so that the
   // kernel can merge neighbouring ones.
-  if (view != nullptr) os::noHugePages(view, reservedBytes_);
+  if (view != nullptr) os::noHugePages(view, bytes);
   return view;
 }
 
 bool Arena::init(const ArenaConfig& config) {
   maxDirtyPages_ = config.maxDirtyBytes >> os::kPageShift;
+  strict_ = os::strictOvercommit();
+  size_t limit = os::addressSpaceLimit();
+  size_t maxBytes = std::max(config.maxBytes, config.reserveBytes);
+  // Under an address-space limit the heap cannot outgrow it: neither can the page map.
+  if (limit != SIZE_MAX) maxBytes = std::min(maxBytes, std::max(pageUp(limit), config.minReserveBytes));
   bool reserved = false;
-  for (size_t bytes = config.reserveBytes; !reserved && bytes >= config.minReserveBytes; bytes /= 2) {
-    reserved = reserve(bytes);
+  for (size_t bytes = std::min(config.reserveBytes, maxBytes); !reserved && bytes >= config.minReserveBytes;
+       bytes /= 2) {
+    reserved = reserve(bytes, maxBytes);
   }
   if (!reserved) return false;
-  // The file only receives meshed spans: it is sized to the range (sparse, so this costs
-  // nothing) so that a span's file offset is its arena offset. Without it, no meshing.
-  if (config.useMemfd) view_ = makeFileView();
+  // The file only receives meshed spans: a span's file offset is its arena offset, so the file
+  // is as large as the arena may grow (sparse: the size costs nothing). Under an address-space
+  // limit the view is kept to a sixteenth of it (the heap needs the rest); spans beyond the
+  // view do not mesh. Without a file, no meshing.
+  if (config.useMemfd) {
+    size_t want = maxPages_ << os::kPageShift;
+    if (limit != SIZE_MAX) want = std::min(want, pageDown(limit / 16));
+    for (size_t bytes = want; view_ == nullptr && bytes >= config.minReserveBytes; bytes /= 2) {
+      view_ = makeFileView(bytes);
+      if (view_ != nullptr) viewBytes_ = bytes;
+    }
+  }
   return true;
+}
+
+size_t Arena::committedBytes() {
+  LockGuard guard(lock_);
+  return committed_ << os::kPageShift;
+}
+
+// Makes [committed_, endPage) read-write, in steps of 4 MiB, and the page map entries of those
+// pages writable. False (nothing changed) when the kernel refuses the charge.
+bool Arena::commitLocked(size_t endPage) {
+  if (endPage <= committed_) return true;
+  size_t end = std::min((endPage + kCommitStepPages - 1) / kCommitStepPages * kCommitStepPages, pageCount());
+  if (!os::commit(pageAddress(committed_), (end - committed_) << os::kPageShift)) return false;
+  auto* mapBytes = reinterpret_cast<char*>(pageMap_);
+  size_t from = pageDown(committed_ * sizeof(uintptr_t)), to = pageUp(end * sizeof(uintptr_t));
+  if (to > from && !os::commit(mapBytes + from, to - from)) {
+    os::decommit(pageAddress(committed_), (end - committed_) << os::kPageShift);
+    return false;
+  }
+  committed_ = end;
+  return true;
+}
+
+// Extends the range in place by at least `pages` pages (more when it can, so growth is rare).
+bool Arena::growLocked(size_t pages) {
+  size_t count = pageCount();
+  if (pages > maxPages_ - count) return false;
+  size_t want = std::min(std::max(pages, std::min(count, kMaxGrowBytes >> os::kPageShift)), maxPages_ - count);
+  for (;;) {
+    if (os::reserveAddressSpace(pageAddress(count), want << os::kPageShift, false, true) != nullptr) {
+      os::noHugePages(pageAddress(count), want << os::kPageShift);
+      pageCount_.store(count + want, std::memory_order_release);
+      reservedBytes_.store((count + want) << os::kPageShift, std::memory_order_release);
+      return true;
+    }
+    if (want == pages) return false;
+    want = std::max(pages, want / 2);
+  }
 }
 
 size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
@@ -81,7 +156,8 @@ size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
 }
 
 size_t Arena::takeBumpLocked(size_t pages, bool* dirty) {
-  if (pages > pageCount_ - bump_) return kNoPage;
+  if (pages > pageCount() - bump_ && !growLocked(pages - (pageCount() - bump_))) return kNoPage;
+  if (!commitLocked(bump_ + pages)) return kNoPage;
   size_t page = bump_;
   bump_ += pages;
   *dirty = false;
@@ -103,13 +179,13 @@ void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
 }
 
 size_t Arena::allocPages(size_t pages, size_t alignPages, bool* zeroed) {
-  if (pages == 0 || pages > pageCount_) return kNoPage;
+  if (pages == 0 || pages > maxPages_) return kNoPage;
   LockGuard guard(lock_);
   return allocPagesLocked(pages, alignPages, zeroed);
 }
 
 size_t Arena::tryAllocPages(size_t pages, bool* zeroed) {
-  if (pages == 0 || pages > pageCount_ || !lock_.tryLockBounded()) return kNoPage;
+  if (pages == 0 || pages > maxPages_ || !lock_.tryLockBounded()) return kNoPage;
   size_t page = allocPagesLocked(pages, 1, zeroed);
   lock_.unlock();
   return page;
@@ -251,12 +327,12 @@ bool Arena::coalesceLocked() {
 
 ArenaStats Arena::stats() {
   LockGuard guard(lock_);
-  return ArenaStats{reservedBytes_, inUsePages_ << os::kPageShift, dirtyPages_ << os::kPageShift,
+  return ArenaStats{reservedBytes(), inUsePages_ << os::kPageShift, dirtyPages_ << os::kPageShift,
                     releasedPages_ << os::kPageShift, view_ != nullptr};
 }
 
 bool Arena::aliasPages(size_t virtPage, size_t filePage, size_t pages) {
-  if (view_ == nullptr) return false;
+  if (view_ == nullptr || ((filePage + pages) << os::kPageShift) > viewBytes_) return false;
   return os::aliasSharedMapping(view_ + (filePage << os::kPageShift), pageAddress(virtPage),
                                 pages << os::kPageShift);
 }
@@ -272,7 +348,7 @@ static bool copyIntoView(char* to, const char* from, size_t bytes) {
 }
 
 bool Arena::writeFilePages(size_t filePage, size_t page, size_t pages) {
-  return view_ != nullptr &&
+  return view_ != nullptr && ((filePage + pages) << os::kPageShift) <= viewBytes_ &&
          copyIntoView(view_ + (filePage << os::kPageShift), pageAddress(page), pages << os::kPageShift);
 }
 
@@ -312,24 +388,33 @@ size_t Arena::usedPageBound() {
 }
 
 bool Arena::prepareChildFile() {
-  if (childView_ == nullptr) childView_ = makeFileView();
+  // As large as ours if possible; else (no descriptor and strict overcommit, where a shared
+  // anonymous file is charged in full) just large enough for the pages in use.
+  for (size_t bytes : {viewBytes_, pageUp(std::min(bump_ << os::kPageShift, viewBytes_))}) {
+    if (childView_ == nullptr && bytes > 0) {
+      childView_ = makeFileView(bytes);
+      childViewBytes_ = childView_ != nullptr ? bytes : 0;
+    }
+  }
   return childView_ != nullptr;
 }
 
 bool Arena::copyToChildFile(size_t page, size_t pages) {
-  size_t offset = page << os::kPageShift;
-  return childView_ != nullptr && copyIntoView(childView_ + offset, pageAddress(page), pages << os::kPageShift);
+  size_t offset = page << os::kPageShift, bytes = pages << os::kPageShift;
+  return childView_ != nullptr && offset + bytes <= childViewBytes_ &&
+         copyIntoView(childView_ + offset, pageAddress(page), bytes);
 }
 
 void Arena::dropChildFile() {
-  if (childView_ != nullptr) os::unmap(childView_, reservedBytes_);
+  if (childView_ != nullptr) os::unmap(childView_, childViewBytes_);
   childView_ = nullptr;
 }
 
 void Arena::adoptChildFile() {
   // The inherited view is the parent's file: unmapping it is all the child does with it.
-  if (view_ != nullptr) os::unmap(view_, reservedBytes_);
+  if (view_ != nullptr) os::unmap(view_, viewBytes_);
   view_ = childView_;
+  viewBytes_ = childViewBytes_;
   childView_ = nullptr;
 }
 

@@ -16,6 +16,16 @@
 // page runs are kept in extents for reuse; "dirty" extents still hold physical pages, and once
 // their total passes maxDirtyBytes they are returned to the OS with MADV_DONTNEED.
 //
+// Address space and commit charge. The range is reserved inaccessible and without commit charge
+// (PROT_NONE) and made read-write in 4 MiB steps as the bump pointer reaches it, so a process is
+// charged for what its heap uses, not for the reservation (vm.overcommit_memory=2 charges every
+// writable private page). The page map is reserved readable (a read of an entry never written
+// gives 0, "no object here", without charge) and made writable in step with the range. When the
+// range is full it grows in place (the next addresses, reserved with MAP_FIXED_NOREPLACE) up to
+// maxBytes: the first reservation is placed where there is room above it. Under strict
+// overcommit, released runs of 64 pages and more are decommitted (their charge given back) and
+// committed again when reused.
+//
 // The page map has one word per arena page; the miniheap layer stores its tagged pointers there.
 // Thread safety: the page map is read without locks (relaxed atomics); everything else requires
 // the arena lock, which is taken inside these functions (lock order: class lock -> arena lock).
@@ -34,8 +44,10 @@ namespace mesh {
 inline constexpr size_t kNoPage = ~size_t{0};
 
 struct ArenaConfig {
-  size_t reserveBytes = size_t{64} << 30;  // halved until the reservation succeeds
+  size_t reserveBytes = size_t{64} << 30;  // first reservation, halved until it succeeds
   size_t minReserveBytes = size_t{64} << 20;
+  // The arena grows in pieces, in place, up to this (0: reserveBytes, no growth).
+  size_t maxBytes = 0;
   size_t maxDirtyBytes = size_t{64} << 20;
   bool useMemfd = true;
 };
@@ -76,18 +88,20 @@ class Arena {
   void setReleaseHook(ReleaseHook hook) { releaseHook_.store(hook, std::memory_order_relaxed); }
 
   char* base() const { return base_; }
-  size_t pageCount() const { return pageCount_; }
+  size_t pageCount() const { return pageCount_.load(std::memory_order_relaxed); }
   // True when meshing is possible (there is a memfd to move spans into).
   bool memfdBacked() const { return view_ != nullptr; }
   // The shared view of the whole file (nullptr without one): file page N is at view + N * 4096.
   char* fileView() const { return view_; }
-  size_t reservedBytes() const { return reservedBytes_; }
+  size_t reservedBytes() const { return reservedBytes_.load(std::memory_order_relaxed); }
+  // Bytes of the range made read-write so far (what strict overcommit charges, at most).
+  size_t committedBytes();
   // Byte offset of p from the arena base; >= reservedBytes() when p is outside.
   size_t offsetOf(const void* p) const {
     return static_cast<size_t>(static_cast<const char*>(p) - base_);
   }
   bool contains(const void* p) const {
-    return static_cast<size_t>(static_cast<const char*>(p) - base_) < reservedBytes_;
+    return static_cast<size_t>(static_cast<const char*>(p) - base_) < reservedBytes();
   }
   size_t pageOf(const void* p) const {
     return static_cast<size_t>(static_cast<const char*>(p) - base_) >> os::kPageShift;
@@ -168,13 +182,22 @@ class Arena {
   bool releaseRangeLocked(size_t page, size_t pages) MESH_REQUIRES(lock_);
   void releaseAllDirtyLocked() MESH_REQUIRES(lock_);
   bool coalesceLocked() MESH_REQUIRES(lock_);
-  bool reserve(size_t bytes);
-  char* makeFileView() const;
+  bool reserve(size_t bytes, size_t maxBytes);
+  bool growLocked(size_t pages) MESH_REQUIRES(lock_);
+  bool commitLocked(size_t endPage) MESH_REQUIRES(lock_);
+  char* makeFileView(size_t bytes) const;
 
   Mutex lock_;
   char* base_ = nullptr;
-  size_t reservedBytes_ = 0;
-  size_t pageCount_ = 0;
+  // Grown only under the lock; read without it (a pointer into new pages is only ever seen
+  // after the allocation that handed them out).
+  std::atomic<size_t> reservedBytes_{0};
+  std::atomic<size_t> pageCount_{0};
+  size_t maxPages_ = 0;       // growth limit (page map capacity and maxBytes)
+  size_t committed_ MESH_GUARDED_BY(lock_) = 0;  // pages [0, committed_) are read-write
+  size_t viewBytes_ = 0;       // size of the file and its view (spans beyond it cannot mesh)
+  size_t childViewBytes_ = 0;
+  bool strict_ = false;        // vm.overcommit_memory=2 at start-up
   char* view_ = nullptr;       // the shared file's view (see above); nullptr: no file
   char* childView_ = nullptr;  // fork: the file made for the child (see prepareChildFile)
   std::atomic<uintptr_t>* pageMap_ = nullptr;

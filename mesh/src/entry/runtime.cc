@@ -1,5 +1,6 @@
 #include "entry/runtime.h"
 
+#include <algorithm>
 #include <new>
 
 #include "common/log.h"
@@ -218,7 +219,8 @@ static bool initialize() {
   Runtime* rt = new (g_runtimeStorage) Runtime;  // no value-init: nothing to zero
   rt->options.loadFromEnvironment();
   HeapConfig config;
-  config.arena.reserveBytes = static_cast<size_t>(rt->options.get(Opt::arena_gb)) << 30;
+  config.arena.maxBytes = static_cast<size_t>(rt->options.get(Opt::arena_gb)) << 30;
+  config.arena.reserveBytes = std::min(config.arena.maxBytes, size_t{64} << 30);
   config.arena.maxDirtyBytes = static_cast<size_t>(rt->options.get(Opt::max_dirty_mb)) << 20;
   config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
   config.maxMapCount = rt->options.get(Opt::max_map_count);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -28,6 +29,34 @@ void* mapAnonymous(size_t len) {
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
+
+void* reserveAddressSpace(void* hint, size_t len, bool readable, bool exactly) {
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (exactly ? MAP_FIXED_NOREPLACE : 0);
+  void* p = ::mmap(hint, len, readable ? PROT_READ : PROT_NONE, flags, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  if (exactly && p != hint) {  // a kernel without MAP_FIXED_NOREPLACE took it as a hint
+    ::munmap(p, len);
+    return nullptr;
+  }
+  return p;
+}
+
+bool commit(void* addr, size_t len) { return ::mprotect(addr, len, PROT_READ | PROT_WRITE) == 0; }
+
+bool decommit(void* addr, size_t len) {
+  return ::mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED;
+}
+
+size_t addressSpaceLimit() {
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_AS, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+  return static_cast<size_t>(lim.rlim_cur);
+}
+
+bool strictOvercommit() { return readLongFile("/proc/sys/vm/overcommit_memory", 0) == 2; }
 
 bool mapAnonymousFixed(void* addr, size_t len) {
   void* p = ::mmap(addr, len, PROT_READ | PROT_WRITE,
@@ -58,6 +87,8 @@ int memfdCreate(const char* name) {
 bool truncateFile(int fd, size_t len) { return ::ftruncate(fd, static_cast<off_t>(len)) == 0; }
 
 void* createSharedFile(size_t len) {
+  // (A shared anonymous mapping is charged in full under strict overcommit; a memfd is charged
+  // page by page as it is written.)
   int fd = memfdCreate("libmesh-arena");
   void* view = MAP_FAILED;
   if (fd >= 0) {

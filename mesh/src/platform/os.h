@@ -17,6 +17,19 @@ inline constexpr size_t kPageShift = 12;
 // --- address space -------------------------------------------------------------------------
 // Reserves len bytes of anonymous, private, read-write, not-committed memory (MAP_NORESERVE).
 void* mapAnonymous(size_t len);
+// Reserves len bytes of address space that costs no commit charge, even under strict
+// overcommit (vm.overcommit_memory=2): inaccessible (PROT_NONE), or readable only (reads give
+// zeros) with readable=true. hint is where it should go if that range is free (nullptr: the
+// kernel chooses); exactly=true refuses any other place (nullptr then).
+void* reserveAddressSpace(void* hint, size_t len, bool readable, bool exactly);
+// Makes reserved pages read-write (this is where strict overcommit charges them).
+bool commit(void* addr, size_t len);
+// Gives the commit charge of [addr, addr+len) back: fresh inaccessible pages replace it.
+bool decommit(void* addr, size_t len);
+// The address-space limit (RLIMIT_AS) in bytes; SIZE_MAX when there is none.
+size_t addressSpaceLimit();
+// Whether the kernel refuses to overcommit (vm.overcommit_memory=2).
+bool strictOvercommit();
 // Replaces [addr, addr+len) with fresh anonymous zero pages (private, read-write, MAP_NORESERVE),
 // whatever was mapped there (the old pages are dropped).
 bool mapAnonymousFixed(void* addr, size_t len);

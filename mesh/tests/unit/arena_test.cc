@@ -158,6 +158,8 @@ TEST_P(ArenaTest, FreedNeighboursServeBiggerRequestsBeforeFreshPages) {
 
 TEST_P(ArenaTest, PageMapStartsEmpty) {
   for (size_t i = 0; i < arena.pageCount(); i += 97) EXPECT_EQ(arena.mapEntry(i), 0u);
+  bool zeroed;
+  ASSERT_EQ(arena.allocPages(6, 1, &zeroed), 0u);  // entries are written for pages handed out
   arena.setMapEntry(5, 0x40);
   EXPECT_EQ(arena.mapEntry(5), 0x40u);
   EXPECT_TRUE(arena.contains(arena.pageAddress(5)));
@@ -167,6 +169,38 @@ TEST_P(ArenaTest, PageMapStartsEmpty) {
 
 INSTANTIATE_TEST_SUITE_P(Backing, ArenaTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "memfd" : "anonymous"; });
+
+// The reservation costs no commit charge: pages become read-write (charged under strict
+// overcommit) in 4 MiB steps as they are handed out, and the range grows in place up to maxBytes.
+TEST(ArenaInit, CommitsAsItGrowsAndGrowsInPlaceUpToItsLimit) {
+  ArenaConfig c = smallArena(true);
+  c.maxBytes = size_t{64} << 20;
+  Arena arena;
+  ASSERT_TRUE(arena.init(c));
+  EXPECT_EQ(arena.committedBytes(), 0u);
+  EXPECT_EQ(arena.reservedBytes(), size_t{16} << 20);
+  bool zeroed;
+  size_t first = arena.allocPages(1, 1, &zeroed);
+  ASSERT_EQ(first, 0u);
+  EXPECT_EQ(arena.committedBytes(), size_t{4} << 20);
+  char* base = arena.base();
+  // 16 MiB more than the first reservation: the range grows at its end, the base stays.
+  std::vector<size_t> runs;
+  for (int i = 0; i < 8; ++i) {
+    size_t page = arena.allocPages(1024, 1, &zeroed);  // 4 MiB
+    ASSERT_NE(page, kNoPage) << i;
+    ASSERT_TRUE(zeroed);
+    std::memset(arena.pageAddress(page), 0x5a, 1024 * os::kPageSize);
+    runs.push_back(page);
+  }
+  EXPECT_EQ(arena.base(), base);
+  EXPECT_GE(arena.reservedBytes(), size_t{33} << 20);
+  EXPECT_TRUE(arena.contains(arena.pageAddress(runs.back())));
+  EXPECT_LE(arena.committedBytes(), size_t{40} << 20);
+  // Past maxBytes: no page, and what was handed out is intact.
+  EXPECT_EQ(arena.allocPages(16 * 1024, 1, &zeroed), kNoPage);
+  for (size_t page : runs) EXPECT_EQ(arena.pageAddress(page)[4095], 0x5a);
+}
 
 TEST(ArenaInit, FallsBackToSmallerReservations) {
   ArenaConfig c = smallArena(true);
