@@ -5,6 +5,9 @@ scripts/run-perf.sh runs `python3 -m perflib` (cli.py). Modules:
   build      configure and build libmesh and the programs, with fallbacks and --rev
   workloads  the workloads: how each program is run, which figures its output gives
   runner     runs one program: exit status, wall time, peak RSS, sampled peak PSS
+  servers    drives real programs from Debian (redis-server, python3) under an allocator:
+             PSS over time, binding checks, value verification (`python3 -m perflib.servers`)
+  resp       the RESP client of the redis workload and its self-checking key/value book
   matrix     the run order, and the result document every other part reads
   mtable     the readable table of a result document
   compare    libmesh's change against an earlier result; the regression verdict

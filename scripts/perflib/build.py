@@ -82,8 +82,9 @@ class Builder:
         mesh_dir = bd if top_ok else None
         if top_ok:
             out.cmake_dir = bd
-            self.log(f"building {', '.join(targets)} in {bd}")
-            if not self._build(bd, targets):
+            if targets:
+                self.log(f"building {', '.join(targets)} in {bd}")
+            if targets and not self._build(bd, targets):
                 for t in targets:  # which ones failed?
                     self._build(bd, [t])
             for t in targets:

@@ -37,8 +37,9 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
   median [min-max]). Progress goes to stderr, the table to stdout. Nothing under results/ is
   written unless --record is given.
 
-  workloads: test-stress, larson, larson-turnover, churn, fragmenter, kvstore, fork, micro
-  (see perf/README.md for what each measures)
+  workloads: test-stress, larson, larson-turnover, churn, fragmenter, kvstore, fork, micro,
+  redis, cpython (the last two run Debian's redis-server and python3; see perf/README.md for
+  what each measures)
 
   --quick              CI size: 1 repetition, smaller workloads, short micro-benchmarks;
                        under 5 minutes on 2 cores
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- dependencies and build ---------------------------------------------------------------
     want_mesh = any(a.name == "libmesh" and a.library is None for a in allocs)
-    targets = list(dict.fromkeys(w.target for w in chosen))
+    targets = list(dict.fromkeys(w.target for w in chosen if w.target))  # Debian's: no target
     if args.no_build:
         outcome = build.existing(bdir, targets)
     else:
@@ -257,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     store.save(doc, os.path.join(outdir, "result.json"))
     if args.json:
         store.save(doc, args.json)
+    if doc.get("series"):
+        try:
+            from . import plots
+
+            for png in plots.timeline_plots(doc, outdir):
+                log(f"PSS over time: {png}")
+        except ImportError as e:  # matplotlib missing: the figures are still there
+            log(f"warning: no PSS-over-time plot ({e})")
 
     # --- report -------------------------------------------------------------------------------
     print(file=sys.stderr)

@@ -15,12 +15,15 @@ and the plots all read, so a stored result renders exactly like a fresh one:
   workloads{name: {description, params, program}}, ratio_pairs["libmesh/glibc", ...],
   figures[{name, workload, metric, unit, kind, label, samples{alloc: {rep: v}}, median{alloc},
            min{alloc}, max{alloc}, spread{alloc}, ratios{"a/b": {median, min, max, samples}}}],
-  failures[{workload, label, allocator, rep, rc, why, reproducer}], run_count, notes[]
+  failures[{workload, label, allocator, rep, rc, why, reproducer}], run_count, notes[],
+  series{workload: {allocator: {rep, t[], pss_mb[], phases[[name, t]]}}}  (real-program
+  workloads: PSS over time of one repetition per allocator, the last one that completed)
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import re
 import subprocess
@@ -62,6 +65,7 @@ class RunRecord:
     reproducer: str = ""
     stdout: str = ""
     stderr: str = ""
+    series: dict | None = None  # PSS over time (real-program workloads)
 
 
 @dataclass
@@ -85,6 +89,15 @@ def list_benchmarks(program: str, flt: str) -> list[str]:
     return [line.strip() for line in p.stdout.splitlines() if line.strip()]
 
 
+def read_series(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("t") else None
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80]
 
@@ -96,15 +109,20 @@ class Matrix:
         self.runs: list[RunRecord] = []
         self.notes: list[str] = []
         self.jobs: list[workloads.Job] = []
+        self.used: dict[str, str] = {}  # workload -> program, for those that run
         self.interrupted = False
         self._prepare()
 
     def _prepare(self) -> None:
         s = self.plan.settings
         for w in self.plan.workloads:
-            program = self.plan.programs.get(w.target)
+            program = w.locate(self.plan.programs)
             if program is None:
+                if isinstance(w, workloads.RealProgram):
+                    self.notes.append(f"{w.name}: left out ({w.system_program} not found; "
+                                      "scripts/install-deps.sh installs it)")
                 continue
+            self.used[w.name] = program
             if isinstance(w, workloads.Micro):
                 try:
                     names = list_benchmarks(program, s.micro_filter)
@@ -122,24 +140,31 @@ class Matrix:
                             f"rep{rep}-{_safe(job.workload)}-{_safe(job.label)}-{alloc.name}")
         argv = list(job.argv)
         extra = dict(job.env)
-        if job.gbench_out:
+        w = workloads.BY_NAME[job.workload]
+        preload = alloc.library
+        if job.driver:  # the driver preloads the allocator into the program it starts
+            argv += w.allocator_args(alloc.name, alloc.library)
+            argv.append(f"--series-out={stem}.series.json")
+            preload = None
+        elif job.gbench_out:
             argv += [f"--expect-malloc-from={alloc.expect}", f"--benchmark_out={stem}.json"]
         else:
             extra["PERF_EXPECT_MALLOC_FROM"] = alloc.expect
         if alloc.name == "libmesh" and job.workload in ("test-stress", "larson",
                                                         "larson-turnover"):
             extra["STRESS_EXPECT_MESH"] = "1"
-        env = runner.child_env(alloc.library, extra)
+        env = runner.child_env(preload, extra)
         res = runner.run(argv, env, job.timeout, stem + ".out", stem + ".err",
                          sample_pss=job.sample_pss)
         rec = RunRecord(job.workload, job.label, alloc.name, rep, res.rc, res.seconds,
                         res.peak_rss_kb, res.peak_pss_kb,
-                        reproducer=runner.reproducer(argv, alloc.library, extra),
+                        reproducer=runner.reproducer(argv, preload, extra),
                         stdout=stem + ".out", stderr=stem + ".err")
         if res.rc != 0:
             rec.problem = runner.describe_rc(res.rc)
             return rec
-        w = workloads.BY_NAME[job.workload]
+        if job.driver:
+            rec.series = read_series(stem + ".series.json")
         if job.gbench_out:
             try:
                 doc = gbench.parse_file(stem + ".json")
@@ -160,7 +185,7 @@ class Matrix:
         except OSError as e:
             rec.problem = f"cannot read output: {e}"
             return rec
-        if res.peak_rss_kb is not None:
+        if res.peak_rss_kb is not None and not job.driver:  # a driver's is Python's own
             values["peak_rss_kb"] = float(res.peak_rss_kb)
         if res.peak_pss_kb is not None:
             values["peak_pss_kb"] = float(res.peak_pss_kb)
@@ -285,7 +310,7 @@ def build_document(*, plan: Plan, matrix: Matrix, allocators_all: list[Allocator
     ]
     wl = {}
     for w in plan.workloads:
-        if w.target in plan.programs:
+        if w.name in matrix.used:
             wl[w.name] = {"description": w.description, "params": w.params(s),
                           "program": w.binary}
     return {
@@ -315,4 +340,23 @@ def build_document(*, plan: Plan, matrix: Matrix, allocators_all: list[Allocator
         "run_count": len(matrix.runs),
         "interrupted": matrix.interrupted,
         "notes": list(notes) + list(matrix.notes),
+        "series": series_entries(matrix.runs),
     }
+
+
+def series_entries(runs: list[RunRecord]) -> dict[str, dict[str, Any]]:
+    """PSS over time per workload and allocator, from the last repetition that completed."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        if r.problem or not r.series:
+            continue
+        prev = out.get(r.workload, {}).get(r.allocator)
+        if prev is not None and prev["rep"] > r.rep:
+            continue
+        out.setdefault(r.workload, {})[r.allocator] = {
+            "rep": r.rep,
+            "t": r.series.get("t", []),
+            "pss_mb": [round(kb / 1024, 2) for kb in r.series.get("pss_kb", [])],
+            "phases": r.series.get("phases", []),
+        }
+    return out

@@ -5,6 +5,9 @@
   latest.png            the latest run: one panel per figure (except the micro-benchmarks), a
                         bar per allocator with the min-max range of the repetitions
   latest-micro.png      the latest run's micro-benchmarks relative to jemalloc (log scale)
+  timeline-<workload>.png  PSS over time of a real-program workload (redis, cpython) in the
+                        latest run that has one: a line per allocator, time 0 at the end of the
+                        deletes, the serving, idle and full-speed phases shaded
 Trends use only runs of one mode (the latest run's), since quick runs use smaller sizes.
 """
 
@@ -182,6 +185,65 @@ def latest_plots(doc: dict[str, Any], outdir: str) -> list[str]:
     return written
 
 
+# Phase that ends the deletes (time 0 of the timelines), then the phases that end serving and
+# idling; the drivers in servers.py record these names.
+_ZERO_PHASES = ("deleted", "dropped")
+_SHADES = (("served", "serving", "#2ca02c"), ("idle", "idle", "#7f7f7f"),
+           ("bench", "full speed", "#1f77b4"))
+
+
+def _phase_times(entry: dict[str, Any]) -> dict[str, float]:
+    return {p[0]: float(p[1]) for p in entry.get("phases", []) if len(p) == 2}
+
+
+def timeline_plots(doc: dict[str, Any], outdir: str) -> list[str]:
+    """One PNG per workload of doc['series'] (PSS over time per allocator); returns the files."""
+    written = []
+    for wname, per_alloc in sorted((doc.get("series") or {}).items()):
+        allocs = [a for a in _sorted_allocs(per_alloc) if per_alloc[a].get("t")]
+        if not allocs:
+            continue
+        os.makedirs(outdir, exist_ok=True)
+        fig_obj, ax = plt.subplots(figsize=(10, 5.2))
+        others = [a for a in allocs if a not in COLORS]
+        ref = None
+        for alloc in allocs:
+            e = per_alloc[alloc]
+            phases = _phase_times(e)
+            zero = next((phases[p] for p in _ZERO_PHASES if p in phases), 0.0)
+            xs = [t - zero for t in e["t"]]
+            ax.plot(xs, e["pss_mb"], lw=2.4 if alloc == "libmesh" else 1.3,
+                    color=_color(alloc, others), label=f"{alloc} (rep {e.get('rep', '?')})",
+                    zorder=3 if alloc == "libmesh" else 2)
+            if ref is None or alloc == "jemalloc":
+                ref = (phases, zero)
+        if ref is not None:
+            phases, zero = ref
+            start = 0.0
+            for name, label, color in _SHADES:
+                if name in phases:
+                    end = phases[name] - zero
+                    ax.axvspan(start, end, color=color, alpha=0.08, lw=0)
+                    ax.text((start + end) / 2, 0.02, label, transform=ax.get_xaxis_transform(),
+                            ha="center", fontsize=8, color="#444444")
+                    start = end
+        ax.axvline(0.0, color="black", lw=0.8, ls="--")
+        ax.set_xlabel("seconds since the deletes ended (negative: loading and deleting)")
+        ax.set_ylabel("PSS [MiB]")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+        params = " ".join((doc.get("workloads", {}).get(wname) or {}).get("params", []))
+        ax.set_title(f"{wname}: PSS over time per allocator; commit {doc.get('commit')} "
+                     f"{doc.get('date')} ({doc.get('mode')})\n{params}", fontsize=9)
+        fig_obj.tight_layout()
+        path = os.path.join(outdir, f"timeline-{wname}.png")
+        fig_obj.savefig(path, dpi=90)
+        plt.close(fig_obj)
+        written.append(path)
+    return written
+
+
 def render_all(results_dir: str, outdir: str | None = None, mode: str | None = None) -> list[str]:
     """Every plot from results_dir (history.csv and the newest result file)."""
     from . import store
@@ -192,4 +254,7 @@ def render_all(results_dir: str, outdir: str | None = None, mode: str | None = N
     found = store.all_results(results_dir)
     if found:
         written += latest_plots(found[-1][1], outdir)
+    with_series = [doc for _, doc in found if doc.get("series")]
+    if with_series:
+        written += timeline_plots(with_series[-1], outdir)
     return written

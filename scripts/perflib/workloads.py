@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from . import gbench
 
@@ -48,6 +49,7 @@ class Job:
     timeout: float = 600.0
     gbench_out: bool = False  # argv gets --benchmark_out=<file> added per run
     sample_pss: bool = True  # the runner samples peak PSS (off for programs that time mesh pauses)
+    driver: bool = False  # a perflib.servers driver: no LD_PRELOAD, the allocator goes in argv
 
 
 @dataclass
@@ -86,6 +88,10 @@ class Workload:
     def jobs(self, s: Settings, program: str) -> list[Job]:
         return [Job(self.name, self.name, [program, *self.params(s)], self.env(s), s.timeout,
                     sample_pss=self.sample_pss)]
+
+    def locate(self, programs: dict[str, str]) -> str | None:
+        """The program to run: built targets are looked up in programs (target -> path)."""
+        return programs.get(self.target)
 
     def figures(self, values: dict[str, float], allocator: str) -> dict[str, float]:
         """Figures of one run from its parsed output plus the runner's measurements
@@ -266,6 +272,116 @@ class ForkLatency(Workload):
         return ["--heap-mb", str(self.heap_mb(s)), "--iterations", "5" if s.quick else "7"]
 
 
+SCRIPTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"
+
+
+class RealProgram(Workload):
+    """A program from Debian, not built here: python3 -m perflib.servers WORKLOAD starts it under
+    the allocator (LD_PRELOAD on the program only), drives it, samples its PSS over time and
+    checks that the allocator under test really serves its malloc (see servers.py)."""
+
+    system_program = ""  # looked up on PATH; the workload is left out when it is missing
+    sample_pss = False  # the driver samples the program itself (the runner would see Python)
+
+    def locate(self, programs):
+        return shutil.which(self.system_program)
+
+    def jobs(self, s, program):
+        return [Job(self.name, self.name,
+                    [PYTHON, "-m", "perflib.servers", self.name, *self.params(s)],
+                    {"PYTHONPATH": SCRIPTS_DIR}, s.timeout, sample_pss=False, driver=True)]
+
+    def allocator_args(self, name: str, library: str | None) -> list[str]:
+        """How the driver gets the allocator: --preload LIB (none: the program's own malloc,
+        glibc's for Debian's programs), --expect (what the path serving malloc must contain)."""
+        return [f"--preload={library or ''}", f"--expect={library or 'libc.so'}",
+                f"--allocator={name}"]
+
+
+def _phase_pss(burst: str, burst_label: str, full_label: str) -> tuple[Metric, ...]:
+    """The PSS figures of a real-program workload, read by the driver at the ends of its phases:
+    right after the burst of frees, after serving, after idling; the sampled peak; all live."""
+    def pss(key: str, label: str, source: str = "") -> Metric:
+        return Metric(f"{key}_mb", "MiB", "memory", label, source=source or f"{key}_kb",
+                      scale=KB_TO_MIB)
+    return (pss(f"{burst}_pss", f"PSS right after {burst_label}"),
+            pss("served_pss", "PSS after serving light traffic for --serve-seconds"),
+            pss("idle_pss", "PSS after idling --idle-seconds more"),
+            pss("peak_pss", "largest PSS sampled (every 0.2 s)", "server_peak_pss_kb"),
+            pss("full_pss", f"PSS with {full_label}"))
+
+
+_MESH_REPORT = (
+    Metric("mesh_count", "count", "info", "meshes at exit (libmesh's MALLOCSTATS report)",
+           only="libmesh"),
+    Metric("meshed_mb", "MiB", "info", "memory given back by meshing over the run (libmesh)",
+           only="libmesh"),
+    Metric("mesh_pause_max_ms", "ms", "info", "longest mesh step (libmesh)", only="libmesh"),
+    Metric("mesh_pause_p99_ms", "ms", "info", "99th percentile of the mesh steps (libmesh)",
+           only="libmesh"),
+)
+
+
+class Redis(RealProgram):
+    name = "redis"
+    system_program = "redis-server"
+    binary = "redis-server"
+    description = ("Debian's redis-server under each allocator on a Unix socket, no persistence, "
+                   "driven by perflib/resp.py: SET keys with 64-512 B values, DEL a random 3/4, "
+                   "light GET/SET traffic (20000/s, 80% GET), idle, then GET/SET as fast as the "
+                   "client goes; every surviving value verified. Redis links jemalloc: the peers "
+                   "and glibc (libc.so.6) are preloaded over it, and each run checks the binding")
+    metrics = _phase_pss("deleted", "deleting 3/4 of the keys", "every key loaded") + (
+        Metric("op_cpu_ns", "ns/op", "time", "CPU time of the server's main thread per GET/SET "
+               "at full pipelined load, i.e. 1/throughput of a saturated server"),
+        Metric("client_ns_per_op", "ns/op", "info", "wall time per GET/SET seen by the client "
+               "(bound by the Python client)"),
+        Metric("op_cpu_all_ns", "ns/op", "info", "CPU time of all the server's threads per "
+               "GET/SET", source="op_cpu_all_threads_ns"),
+        Metric("used_mb", "MiB", "info", "Redis's used_memory after idling (allocator's usable "
+               "sizes)", source="used_memory_kb", scale=KB_TO_MIB),
+        Metric("maps", "count", "info", "lines of /proc/PID/maps after idling"),
+    ) + _MESH_REPORT
+    headline = "served_pss_mb"
+
+    def params(self, s):
+        if s.quick:
+            return ["--keys", "50000", "--serve-seconds", "1", "--idle-seconds", "1",
+                    "--bench-seconds", "1"]
+        return ["--keys", "500000", "--serve-seconds", "5", "--idle-seconds", "5",
+                "--bench-seconds", "3"]
+
+    def allocator_args(self, name, library):
+        # Debian's redis-server links libjemalloc.so.2: without a preload it runs on jemalloc,
+        # so "glibc" preloads the C library itself, which then comes first in the search order.
+        if library is None:
+            from . import servers
+            return [f"--preload={servers.libc_path()}", "--expect=libc.so", f"--allocator={name}"]
+        return super().allocator_args(name, library)
+
+
+class CPython(RealProgram):
+    name = "cpython"
+    system_program = PYTHON
+    binary = "python3 perf/pyheap.py"
+    description = ("Debian's python3 with PYTHONMALLOC=malloc running perf/pyheap.py: a dict of "
+                   "str/bytes/tuple/list objects, a random quarter kept and the dict dropped, "
+                   "light traffic, idle; every survivor verified")
+    metrics = _phase_pss("dropped", "dropping 3/4 of the objects", "every object built") + (
+        Metric("serve_cpu_ns", "ns/op", "time", "CPU time per lookup or replacement while "
+               "serving", source="serve_cpu_ns_per_op"),
+        Metric("build_s", "s", "info", "time to build the dict"),
+        Metric("maps", "count", "info", "lines of /proc/PID/maps after idling"),
+    ) + _MESH_REPORT
+    headline = "served_pss_mb"
+
+    def params(self, s):
+        if s.quick:
+            return ["--objects", "50000", "--serve-seconds", "1", "--idle-seconds", "1"]
+        return ["--objects", "500000", "--serve-seconds", "5", "--idle-seconds", "5"]
+
+
 def regex_escape(text: str) -> str:
     """Escapes what is special in google-benchmark's (POSIX extended) filter regex. Python's
     re.escape would also escape '-' and '/', which POSIX regex does not accept escaped."""
@@ -302,7 +418,7 @@ class Micro(Workload):
 
 ALL: tuple[Workload, ...] = (
     TestStress(), Larson(), LarsonTurnover(), Churn(), Fragmenter(), KvStore(), ForkLatency(),
-    Micro(),
+    Micro(), Redis(), CPython(),
 )
 BY_NAME = {w.name: w for w in ALL}
 DEFAULT_ORDER = [w.name for w in ALL]
