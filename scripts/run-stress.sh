@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 readonly root
 readonly LIBDIR=/usr/lib/x86_64-linux-gnu
 readonly DEFAULT_ALLOCATORS=libmesh,glibc,jemalloc,tcmalloc,mimalloc
-readonly PROGRAMS=(test-stress larson fork-stress thread-churn signal-malloc realloc-churn compact-loop)
+readonly PROGRAMS=(test-stress larson fork-stress thread-churn signal-malloc realloc-churn compact-loop hostile-host)
 
 usage() {
   cat <<USAGE
@@ -72,6 +72,10 @@ done
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || usage_error "--rounds needs a positive integer, got '$rounds'"
 
+# hostile-host also runs under vm.overcommit_memory=2 where it may set it (root; it restores it).
+strict_overcommit=""
+[ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/overcommit_memory ] && strict_overcommit="--strict-overcommit"
+
 # Arguments of each program per mode. Time-based programs get a watchdog a little above their
 # run time, so a deadlock ends the run quickly.
 args_for() {
@@ -85,6 +89,7 @@ args_for() {
       signal-malloc) echo "3 --quiet --timeout 10" ;;
       realloc-churn) echo "100000 --quiet --timeout 120" ;;
       compact-loop) echo "3 --quiet" ;;
+      hostile-host) echo "3 --quiet --timeout 150 $strict_overcommit" ;;
     esac
   else
     case "$prog" in
@@ -95,6 +100,7 @@ args_for() {
       signal-malloc) echo "120 --threads 8 --quiet --timeout 150" ;;
       realloc-churn) echo "5000000 --threads 8 --quiet" ;;
       compact-loop) echo "120 --threads 4 --writers 4 --quiet" ;;
+      hostile-host) echo "100 --quiet --timeout 3000 $strict_overcommit" ;;
     esac
   fi
 }

@@ -3,10 +3,13 @@
 //   mesh_api_helper work           mixed allocation work; every failure must be NULL/ENOMEM
 //   mesh_api_helper exhaust        1 MiB blocks until NULL/ENOMEM, then small blocks must work
 //   mesh_api_helper option NAME    prints mesh_get_option(NAME)
+//   mesh_api_helper commit         allocates and frees 512 MiB, forks, then prints the private
+//                                  writable memory the kernel charges it for (commit_kib=)
 // Exit code 0 means success; other codes name the failed step (see each mode). Output is
 // written with write(2) so that it works when malloc fails, and never allocates itself.
 #include <dlfcn.h>
 #include <stdarg.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -175,7 +178,7 @@ int Exhaust() {
     static_cast<unsigned char*>(p)[kBlock - 1] = 2;
     blocks[count++] = p;
   }
-  Say("exhaust: NULL/ENOMEM after %zu MiB\n", count);
+  Say("exhaust: NULL/ENOMEM after %zu MiB (exhaust_mib=%zu)\n", count, count);
   if (count == 0) return 4;
   // Small allocations still succeed, without freeing anything first.
   static void* small[1000];
@@ -216,6 +219,49 @@ int Option(const char* name) {
   return rc == 0 ? 0 : 8;
 }
 
+// Sum of the sizes of this process's mappings that count towards the commit charge (VmFlags
+// "ac" in /proc/self/smaps), in KiB; -1 when smaps cannot be read.
+long ChargedKiB() {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  long size = 0, total = 0;
+  while (fgets(line, sizeof line, f)) {
+    long v;
+    if (sscanf(line, "Size: %ld kB", &v) == 1) size = v;
+    if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " ac") != nullptr) total += size;
+  }
+  fclose(f);
+  return total;
+}
+
+int Commit() {
+  static void* blocks[64];
+  for (int i = 0; i < 64; ++i) {
+    blocks[i] = malloc(Opaque(8u << 20));
+    if (!blocks[i]) {
+      Say("commit: malloc(8 MiB) #%d failed (errno %d), charged %ld KiB\n", i, errno, ChargedKiB());
+      return 2;
+    }
+    memset(blocks[i], 1, 8u << 20);
+  }
+  long peak = ChargedKiB();
+  for (int i = 0; i < 64; ++i) free(blocks[i]);
+  static void* small[20000];
+  for (int i = 0; i < 20000; ++i) small[i] = malloc(Opaque(100));
+  for (int i = 0; i < 20000; ++i) free(small[i]);
+  pid_t pid = fork();
+  if (pid < 0) {
+    Say("commit: fork failed (errno %d)\n", errno);
+    return 3;
+  }
+  if (pid == 0) _exit(0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Say("commit_peak_kib=%ld commit_kib=%ld\n", peak, ChargedKiB());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,6 +276,7 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "work") == 0) return Work();
   if (strcmp(argv[1], "exhaust") == 0) return Exhaust();
   if (strcmp(argv[1], "option") == 0 && argc > 2) return Option(argv[2]);
+  if (strcmp(argv[1], "commit") == 0) return Commit();
   Say("unknown mode %s\n", argv[1]);
   return 64;
 }

@@ -1,0 +1,216 @@
+// hostile-host: a program that treats its descriptors and limits the way daemons do, and checks
+// that the allocator under it never notices (docs/host-contract.md).
+//
+//   hostile-host [ROUNDS] [--objects N] [--strict-overcommit] ...
+//
+// Every round keeps a fragmented heap of stamped objects (compacted: mesh_compact() under
+// libmesh, malloc_trim elsewhere) and then:
+//   descriptors  closes every descriptor above 2 (close_range), opens its own data file, which
+//                takes the lowest number, churns, compacts and forks; the file must hold exactly
+//                what was written to it;
+//   fd limit     lowers RLIMIT_NOFILE and opens /dev/null until none is left, then forks: the
+//                child checks every object and overwrites them all, the parent checks that none
+//                of its objects changed;
+//   strict       (--strict-overcommit, as root) sets vm.overcommit_memory=2 for the round and
+//                restores it afterwards: a child process allocates, frees, forks and checks its
+//                objects there; the parent restores the setting whatever the child did.
+// Exit status 0 when every check passed; 1 with a FAIL line naming the first check that did not.
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "workload.h"
+
+namespace {
+
+struct Options {
+  uint64_t rounds = 4;
+  uint64_t objects = 60000;
+  uint64_t seed = stress::default_seed();
+  uint64_t timeout = 300;
+  bool strict = false;
+  bool quiet = false;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  stress::Cli cli("hostile-host",
+                  "Closes and reuses descriptors, forks at the descriptor limit and (optionally) "
+                  "runs under strict overcommit, checking every object and file it owns.");
+  cli.positional("ROUNDS", "number of rounds", o.rounds, 1, 1u << 20, false);
+  cli.option("objects", "objects allocated per round (about 1 in 4 kept)", o.objects, 100, 1u << 24);
+  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.option("timeout", "fail if the whole run takes longer than N seconds (0 = no limit)", o.timeout,
+             0, 1u << 30);
+  cli.flag("strict-overcommit",
+           "also run each round under vm.overcommit_memory=2 (root only; restored afterwards)", o.strict);
+  cli.flag("quiet", "no progress lines", o.quiet);
+  cli.parse(argc, argv);
+  return o;
+}
+
+// A fragmented heap: `count` objects of 16-512 B, three in four freed at random, the rest
+// stamped with the round's seed.
+class Heap {
+ public:
+  Heap(uint64_t count, uint64_t seed) : seed_(seed) {
+    stress::Rng rng(seed);
+    std::vector<stress::Block> all(count);
+    for (auto& b : all) {
+      b.n = rng.range(16, 512);
+      b.p = stress::xmalloc(b.n, "heap");
+    }
+    for (auto& b : all) {
+      if (rng.one_in(4)) {
+        stress::stamp(b.p, b.n, seed_);
+        kept_.push_back(b);
+      } else {
+        std::free(b.p);
+      }
+    }
+  }
+  ~Heap() {
+    for (auto& b : kept_) stress::release_block(b, seed_, "final free");
+  }
+  void verify(const char* ctx) const {
+    for (const auto& b : kept_) stress::verify(b.p, b.n, seed_, ctx);
+  }
+  void overwrite() {
+    for (auto& b : kept_) std::memset(b.p, 0xee, b.n);
+  }
+
+ private:
+  uint64_t seed_;
+  std::vector<stress::Block> kept_;
+};
+
+// Forks; the child runs body (exit status 0 = fine) and the parent requires status 0.
+template <typename Body>
+void in_child(const char* what, Body body) {
+  pid_t pid = fork();
+  if (pid < 0) stress::fail("%s: fork failed: %s", what, std::strerror(errno));
+  if (pid == 0) {
+    body();
+    _exit(0);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) stress::fail("%s: waitpid failed", what);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    stress::fail("%s: child ended with status 0x%x", what, status);
+}
+
+std::string numbered_lines(int count) {
+  std::string s;
+  char line[32];
+  for (int i = 0; i < count; ++i) {
+    std::snprintf(line, sizeof line, "record %09d\n", i);
+    s += line;
+  }
+  return s;
+}
+
+void descriptors_round(const Options& o, uint64_t seed, stress::CompactFn compact) {
+  if (syscall(SYS_close_range, 3u, ~0u, 0) != 0) stress::fail("close_range: %s", std::strerror(errno));
+  char path[] = "/tmp/hostile-host-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) stress::fail("mkstemp: %s", std::strerror(errno));
+  unlink(path);
+  std::string want = numbered_lines(50000);
+  if (write(fd, want.data(), want.size()) != static_cast<ssize_t>(want.size())) stress::fail("write");
+  {
+    Heap heap(o.objects, seed);
+    stress::compact_now(compact);
+    in_child("descriptors: fork after close_range", [&] { heap.verify("descriptors: child"); });
+    Heap more(o.objects, seed + 1);
+    stress::compact_now(compact);
+    heap.verify("descriptors: parent");
+  }
+  stress::compact_now(compact);  // the meshed spans freed above: their file pages released
+  std::string got(want.size() + 1, '\0');
+  ssize_t n = pread(fd, got.data(), got.size(), 0);
+  if (n != static_cast<ssize_t>(want.size()) || got.compare(0, want.size(), want) != 0)
+    stress::fail("descriptors: the program's own file changed (read %zd of %zu bytes)", n, want.size());
+  close(fd);
+}
+
+void fd_limit_round(const Options& o, uint64_t seed, stress::CompactFn compact) {
+  Heap heap(o.objects, seed);
+  stress::compact_now(compact);
+  rlimit old;
+  if (getrlimit(RLIMIT_NOFILE, &old) != 0) stress::fail("getrlimit");
+  rlimit low = old;
+  low.rlim_cur = 64;
+  if (setrlimit(RLIMIT_NOFILE, &low) != 0) stress::fail("setrlimit: %s", std::strerror(errno));
+  std::vector<int> fillers;
+  for (int fd; (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+  if (errno != EMFILE) stress::fail("fd limit: open failed with %s, not EMFILE", std::strerror(errno));
+  in_child("fd limit: fork with no free descriptor", [&] {
+    heap.verify("fd limit: child");
+    heap.overwrite();
+  });
+  for (int fd : fillers) close(fd);
+  setrlimit(RLIMIT_NOFILE, &old);
+  heap.verify("fd limit: parent after the child overwrote its copy");
+}
+
+const char* kOvercommit = "/proc/sys/vm/overcommit_memory";
+
+long read_overcommit() {
+  FILE* f = std::fopen(kOvercommit, "r");
+  long v = -1;
+  if (f != nullptr) {
+    if (std::fscanf(f, "%ld", &v) != 1) v = -1;
+    std::fclose(f);
+  }
+  return v;
+}
+
+bool write_overcommit(long v) {
+  FILE* f = std::fopen(kOvercommit, "w");
+  if (f == nullptr) return false;
+  bool ok = std::fprintf(f, "%ld\n", v) > 0;
+  return std::fclose(f) == 0 && ok;
+}
+
+void strict_round(const Options& o, uint64_t seed, stress::CompactFn compact) {
+  long old = read_overcommit();
+  if (old < 0 || !write_overcommit(2)) stress::fail("strict: cannot set %s (run as root)", kOvercommit);
+  pid_t pid = fork();
+  if (pid == 0) {
+    Heap heap(o.objects, seed);
+    stress::compact_now(compact);
+    std::vector<void*> big;
+    for (int i = 0; i < 16; ++i) big.push_back(stress::xmalloc(8u << 20, "strict: 8 MiB block"));
+    for (void* p : big) std::free(p);
+    in_child("strict: fork", [&] { heap.verify("strict: child"); });
+    heap.verify("strict: parent");
+    _exit(0);
+  }
+  int status = 0;
+  bool waited = pid > 0 && waitpid(pid, &status, 0) == pid;
+  if (!write_overcommit(old)) stress::fail("strict: could not restore %s to %ld", kOvercommit, old);
+  if (!waited || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    stress::fail("strict: the round under vm.overcommit_memory=2 failed (status 0x%x)", status);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = parse(argc, argv);
+  if (o.timeout > 0) stress::arm_watchdog(static_cast<unsigned>(o.timeout), "hostile-host");
+  stress::CompactFn compact = stress::find_mesh_compact();
+  if (!o.quiet) std::printf("hostile-host: %" PRIu64 " rounds, seed %" PRIu64 "\n", o.rounds, o.seed);
+  for (uint64_t r = 0; r < o.rounds; ++r) {
+    uint64_t seed = o.seed + 101 * r;
+    descriptors_round(o, seed, compact);
+    fd_limit_round(o, seed + 2, compact);
+    if (o.strict) strict_round(o, seed + 3, compact);
+    if (!o.quiet) std::printf("round %" PRIu64 " ok\n", r + 1);
+  }
+  std::printf("hostile-host: ok\n");
+  return 0;
+}
