@@ -128,18 +128,17 @@ bool Arena::growLocked(size_t pages) {
 }
 
 size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
+  Extent e;
   if (pages <= kBins && !bins_[pages].empty()) {
-    Extent e = bins_[pages].back();
+    e = bins_[pages].back();
     bins_[pages].popBack();
-    *dirty = e.dirty;
-    return e.page;
+    return takeLocked(e, pages, dirty);
   }
   // Best fit among the big extents, then split larger binned ones.
   size_t best = kNoPage;
   for (size_t i = 0; i < big_.size(); ++i) {
     if (big_[i].pages >= pages && (best == kNoPage || big_[i].pages < big_[best].pages)) best = i;
   }
-  Extent e;
   if (best != kNoPage) {
     e = big_[best];
     big_.swapRemove(best);
@@ -150,7 +149,16 @@ size_t Arena::takeExtentLocked(size_t pages, bool* dirty) {
     e = bins_[bin].back();
     bins_[bin].popBack();
   }
-  if (e.pages > pages) putExtentLocked(e.page + pages, e.pages - pages, e.dirty);
+  return takeLocked(e, pages, dirty);
+}
+
+// Hands out the first `pages` pages of e, which is off the free lists; the rest goes back.
+size_t Arena::takeLocked(const Extent& e, size_t pages, bool* dirty) {
+  if (e.decommitted && !os::commit(pageAddress(e.page), pages << os::kPageShift)) {
+    putExtentLocked(e.page, e.pages, e.dirty, true);  // no charge to be had: out of memory
+    return kNoPage;
+  }
+  if (e.pages > pages) putExtentLocked(e.page + pages, e.pages - pages, e.dirty, e.decommitted);
   *dirty = e.dirty;
   return e.page;
 }
@@ -164,8 +172,8 @@ size_t Arena::takeBumpLocked(size_t pages, bool* dirty) {
   return page;
 }
 
-void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
-  Extent e{page, pages, dirty};
+void Arena::putExtentLocked(size_t page, size_t pages, bool dirty, bool decommitted) {
+  Extent e{page, pages, dirty, decommitted};
   ++putsSinceCoalesce_;
   bool ok = pages <= kBins ? bins_[pages].pushBack(e) : big_.pushBack(e);
   if (!ok) {
@@ -181,7 +189,14 @@ void Arena::putExtentLocked(size_t page, size_t pages, bool dirty) {
 size_t Arena::allocPages(size_t pages, size_t alignPages, bool* zeroed) {
   if (pages == 0 || pages > maxPages_) return kNoPage;
   LockGuard guard(lock_);
-  return allocPagesLocked(pages, alignPages, zeroed);
+  size_t page = allocPagesLocked(pages, alignPages, zeroed);
+  // Out of space: a dirty run at the top of the used range becomes fresh space once released
+  // (merging leaves it dirty rather than release it under the lock). Release it, try again.
+  Extent top;
+  if (page == kNoPage && takeDirtyTopLocked(&top) && releaseBatchLocked(&top, 1) > 0) {
+    page = allocPagesLocked(pages, alignPages, zeroed);
+  }
+  return page;
 }
 
 size_t Arena::tryAllocPages(size_t pages, bool* zeroed) {
@@ -227,29 +242,113 @@ size_t Arena::allocPagesLocked(size_t pages, size_t alignPages, bool* zeroed) {
   return page;
 }
 
-// Free pages are anonymous (see the invariant in arena.h): MADV_DONTNEED gives them back.
+// Free pages are anonymous (see the invariant in arena.h): MADV_DONTNEED gives them back, in
+// calls of at most kReleaseChunkPages. A range only partly released counts as not released.
+// Under strict overcommit a long run is decommitted instead (decommitsOnRelease), which also
+// gives its charge back; it is committed again when taken.
+bool Arena::discardPages(size_t page, size_t pages) const {
+  bool decommit = decommitsOnRelease(pages);
+  for (size_t done = 0; done < pages;) {
+    size_t n = std::min(pages - done, kReleaseChunkPages);
+    void* addr = pageAddress(page + done);
+    if (!(decommit ? os::decommit(addr, n << os::kPageShift) : discard_(addr, n << os::kPageShift))) return false;
+    done += n;
+  }
+  return true;
+}
+
+// Pages from `page` up are above bump_ now: decommitted ones among them must be committed again
+// before they are handed out, so the committed mark comes down to them.
+void Arena::lowerCommittedLocked(size_t page) { committed_ = std::min(committed_, page); }
+
+// Under the lock: only where no lock-free way exists (bookkeeping out of memory).
 bool Arena::releaseRangeLocked(size_t page, size_t pages) {
-  bool ok = os::discardAnonymous(pageAddress(page), pages << os::kPageShift);
+  bool ok = discardPages(page, pages);
   if (ok) releasedPages_ += pages;
   return ok;
 }
 
-// Returns every dirty extent's pages to the OS. An extent whose release fails stays dirty, so
-// it is never mistaken for zeroed memory.
-void Arena::releaseAllDirtyLocked() {
-  size_t stillDirty = 0;
-  auto releaseOne = [&](Extent& e) {
-    if (e.dirty && releaseRangeLocked(e.page, e.pages)) e.dirty = false;
-    stillDirty += e.dirty ? e.pages : 0;
-  };
-  for (auto& bin : bins_) {
-    for (Extent& e : bin) releaseOne(e);
+// batch[0, n) are off the free lists and out of dirtyPages_ (n <= kReleaseBatch). Discards them
+// with the lock dropped, then puts them back: clean, or straight into the fresh space when one
+// still ends at bump_; dirty when the OS refused.
+size_t Arena::releaseBatchLocked(Extent* batch, size_t n) {
+  bool ok[kReleaseBatch];
+  lock_.unlock();
+  for (size_t i = 0; i < n; ++i) ok[i] = discardPages(batch[i].page, batch[i].pages);
+  lock_.lock();
+  size_t released = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Extent& e = batch[i];
+    if (!ok[i]) {
+      dirtyPages_ += e.pages;
+      putExtentLocked(e.page, e.pages, true);  // (a decommit that failed part way: still mapped)
+      continue;
+    }
+    released += e.pages;
+    bool decommitted = decommitsOnRelease(e.pages);
+    if (e.page + e.pages == bump_) {
+      bump_ = e.page;  // pages above bump_ read as zero: these do now
+      if (decommitted) lowerCommittedLocked(e.page);
+    } else {
+      putExtentLocked(e.page, e.pages, false, decommitted);
+    }
   }
-  for (Extent& e : big_) releaseOne(e);
-  dirtyPages_ = stillDirty;
-  // When the OS refuses (fallocate or madvise failing), back off instead of retrying on every
-  // free: try again only once the dirty total has doubled.
-  releaseRetryPages_ = stillDirty > 0 ? stillDirty * 2 : 0;
+  releasedPages_ += released;
+  return released;
+}
+
+// Returns the pages of every extent dirty on entry to the OS, kReleaseBatch extents per drop of
+// the lock (extents freed meanwhile wait for the next release, so frees cannot keep us here).
+size_t Arena::releaseAllDirtyLocked() {
+  size_t budget = dirtyPages_;
+  size_t released = 0, failed = 0;
+  size_t list = kBins + 1;  // big_, then bins_[kBins] down to bins_[1]
+  while (budget > 0 && list > 0) {
+    Extent batch[kReleaseBatch];
+    size_t n = 0, pages = 0;
+    for (; list > 0; --list) {
+      MetaVector<Extent>& v = list > kBins ? big_ : bins_[list];
+      for (size_t i = v.size(); i-- > 0 && n < kReleaseBatch;) {
+        if (!v[i].dirty) continue;
+        batch[n++] = v[i];
+        pages += v[i].pages;
+        v.swapRemove(i);  // the element moved to i was already looked at
+      }
+      if (n == kReleaseBatch) break;  // this list may hold more
+    }
+    if (n == 0) break;
+    dirtyPages_ -= pages;
+    size_t puts = putsSinceCoalesce_;
+    size_t done = releaseBatchLocked(batch, n);
+    putsSinceCoalesce_ = puts;  // putting extents back is not freeing them (merge heuristic)
+    released += done;
+    failed += pages - done;
+    budget -= std::min(budget, pages);
+  }
+  // When the OS refuses (madvise failing), back off instead of retrying on every free: try
+  // again only once the dirty total has doubled.
+  releaseRetryPages_ = failed > 0 ? dirtyPages_ * 2 : 0;
+  return released;
+}
+
+// Takes the dirty extent that ends at bump_, if any, off the free lists.
+bool Arena::takeDirtyTopLocked(Extent* top) {
+  auto take = [&](MetaVector<Extent>& v) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i].dirty && v[i].page + v[i].pages == bump_) {
+        *top = v[i];
+        v.swapRemove(i);
+        dirtyPages_ -= top->pages;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (take(big_)) return true;
+  for (auto& bin : bins_) {
+    if (take(bin)) return true;
+  }
+  return false;
 }
 
 void Arena::freePages(size_t page, size_t pages, bool release) {
@@ -259,21 +358,20 @@ void Arena::freePages(size_t page, size_t pages, bool release) {
   size_t dirtyAfter = dirtyPages_ + pages;
   bool deferred = hook != nullptr &&
                   (release || (dirtyAfter > maxDirtyPages_ && dirtyAfter > releaseRetryPages_)) && hook();
-  if (release && !deferred && releaseRangeLocked(page, pages)) {
-    putExtentLocked(page, pages, false);
-    return;
+  if (release && !deferred) {
+    Extent e{page, pages, true};
+    if (releaseBatchLocked(&e, 1) > 0) return;  // else it went back dirty
+  } else {
+    dirtyPages_ += pages;
+    putExtentLocked(page, pages, true);
   }
-  dirtyPages_ += pages;
-  putExtentLocked(page, pages, true);
   // Return everything dirty at once: batching keeps the syscalls per freed page low.
   if (!deferred && dirtyPages_ > maxDirtyPages_ && dirtyPages_ > releaseRetryPages_) releaseAllDirtyLocked();
 }
 
 size_t Arena::releaseDirty() {
   LockGuard guard(lock_);
-  size_t before = releasedPages_;
-  releaseAllDirtyLocked();
-  return (releasedPages_ - before) << os::kPageShift;
+  return releaseAllDirtyLocked() << os::kPageShift;
 }
 
 // Merges neighbouring free extents (only when the bump region is exhausted). Returns true when
@@ -292,7 +390,8 @@ bool Arena::coalesceLocked() {
   size_t merged = 0;
   size_t out = 0;
   for (size_t i = 0; i < all.size(); ++i) {
-    if (out > 0 && all[out - 1].page + all[out - 1].pages == all[i].page) {
+    if (out > 0 && all[out - 1].page + all[out - 1].pages == all[i].page &&
+        all[out - 1].decommitted == all[i].decommitted) {
       all[out - 1].pages += all[i].pages;
       all[out - 1].dirty = all[out - 1].dirty || all[i].dirty;
       ++merged;
@@ -306,14 +405,15 @@ bool Arena::coalesceLocked() {
   for (auto& bin : bins_) bin.clear();
   big_.clear();
   for (size_t i = 0; i < out; ++i) {
-    // An extent reaching the bump pointer gives its pages back to the bump region.
-    // (Pages above bump_ must read as zero, so a dirty one is released first.)
-    if (all[i].page + all[i].pages == bump_ &&
-        (!all[i].dirty || releaseRangeLocked(all[i].page, all[i].pages))) {
+    // A clean extent reaching the bump pointer gives its pages back to the bump region. (Pages
+    // above bump_ must read as zero: a dirty one stays here until a release, which runs without
+    // the lock, gives it back; see releaseBatchLocked and allocPages.)
+    if (all[i].page + all[i].pages == bump_ && !all[i].dirty) {
       bump_ = all[i].page;
+      if (all[i].decommitted) lowerCommittedLocked(bump_);
       continue;
     }
-    putExtentLocked(all[i].page, all[i].pages, all[i].dirty);
+    putExtentLocked(all[i].page, all[i].pages, all[i].dirty, all[i].decommitted);
   }
   // Recount dirty pages from scratch: merging may have marked clean pages dirty.
   dirtyPages_ = 0;

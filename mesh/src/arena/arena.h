@@ -25,6 +25,14 @@
 // maxBytes: the first reservation is placed where there is room above it. Under strict
 // overcommit, released runs of 64 pages and more are decommitted (their charge given back) and
 // committed again when reused.
+// Releases run without the arena lock (a discard takes time in proportion to the memory it
+// frees, up to the whole heap): the extents being released are taken off the free lists and out
+// of the dirty count under the lock, discarded with it dropped, and put back under it, clean (at
+// the top of the used range: given back to fresh space), or dirty when the OS refused, so a
+// failed release is never mistaken for zeroed memory. Meanwhile nobody else can take them, and a
+// signal handler nested in the release finds the lock free. A fork while another thread is
+// releasing leaves those pages off the child's free lists (address space lost to the child, no
+// memory: the releasing thread does not exist there).
 //
 // The page map has one word per arena page; the miniheap layer stores its tagged pointers there.
 // Thread safety: the page map is read without locks (relaxed atomics); everything else requires
@@ -86,6 +94,12 @@ class Arena {
   // releaseDirty() soon, false makes freePages release as usual. nullptr turns it off.
   using ReleaseHook = bool (*)();
   void setReleaseHook(ReleaseHook hook) { releaseHook_.store(hook, std::memory_order_relaxed); }
+  // Tests: replaces MADV_DONTNEED for releases (set before other threads use the arena).
+  using DiscardFn = bool (*)(void* addr, size_t len);
+  void setDiscardForTest(DiscardFn discard) { discard_ = discard; }
+  // At most this many pages per madvise: the kernel delivers a signal only once the whole call is
+  // done (it neither cuts it short nor restarts it), so bounded calls bound a handler's wait.
+  static constexpr size_t kReleaseChunkPages = 1024;  // 4 MiB
 
   char* base() const { return base_; }
   size_t pageCount() const { return pageCount_.load(std::memory_order_relaxed); }
@@ -172,15 +186,27 @@ class Arena {
     size_t page;
     size_t pages;
     bool dirty;
+    bool decommitted = false;  // inaccessible, uncharged (strict overcommit only)
   };
+  // Under strict overcommit, runs at least this long are decommitted when released.
+  static constexpr size_t kDecommitMinPages = 64;
+  bool decommitsOnRelease(size_t pages) const { return strict_ && pages >= kDecommitMinPages; }
+  void lowerCommittedLocked(size_t page) MESH_REQUIRES(lock_);
   static constexpr size_t kBins = 64;  // exact-size bins for 1..64 pages; larger in big_
+  static constexpr size_t kReleaseBatch = 32;  // extents released per drop of the lock
 
   size_t takeExtentLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
   size_t takeBumpLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
+  size_t takeLocked(const Extent& e, size_t pages, bool* dirty) MESH_REQUIRES(lock_);
   size_t allocPagesLocked(size_t pages, size_t alignPages, bool* zeroed) MESH_REQUIRES(lock_);
-  void putExtentLocked(size_t page, size_t pages, bool dirty) MESH_REQUIRES(lock_);
+  void putExtentLocked(size_t page, size_t pages, bool dirty, bool decommitted = false) MESH_REQUIRES(lock_);
+  bool discardPages(size_t page, size_t pages) const;
   bool releaseRangeLocked(size_t page, size_t pages) MESH_REQUIRES(lock_);
-  void releaseAllDirtyLocked() MESH_REQUIRES(lock_);
+  // These two drop the lock while the OS discards (see the class comment) and hold it again when
+  // they return. Both return the pages released.
+  size_t releaseBatchLocked(Extent* batch, size_t n) MESH_REQUIRES(lock_);
+  size_t releaseAllDirtyLocked() MESH_REQUIRES(lock_);
+  bool takeDirtyTopLocked(Extent* top) MESH_REQUIRES(lock_);
   bool coalesceLocked() MESH_REQUIRES(lock_);
   bool reserve(size_t bytes, size_t maxBytes);
   bool growLocked(size_t pages) MESH_REQUIRES(lock_);
@@ -212,6 +238,7 @@ class Arena {
   MetaVector<Extent> bins_[kBins + 1];  // bins_[n] holds extents of exactly n pages
   MetaVector<Extent> big_;              // extents longer than kBins pages
   std::atomic<ReleaseHook> releaseHook_{nullptr};
+  DiscardFn discard_ = os::discardAnonymous;
 };
 
 }  // namespace mesh

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "platform/os.h"
@@ -165,6 +169,162 @@ TEST_P(ArenaTest, PageMapStartsEmpty) {
   EXPECT_TRUE(arena.contains(arena.pageAddress(5)));
   EXPECT_FALSE(arena.contains(arena.base() + arena.pageCount() * os::kPageSize));
   EXPECT_FALSE(arena.contains(arena.base() - 1));
+}
+
+// --- releases run without the arena lock (issue 18, item 3) ----------------------------------
+// A discard takes time in proportion to what it frees (MADV_DONTNEED of a large heap: tens of
+// ms), so the arena lock is dropped around it. These tests replace the discard with a function
+// that acts while the release is in progress.
+
+Arena* g_arena = nullptr;
+size_t g_nestedPage = kNoPage;
+size_t g_nestedCalls = 0;
+
+// What a signal handler that interrupts the release does: allocate without waiting for a lock.
+bool discardWithNestedAlloc(void* addr, size_t len) {
+  bool zeroed;
+  if (g_nestedCalls++ == 0) g_nestedPage = g_arena->tryAllocPages(1, &zeroed);
+  return os::discardAnonymous(addr, len);
+}
+
+TEST_P(ArenaTest, CodeNestedInAReleaseCanAllocate) {
+  // Fails on a release that holds the lock: tryAllocPages on the same thread gives up.
+  bool zeroed;
+  size_t big = arena.allocPages(64, 1, &zeroed);
+  std::memset(arena.pageAddress(big), 3, 64 * os::kPageSize);
+  g_arena = &arena;
+  g_nestedPage = kNoPage;
+  g_nestedCalls = 0;
+  arena.setDiscardForTest(discardWithNestedAlloc);
+  arena.freePages(big, 64, true);
+  arena.setDiscardForTest(os::discardAnonymous);
+  EXPECT_EQ(g_nestedCalls, 1u);
+  ASSERT_NE(g_nestedPage, kNoPage) << "the arena lock was held across the discard";
+  EXPECT_TRUE(g_nestedPage < big || g_nestedPage >= big + 64) << "handed out pages being released";
+  // Afterwards the released pages are free and clean; nothing is counted dirty.
+  ArenaStats s = arena.stats();
+  EXPECT_EQ(s.dirtyBytes, 0u);
+  EXPECT_EQ(s.releasedBytes, size_t{64} << os::kPageShift);
+  EXPECT_EQ(s.inUseBytes, (size_t{1} << os::kPageShift));
+  size_t again = arena.allocPages(64, 1, &zeroed);
+  ASSERT_NE(again, kNoPage);
+  EXPECT_TRUE(zeroed);
+  for (size_t i = 0; i < 64 * os::kPageSize; i += 512) ASSERT_EQ(arena.pageAddress(again)[i], 0);
+}
+
+std::atomic<int> g_phase{0};  // 1: discard in progress, 2: other thread allocated, 3: timed out
+
+// The first call waits (at most 10 s) for the other thread's allocation; later ones do not.
+bool discardWaitingForOtherThread(void* addr, size_t len) {
+  int expected = 0;
+  if (g_phase.compare_exchange_strong(expected, 1)) {
+    for (int ms = 0; ms < 10000 && g_phase.load() == 1; ++ms) usleep(1000);
+    expected = 1;
+    g_phase.compare_exchange_strong(expected, 3);
+  }
+  return os::discardAnonymous(addr, len);
+}
+
+TEST_P(ArenaTest, AnotherThreadAllocatesWhileDirtyPagesAreReleased) {
+  // More dirty extents than the limit (16 pages): a free releases all of them at once.
+  bool zeroed;
+  std::vector<size_t> pages;
+  for (int i = 0; i < 16; ++i) {
+    pages.push_back(arena.allocPages(1, 1, &zeroed));
+    std::memset(arena.pageAddress(pages.back()), 9, os::kPageSize);
+  }
+  size_t last = arena.allocPages(4, 1, &zeroed);
+  for (size_t p : pages) arena.freePages(p, 1, false);
+  ASSERT_EQ(arena.stats().dirtyBytes, size_t{16} << os::kPageShift);
+  g_phase.store(0);
+  arena.setDiscardForTest(discardWaitingForOtherThread);
+  std::thread releaser([&] { arena.freePages(last, 4, false); });  // 20 dirty pages > 16
+  while (g_phase.load() == 0) std::this_thread::yield();
+  size_t mine = arena.allocPages(2, 1, &zeroed);  // waited the whole discard (10 s) before
+  int seen = g_phase.exchange(2);
+  releaser.join();
+  arena.setDiscardForTest(os::discardAnonymous);
+  EXPECT_EQ(seen, 1) << "the allocation waited for the discard to end (arena lock held)";
+  ASSERT_NE(mine, kNoPage);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+  arena.forEachFreeExtentForTest([](size_t, size_t, bool dirty) { EXPECT_FALSE(dirty); });
+}
+
+size_t g_chunkCalls = 0;
+size_t g_chunkNext = 0;
+bool g_chunkOk = true;
+char* g_chunkBase = nullptr;
+
+bool recordChunk(void* addr, size_t len) {
+  ++g_chunkCalls;
+  char* a = static_cast<char*>(addr);
+  if (g_chunkBase == nullptr) g_chunkBase = a;
+  if (a != g_chunkBase + g_chunkNext || len == 0 || len > Arena::kReleaseChunkPages * os::kPageSize) g_chunkOk = false;
+  g_chunkNext += len;
+  return os::discardAnonymous(addr, len);
+}
+
+TEST_P(ArenaTest, LongReleasesAreDiscardedInBoundedCalls) {
+  // The kernel holds a signal until a madvise call is done: no call covers more than 4 MiB.
+  bool zeroed;
+  size_t n = 3 * Arena::kReleaseChunkPages + 5;
+  size_t big = arena.allocPages(n, 1, &zeroed);
+  ASSERT_NE(big, kNoPage);
+  g_chunkCalls = g_chunkNext = 0;
+  g_chunkOk = true;
+  g_chunkBase = nullptr;
+  arena.setDiscardForTest(recordChunk);
+  arena.freePages(big, n, true);
+  arena.setDiscardForTest(os::discardAnonymous);
+  EXPECT_EQ(g_chunkCalls, 4u);
+  EXPECT_TRUE(g_chunkOk);
+  EXPECT_EQ(g_chunkBase, arena.pageAddress(big));
+  EXPECT_EQ(g_chunkNext, n * os::kPageSize);
+}
+
+bool refuseDiscard(void*, size_t) { return false; }
+
+TEST_P(ArenaTest, AFailedReleaseStaysDirty) {
+  bool zeroed;
+  size_t a = arena.allocPages(8, 1, &zeroed);
+  arena.allocPages(1, 1, &zeroed);  // keeps a off the top of the used range
+  std::memset(arena.pageAddress(a), 5, 8 * os::kPageSize);
+  arena.setDiscardForTest(refuseDiscard);
+  arena.freePages(a, 8, true);
+  EXPECT_EQ(arena.stats().dirtyBytes, size_t{8} << os::kPageShift);
+  EXPECT_EQ(arena.releaseDirty(), 0u);
+  EXPECT_EQ(arena.stats().dirtyBytes, size_t{8} << os::kPageShift);
+  EXPECT_EQ(arena.stats().releasedBytes, 0u);
+  arena.setDiscardForTest(os::discardAnonymous);
+  size_t b = arena.allocPages(8, 1, &zeroed);
+  EXPECT_EQ(b, a);
+  EXPECT_FALSE(zeroed) << "a page whose release failed was reported as zero";
+  EXPECT_EQ(arena.pageAddress(b)[0], 5);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+}
+
+TEST(ArenaRelease, DirtyRunAtTheTopIsReleasedWhenOutOfSpace) {
+  // Dirty pages stay cached (high limit); the top run is too short on its own, but with the
+  // fresh space above it the request fits once it is released.
+  ArenaConfig c = smallArena(false);
+  c.maxDirtyBytes = size_t{64} << 20;
+  Arena arena;
+  ASSERT_TRUE(arena.init(c));
+  bool zeroed;
+  size_t low = arena.allocPages(2048, 1, &zeroed);
+  size_t top = arena.allocPages(1024, 1, &zeroed);
+  ASSERT_NE(top, kNoPage);
+  std::memset(arena.pageAddress(top), 6, 1024 * os::kPageSize);
+  arena.freePages(top, 1024, false);
+  EXPECT_EQ(arena.stats().dirtyBytes, size_t{1024} << os::kPageShift);
+  size_t p = arena.allocPages(2048, 1, &zeroed);
+  ASSERT_NE(p, kNoPage);
+  EXPECT_EQ(p, top);
+  EXPECT_TRUE(zeroed);
+  for (size_t i = 0; i < 2048 * os::kPageSize; i += 4096) ASSERT_EQ(arena.pageAddress(p)[i], 0);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+  EXPECT_EQ(arena.stats().releasedBytes, size_t{1024} << os::kPageShift);
+  arena.freePages(low, 2048, false);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backing, ArenaTest, ::testing::Values(true, false),
