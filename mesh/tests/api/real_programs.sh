@@ -73,6 +73,29 @@ print(sum(x * x for x in range(10**6)) % 1000003, "".join(reversed("libmesh" * 1
 '
 else skipped+=(python3); fi
 
+# Descriptors (docs/host-contract.md section 1): CPython's subprocess tests list the descriptors
+# a child sees, and a shell writes a file through a number it chose. Only the verdicts are
+# compared (the test runner prints timings).
+python_fd_tests() {
+  /usr/bin/python3 -m test test_subprocess -m 'test_pass_fds*' -m 'test_close_fds*' \
+    -m 'test_fd_leak*' >log 2>&1
+  local rc=$?
+  grep -E '^(Tests result|[0-9]+ tests? (OK|failed))' log
+  return $rc
+}
+if /usr/bin/python3 -c 'import test.test_subprocess' >/dev/null 2>&1; then
+  compare python3-subprocess-fds python_fd_tests
+else skipped+=(python3-subprocess-fds); fi
+# (The shell frees three keys in four of a large table, which fragments its heap enough to mesh;
+# before the fix, heap pages went into f through descriptor 3, the memfd's old number.)
+shell_fd_file() {
+  bash -c 'exec 3>f; declare -A a; for i in $(seq 1 100000); do a[k$i]="item $i $RANDOM"; done
+           for i in $(seq 1 100000); do (( i % 4 )) && unset "a[k$i]"; done
+           for i in $(seq 1 50000); do b+=("x$i"); done; exec 3>&-'
+  wc -c <f
+}
+compare bash-fd-3 shell_fd_file
+
 # ---- git ----------------------------------------------------------------------------------
 git_work() {
   export GIT_CONFIG_NOSYSTEM=1 HOME="$PWD" GIT_AUTHOR_NAME=Mesh GIT_AUTHOR_EMAIL=mesh@example.org
