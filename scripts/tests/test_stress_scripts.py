@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_STRESS = ROOT / "scripts" / "run-stress.sh"
 MEASURE = ROOT / "stress" / "measure.py"
 PROGRAMS = ["test-stress", "larson", "fork-stress", "thread-churn", "signal-malloc",
-            "realloc-churn", "compact-loop"]
+            "realloc-churn", "compact-loop", "hostile-host"]
 
 # A fake stress program: fails under "libmesh" (STRESS_EXPECT_MESH=1) when FAKE_MESH_FAIL names
 # it, and under any allocator when FAKE_FAIL names it.
