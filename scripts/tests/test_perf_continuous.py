@@ -91,11 +91,11 @@ def test_revs_bad_range_and_lock(repo_with):
 def test_bisect_names_the_planted_commit(repo_with):
     first_bad = 4
     repo, shas, run = repo_with(["1", "1", "1", "1", "1.5", "1.5", "1.5"])
-    p = run("--bisect", shas[0], shas[-1], "--figure", "churn.ns_per_op", "--reps", "4")
+    p = run("--bisect", shas[0], shas[-1], "--figure", "churn.ns_per_op")
     assert p.returncode == 0, p.stdout + p.stderr
     assert f"first regressed commit: {shas[first_bad]} change {first_bad}" in p.stdout
     assert f"last good commit:       {shas[first_bad - 1]}" in p.stdout
-    assert "REGRESSED (worse, 4 rep(s))" in p.stdout
+    assert "REGRESSED (worse, 6 rep(s))" in p.stdout  # the default: 6 pairs can decide
     # GOOD, BAD and two halvings: 4 builds of libmesh, not 7
     assert p.stderr.count("building libmesh of") == 4
     assert not results_of(repo)  # bisect records nothing
@@ -103,7 +103,7 @@ def test_bisect_names_the_planted_commit(repo_with):
 
 def test_bisect_without_a_regression_says_so(repo_with):
     repo, shas, run = repo_with(["1", "1", "1.02"])
-    p = run("--bisect", shas[0], shas[-1], "--figure", "churn.ns_per_op", "--reps", "4")
+    p = run("--bisect", shas[0], shas[-1], "--figure", "churn.ns_per_op", "--reps", "6")
     assert p.returncode == 1
     assert "no answer: BAD is not regressed against GOOD (same" in p.stdout
 
