@@ -44,7 +44,7 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
 
   --quick              CI size: 1 repetition, smaller workloads, short micro-benchmarks;
                        under 5 minutes on 2 cores
-  --reps N             repetitions (default 5; 1 with --quick)
+  --reps N             repetitions (default 5; 1 with --quick; 6 per step with --bisect)
   --allocators LIST    comma-separated from glibc,jemalloc,tcmalloc,mimalloc,libmesh (default:
                        all), or NAME=/path/to/lib.so for any other; with --quick, libmesh, glibc
                        and jemalloc are always included
