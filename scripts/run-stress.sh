@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the stress programs (stress/) under libmesh and peer allocators and prints a summary
-# table: exit code, seconds, peak RSS and peak PSS per program and allocator.
+# table: exit code, seconds, peak RSS, peak PSS and (libmesh) meshes per program and allocator.
+# --record appends the table to results/stress-history.csv and redraws results/index.html.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,9 +12,11 @@ readonly PROGRAMS=(test-stress larson fork-stress thread-churn signal-malloc rea
 
 usage() {
   cat <<USAGE
-usage: scripts/run-stress.sh [--quick|--long] [--rounds N] [--allocators LIST] [--build-dir DIR] [--help]
+usage: scripts/run-stress.sh [--quick|--long] [--rounds N] [--allocators LIST] [--build-dir DIR]
+                             [--record] [--results-dir DIR] [--help]
   Builds the stress programs (and libmesh) if needed, then runs every program under every
-  allocator through LD_PRELOAD and prints exit code, seconds, peak RSS and peak PSS of each run.
+  allocator through LD_PRELOAD and prints exit code, seconds, peak RSS and peak PSS of each run,
+  and for libmesh the meshes it made (MESH COUNT of MALLOCSTATS=1, which libmesh runs get).
   Exits 1 if any libmesh run failed (failures under other allocators are only reported).
   --quick            CI-size runs, a few seconds each, under 5 minutes in all (default)
   --long             soak runs, a few minutes each: an hour or more in all
@@ -24,6 +27,10 @@ usage: scripts/run-stress.sh [--quick|--long] [--rounds N] [--allocators LIST] [
                      NAME=/path/to/lib.so for any other preloadable allocator
                      (default: $DEFAULT_ALLOCATORS; a peer whose .so is missing is skipped)
   --build-dir DIR    build directory (default: build); configured with cmake if it is new
+  --record           append every run (commit, mode, program, allocator, exit status, seconds,
+                     peak RSS and PSS, meshes) to results/stress-history.csv and redraw the
+                     dashboard results/index.html; failed runs are recorded too
+  --results-dir DIR  where --record writes (default: results)
   --help             show this text
   Logs of every run and summary.tsv go to DIR/stress-results/.
 USAGE
@@ -39,6 +46,8 @@ mode=quick
 rounds=1
 allocators=$DEFAULT_ALLOCATORS
 build=build
+record=0
+results_dir=$root/results
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;
@@ -61,6 +70,13 @@ while [ $# -gt 0 ]; do
       shift
       ;;
     --build-dir=*) build=${1#--build-dir=} ;;
+    --record) record=1 ;;
+    --results-dir)
+      [ $# -ge 2 ] || usage_error "--results-dir needs a value"
+      results_dir=$2
+      shift
+      ;;
+    --results-dir=*) results_dir=${1#--results-dir=} ;;
     -h | --help)
       usage
       exit 0
@@ -70,6 +86,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
+case "$results_dir" in /*) ;; *) results_dir="$PWD/$results_dir" ;; esac
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || usage_error "--rounds needs a positive integer, got '$rounds'"
 
 # hostile-host also runs under vm.overcommit_memory=2 where it may set it (root; it restores it).
@@ -174,7 +191,7 @@ measure="$root/stress/measure.py"
 
 # --- runs ----------------------------------------------------------------------------------
 
-# Table rows: program, allocator, exit, seconds, rss, pss, note.
+# Table rows: program, allocator, exit, seconds, rss, pss, meshes, note.
 rows=()
 libmesh_failed=0
 total=$((${#PROGRAMS[@]} * ${#names[@]} * rounds))
@@ -193,7 +210,7 @@ for prog in "${PROGRAMS[@]}"; do
     note=""
     if [ "$lib" = LIBMESH ]; then
       lib=$libmesh_so
-      env_args+=(--env STRESS_EXPECT_MESH=1)
+      env_args+=(--env STRESS_EXPECT_MESH=1 --env MALLOCSTATS=1)
       if [ $((round % 2)) = 0 ]; then
         env_args+=(--env MESH_BACKGROUND_THREAD=1 --env MESH_FREEPHYS_THREAD=1 --env MESH_PERIOD_MS=10)
         note="background thread"
@@ -211,7 +228,7 @@ for prog in "${PROGRAMS[@]}"; do
 
     if [ "$name" = libmesh ] && [ "$mesh_built" = 0 ]; then
       echo "not run: libmesh did not build"
-      rows+=("$label|$name|build|-|-|-|libmesh did not build")
+      rows+=("$label|$name|build|-|-|-|-|libmesh did not build")
       libmesh_failed=1
       continue
     fi
@@ -221,6 +238,13 @@ for prog in "${PROGRAMS[@]}"; do
     secs=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$line")
     rss=$(sed -n 's/.*rss_kb=\([0-9]*\).*/\1/p' <<<"$line")
     pss=$(sed -n 's/.*pss_kb=\([0-9]*\).*/\1/p' <<<"$line")
+    # libmesh's MALLOCSTATS report at exit: the last one is the main process's (a forked child
+    # that exits normally prints its own first).
+    meshes=-
+    if [ "$lib" = "$libmesh_so" ] && [ -n "$lib" ]; then
+      meshes=$(sed -n 's/^MESH COUNT:[[:space:]]*\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)
+      meshes=${meshes:--}
+    fi
     rss_mb=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
     pss_mb=$(awk -v k="$pss" 'BEGIN { printf "%.1f", k / 1024 }')
     if [ "$code" = 0 ]; then
@@ -235,7 +259,7 @@ for prog in "${PROGRAMS[@]}"; do
         note="expected: not signal-reentrant"
       fi
     fi
-    rows+=("$label|$name|$code|$secs|$rss_mb|$pss_mb|$note")
+    rows+=("$label|$name|$code|$secs|$rss_mb|$pss_mb|$meshes|$note")
   done
 done
 done
@@ -243,21 +267,30 @@ done
 # --- summary -------------------------------------------------------------------------------
 
 tsv=$results/summary.tsv
-printf 'program\tallocator\texit\tseconds\tpeak_rss_mib\tpeak_pss_mib\tnote\n' >"$tsv"
+printf 'program\tallocator\texit\tseconds\tpeak_rss_mib\tpeak_pss_mib\tmeshes\tnote\n' >"$tsv"
 echo
 echo "Summary ($mode mode, $(($(date +%s) - start_all)) s; logs in $results)"
-printf '%-16s %-10s %5s %9s %13s %13s  %s\n' program allocator exit seconds "peak RSS MiB" \
-  "peak PSS MiB" note
+printf '%-16s %-10s %5s %9s %13s %13s %7s  %s\n' program allocator exit seconds "peak RSS MiB" \
+  "peak PSS MiB" meshes note
 last=""
 for row in "${rows[@]}"; do
-  IFS='|' read -r prog name code secs rss pss note <<<"$row"
+  IFS='|' read -r prog name code secs rss pss meshes note <<<"$row"
   [ -n "$last" ] && [ "$prog" != "$last" ] && echo
   shown=$prog
   [ "$prog" = "$last" ] && shown=""
-  printf '%-16s %-10s %5s %9s %13s %13s  %s\n' "$shown" "$name" "$code" "$secs" "$rss" "$pss" "$note"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$prog" "$name" "$code" "$secs" "$rss" "$pss" "$note" >>"$tsv"
+  printf '%-16s %-10s %5s %9s %13s %13s %7s  %s\n' "$shown" "$name" "$code" "$secs" "$rss" "$pss" \
+    "$meshes" "$note"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$prog" "$name" "$code" "$secs" "$rss" "$pss" \
+    "$meshes" "$note" >>"$tsv"
   last=$prog
 done
+
+if [ "$record" = 1 ]; then
+  echo
+  PYTHONPATH="$root/scripts${PYTHONPATH:+:$PYTHONPATH}" /usr/bin/python3 -m perflib.stresshist \
+    --tsv "$tsv" --mode "$mode" --results-dir "$results_dir" ||
+    echo "run-stress.sh: warning: recording the stress history failed"
+fi
 
 if [ "$libmesh_failed" = 1 ]; then
   echo

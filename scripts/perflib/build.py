@@ -121,7 +121,7 @@ class Builder:
 
         if want_mesh:
             if rev:
-                self._libmesh_at(rev, out)
+                self.libmesh_at(rev, out)
             elif mesh_dir is None:
                 out.libmesh_problem = f"the project does not configure (log: {self.log_path})"
             else:
@@ -134,7 +134,9 @@ class Builder:
                                            f"--target mesh; log: {self.log_path})")
         return out
 
-    def _libmesh_at(self, rev: str, out: Outcome) -> None:
+    def libmesh_at(self, rev: str, out: Outcome) -> None:
+        """Builds libmesh of commit REV from a clean git archive (BUILD/rev-<commit>/); sets
+        out.libmesh (the library) or out.libmesh_problem, and out.libmesh_commit."""
         sha = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                              cwd=self.root, capture_output=True, text=True).stdout.strip()
         if not sha:

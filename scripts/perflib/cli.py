@@ -30,6 +30,8 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
                            [--rev REV] [--results-dir DIR] [--json FILE] [--format FMT]
                            [--threads N] [--filter REGEX] [--min-time SEC] [--fork-heap-mb N]
                            [--timeout SEC] [--help]
+       {PROG} --revs A..B [--max-commits N] [options]
+       {PROG} --bisect GOOD BAD --figure NAME [options]
   Builds libmesh and the workload programs (Release) and runs every workload under every
   allocator through LD_PRELOAD, several repetitions with the allocators interleaved, then prints
   one table: the median of every figure per allocator (lower is better throughout), libmesh's
@@ -43,23 +45,40 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
 
   --quick              CI size: 1 repetition, smaller workloads, short micro-benchmarks;
                        under 5 minutes on 2 cores
-  --reps N             repetitions (default 5; 1 with --quick)
+  --reps N             repetitions (default 5; 1 with --quick; 6 per step with --bisect)
   --allocators LIST    comma-separated from glibc,jemalloc,tcmalloc,mimalloc,libmesh (default:
                        all), or NAME=/path/to/lib.so for any other; with --quick, libmesh, glibc
                        and jemalloc are always included
   --workloads LIST     comma-separated workload names, or 'all' (default)
-  --record             write results/<date>-<commit>.json, append a row to results/history.csv
-                       and redraw results/plots/*.png
+  --record             write results/<date>-<commit>.json, append a row to results/history.csv,
+                       redraw results/plots/*.png and the dashboard results/index.html
   --compare REF        print the change of libmesh's figures against an earlier result: a
                        result file, a commit-hash prefix or file-name prefix found in the
                        results directory, or 'latest'
-  --fail-on-regression exit 3 when a libmesh figure got worse beyond its noise band (against
-                       --compare REF, else the latest recorded run of the same mode)
+  --fail-on-regression exit 3 when a libmesh figure regressed by the rule of perf/README.md
+                       (rank test p < 0.05, change beyond the minimum effect, not shared by
+                       the peers) against --compare REF, else the latest recorded run of the
+                       same mode; needs at least 4 repetitions in both runs to decide
   --build-dir DIR      build directory (default: build)
   --no-build           use the programs and libmesh already in DIR; build and install nothing
   --rev REV            measure libmesh as of commit REV (built from a clean git archive in
                        DIR/rev-<commit>); the workload programs still come from the work tree
   --results-dir DIR    where --record writes and --compare looks (default: results)
+  --revs A..B          measure and record, oldest first, every commit of the git range A..B
+                       that the results directory does not hold yet in this mode (quick or
+                       full): libmesh is built from each commit as with --rev. Resumable; a
+                       commit already recorded is never measured again. For cron or a timer
+                       (see docs/user-guide.md); with --fail-on-regression, exit 3 when a
+                       commit regressed against the run recorded before it
+  --max-commits N      with --revs: measure at most N commits this time
+  --bisect GOOD BAD    find the first commit after GOOD, up to BAD, where --figure regressed
+                       against GOOD (by the rule of --fail-on-regression): each step builds
+                       libmesh of one commit (as --rev) and runs the figure's workload under
+                       it and GOOD's libmesh in the same run, with glibc and jemalloc
+                       (default; --allocators), --reps times (default 6), judged repetition by
+                       repetition (signed-rank test), adding repetitions while the rule cannot
+                       decide. Nothing is recorded
+  --figure NAME        the figure --bisect follows, e.g. larson.ns_per_op
   --json FILE          also write the whole result document (every figure) to FILE
   --format FMT         table style: text (default) or markdown
   --threads N          threads of the multithreaded workloads (default: the number of cores,
@@ -74,7 +93,8 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
   Exit status: 0 when every libmesh run completed; 1 when libmesh could not be built or a
   libmesh run failed (crash, timeout, bad output; failures of other allocators are reported but
   do not count) or nothing could be measured; 2 on bad usage; 3 with --fail-on-regression when
-  a libmesh figure regressed; 130 when interrupted.
+  a libmesh figure regressed; 130 when interrupted. --bisect: 0 when it named the first
+  regressed commit, 1 when it could not (BAD is no regression of GOOD, a build failed, ...).
 """
 
 
@@ -127,7 +147,59 @@ def build_parser() -> Parser:
     p.add_argument("--min-time", type=_seconds)
     p.add_argument("--fork-heap-mb", type=_nonneg_int)
     p.add_argument("--timeout", type=_positive_int, default=600)
+    p.add_argument("--revs", metavar="A..B")
+    p.add_argument("--max-commits", type=_positive_int)
+    p.add_argument("--bisect", nargs=2, metavar=("GOOD", "BAD"))
+    p.add_argument("--figure")
     return p
+
+
+def _conflicts(args) -> None:
+    """Options that make no sense together."""
+    given = {"--rev": args.rev, "--record": args.record, "--compare": args.compare,
+             "--json": args.json, "--no-build": args.no_build}
+    if args.revs is not None:
+        if ".." not in args.revs:
+            raise UsageError(f"--revs needs a git range A..B, got '{args.revs}'")
+        for flag in ("--rev", "--compare", "--json", "--no-build"):
+            if given[flag]:
+                raise UsageError(f"--revs and {flag} do not go together")
+        if args.bisect:
+            raise UsageError("--revs and --bisect do not go together")
+    elif args.max_commits is not None:
+        raise UsageError("--max-commits needs --revs")
+    if args.bisect:
+        if not args.figure:
+            raise UsageError("--bisect needs --figure NAME (e.g. larson.ns_per_op)")
+        for flag in ("--rev", "--record", "--compare", "--json", "--no-build"):
+            if given[flag]:
+                raise UsageError(f"--bisect and {flag} do not go together")
+        meta = workloads.metric_of(args.figure)
+        wname = args.figure.partition(".")[0]
+        if meta is None or wname not in workloads.BY_NAME:
+            raise UsageError(f"--figure: unknown figure '{args.figure}' (see perf/README.md)")
+        if meta.kind not in compare.MIN_EFFECT:
+            raise UsageError(f"--figure: {args.figure} is an '{meta.kind}' figure, never judged")
+    elif args.figure:
+        raise UsageError("--figure needs --bisect")
+
+
+# Options that choose what one invocation does, left out of the command line recorded for each
+# commit measured by --revs (which records it as `--rev COMMIT --record`).
+_DRIVER_OPTIONS = {"--revs": 1, "--max-commits": 1, "--record": 0, "--bisect": 2, "--figure": 1}
+
+
+def command_for(argv: list[str], rev: str, record: bool) -> list[str]:
+    """argv without the driver options, plus --rev REV (and --record)."""
+    out, i = [], 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        if name in _DRIVER_OPTIONS:
+            i += 1 + (0 if "=" in argv[i] else _DRIVER_OPTIONS[name])
+            continue
+        out.append(argv[i])
+        i += 1
+    return out + ["--rev", rev] + (["--record"] if record else [])
 
 
 def parse_allocators(spec: str, quick: bool) -> list[matrix.Allocator]:
@@ -171,9 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.help:
             sys.stdout.write(HELP)
             return 0
-        allocs = parse_allocators(args.allocators or DEFAULT_ALLOCATORS, args.quick)
+        _conflicts(args)
+        if args.bisect and args.allocators is None:
+            args.allocators = ",".join(BISECT_ALLOCATORS)
+        if args.bisect:  # only the figure's workload (and benchmark) is run
+            args.workloads, _, bench = args.figure.partition(".")
+            if args.workloads == "micro" and not args.filter:
+                args.filter = f"^{workloads.regex_escape(bench)}$"
+        parse_allocators(args.allocators or DEFAULT_ALLOCATORS, args.quick)
         try:
-            chosen = workloads.select(args.workloads)
+            workloads.select(args.workloads)
         except ValueError as e:
             raise UsageError(f"--workloads: {e}") from None
         results_dir = os.path.join(ROOT, args.results_dir) if not os.path.isabs(
@@ -189,6 +268,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     os.chdir(ROOT)
+    if args.revs is not None:
+        from . import continuous
+
+        return continuous.run(args, argv, results_dir, run_once, log)
+    if args.bisect:
+        from . import bisect
+
+        return bisect.run_cli(args, argv, run_once, log)
+    return run_once(args, argv, results_dir, reference)[0]
+
+
+BISECT_ALLOCATORS = ("glibc", "jemalloc", "libmesh")
+
+
+def run_once(args, argv: list[str], results_dir: str,
+             reference: tuple[str, dict] | None = None,
+             show_table: bool = True) -> tuple[int, dict | None]:
+    """One build and one run of the matrix as the options say (--rev, --record, --compare...).
+    Returns the exit status and the result document (None when nothing ran). show_table=False
+    (--bisect) prints the table to stderr, with the progress."""
+    allocs = parse_allocators(args.allocators or DEFAULT_ALLOCATORS, args.quick)
+    chosen = workloads.select(args.workloads)
     quick = args.quick
     settings = workloads.Settings(
         quick=quick,
@@ -203,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     bdir = os.path.abspath(args.build_dir)
     outdir = os.path.join(bdir, "perf-results", stamp)
-    os.makedirs(outdir, exist_ok=True)
+    n = 2
+    while os.path.exists(outdir):  # several runs within one second (--revs, --bisect)
+        outdir, n = os.path.join(bdir, "perf-results", f"{stamp}-{n}"), n + 1
+    os.makedirs(outdir)
 
     # --- dependencies and build ---------------------------------------------------------------
     want_mesh = any(a.name == "libmesh" and a.library is None for a in allocs)
@@ -213,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if subprocess.run([os.path.join(ROOT, "scripts", "install-deps.sh")]).returncode != 0:
             log("error: missing packages (scripts/install-deps.sh failed)")
-            return 1
+            return 1, None
         builder = build.Builder(ROOT, bdir, os.path.join(outdir, "build.log"), log)
         outcome = builder.programs(targets, want_mesh, args.rev)
     for note in outcome.notes:
@@ -238,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{a.name}: SKIPPED - {a.note}")
     if not active:
         log("error: no allocator left to measure")
-        return 1
+        return 1, None
 
     plan = matrix.Plan(settings, chosen, outcome.programs, active, reps, outdir)
     mx = matrix.Matrix(plan, log)
@@ -253,7 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rev and outcome.libmesh_commit:
         git["dirty"] = False
     doc = matrix.build_document(plan=plan, matrix=mx, allocators_all=allocs, git=git,
-                                machine=machine, command=shlex.join([PROG, *argv]),
+                                machine=machine, command=shlex.join([PROG, *(
+                                    command_for(argv, args.rev, args.record) if args.revs
+                                    else argv)]),
                                 rev=args.rev, notes=outcome.notes)
     store.save(doc, os.path.join(outdir, "result.json"))
     if args.json:
@@ -270,10 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     # --- report -------------------------------------------------------------------------------
     print(file=sys.stderr)
     if doc["figures"]:
-        print("\n".join(mtable.caption(doc)))
-        print()
-        print(mtable.render(doc, style=args.format))
-        sys.stdout.flush()
+        out = sys.stdout if show_table else sys.stderr
+        print("\n".join(mtable.caption(doc)), file=out)
+        print(file=out)
+        print(mtable.render(doc, style=args.format), file=out)
+        out.flush()
     for note in mtable.notes(doc):
         log(f"note: {note}")
 
@@ -291,33 +398,42 @@ def main(argv: list[str] | None = None) -> int:
         print(compare.render(changes, style=args.format))
         worse = compare.regressions(changes)
         if worse:
-            log(f"{len(worse)} libmesh figure(s) got worse beyond the noise band: "
-                + ", ".join(c.figure for c in worse))
+            log(f"{len(worse)} libmesh figure(s) regressed: "
+                + ", ".join(f"{c.figure} ({c.change * 100:+.1f}%, p={c.p:.2g})" for c in worse))
             regressed = args.fail_on_regression
+        few = compare.undecided(changes)
+        if few:
+            log(f"{len(few)} figure(s) not judged: {ref_doc.get('reps')} against {doc['reps']} "
+                f"repetition(s) cannot reach p < {compare.ALPHA:g} (4 against 4 can)")
 
     if args.record:
         if mx.interrupted or not doc["figures"]:
             log("not recording: the run is incomplete")
         else:
-            from . import plots
+            from . import dashboard, plots
 
             path, hist = store.record(doc, results_dir)
             log(f"recorded {os.path.relpath(path, ROOT)} and a row of "
                 f"{os.path.relpath(hist, ROOT)}")
             pngs = plots.render_all(results_dir)
             log(f"plots: {', '.join(os.path.relpath(p, ROOT) for p in pngs)}")
+            try:
+                log(f"dashboard: {os.path.relpath(dashboard.write(results_dir, ROOT), ROOT)}")
+            except Exception as e:  # the run is recorded; a page that fails must not lose it
+                log(f"warning: the dashboard could not be written ({type(e).__name__}: {e}); "
+                    "scripts/plot_results.py redraws it")
     if args.json:
         log(f"result document written to {args.json}")
     minutes = (time.monotonic() - started) / 60
     log(f"raw outputs: {outdir} ({minutes:.1f} min)")
 
     if mx.interrupted:
-        return 130
+        return 130, doc
     mesh_failed = any(f["allocator"] == "libmesh" for f in doc["failures"])
     mesh_missing = want_mesh and not any(a.name == "libmesh" for a in active)
     if mesh_failed or mesh_missing or not doc["figures"]:
-        return 1
-    return 3 if regressed else 0
+        return 1, doc
+    return (3 if regressed else 0), doc
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ and a min-max range.
 The result is a plain dict (the JSON schema below) that the table, the comparison, the history
 and the plots all read, so a stored result renders exactly like a fresh one:
 
-  schema, created, date, mode (quick|full), reps, command, commit, commit_full, subject, dirty,
-  rev, machine{...}, settings{...}, allocators[{name, library, status, note, version}],
+  schema, created, date, mode (quick|full), reps, command, commit, commit_full, subject,
+  commit_time, dirty, rev, machine{...}, settings{...}, allocators[{name, library, status, note, version}],
   workloads{name: {description, params, program}}, ratio_pairs["libmesh/glibc", ...],
   figures[{name, workload, metric, unit, kind, label, samples{alloc: {rep: v}}, median{alloc},
            min{alloc}, max{alloc}, spread{alloc}, ratios{"a/b": {median, min, max, samples}}}],
@@ -323,6 +323,7 @@ def build_document(*, plan: Plan, matrix: Matrix, allocators_all: list[Allocator
         "commit": git.get("commit"),
         "commit_full": git.get("commit_full"),
         "subject": git.get("subject"),
+        "commit_time": git.get("commit_time"),
         "dirty": git.get("dirty"),
         "rev": rev,
         "machine": machine,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import stats, table
+from . import palette, stats, table
 
 LEGEND = ("every figure: lower is better. Cells are medians over the repetitions; 'libmesh "
           "range' is libmesh's min-max. libmesh/peer ratios are formed per repetition, then "
           "reduced to the median [min-max]; below 1 means libmesh did better.")
 
 
-CANONICAL = ("glibc", "jemalloc", "tcmalloc", "mimalloc", "libmesh")
+CANONICAL = palette.ORDER
 
 
 def allocators_with_data(doc: dict[str, Any]) -> list[str]:

@@ -22,18 +22,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from . import workloads  # noqa: E402
+from . import palette, workloads  # noqa: E402
 
-COLORS = {"libmesh": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
-          "tcmalloc": "#2ca02c", "mimalloc": "#ff7f0e"}
-EXTRA_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-ALLOC_ORDER = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "libmesh"]
-
-
-def _color(alloc: str, others: list[str]) -> str:
-    if alloc in COLORS:
-        return COLORS[alloc]
-    return EXTRA_COLORS[others.index(alloc) % len(EXTRA_COLORS)] if alloc in others else "black"
+COLORS = palette.COLORS
+_color = palette.color
+_sorted_allocs = palette.sort_allocs
 
 
 def _float(text: str | None) -> float | None:
@@ -47,11 +40,6 @@ def _float(text: str | None) -> float | None:
 def _grid(n: int, cols: int) -> tuple[int, int]:
     cols = max(1, min(cols, n))
     return (n + cols - 1) // cols, cols
-
-
-def _sorted_allocs(names) -> list[str]:
-    names = list(dict.fromkeys(names))
-    return [a for a in ALLOC_ORDER if a in names] + sorted(a for a in names if a not in ALLOC_ORDER)
 
 
 def trend_plots(rows: list[dict[str, str]], outdir: str, mode: str | None = None) -> list[str]:

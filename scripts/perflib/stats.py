@@ -9,6 +9,7 @@ drifts (thermal, noisy neighbours) that affect all allocators of a repetition al
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -23,19 +24,19 @@ class Sample:
     value: float
 
 
-def _usable(values: Iterable[float | None]) -> list[float]:
+def finite(values: Iterable[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
 def median(values: Iterable[float | None]) -> float | None:
     """Median of the finite values; None when there are none."""
-    vals = _usable(values)
+    vals = finite(values)
     return statistics.median(vals) if vals else None
 
 
 def geomean(values: Iterable[float | None]) -> float | None:
     """Geometric mean of the finite positive values; None when there are none."""
-    vals = [v for v in _usable(values) if v > 0]
+    vals = [v for v in finite(values) if v > 0]
     if not vals:
         return None
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
@@ -43,7 +44,7 @@ def geomean(values: Iterable[float | None]) -> float | None:
 
 def rel_spread(values: Iterable[float | None]) -> float | None:
     """(max - min) / median: a rough noise indicator; None with fewer than two values."""
-    vals = _usable(values)
+    vals = finite(values)
     if len(vals) < 2:
         return None
     mid = statistics.median(vals)
@@ -155,3 +156,137 @@ def summarize(
             row.ratios[label] = median(rs)
         rows.append(row)
     return Summary(allocators=list(allocators), ratio_pairs=list(ratio_pairs), rows=rows)
+
+
+# --- Mann-Whitney U rank test --------------------------------------------------------------------
+#
+# Two independent sets of repetitions (of one figure and allocator, in two runs) are compared by
+# their ranks, so one wild repetition cannot decide the outcome and no normal distribution of the
+# values is assumed. Without ties and with small samples the p-value is exact (the distribution
+# of U is counted); otherwise it comes from the normal approximation with the tie correction of
+# the variance and a continuity correction.
+
+EXACT_MAX = 25  # exact distribution when both samples have at most this many values (no ties)
+
+
+@dataclass(frozen=True)
+class RankTest:
+    u: float  # U of the first sample: pairs (x, y) with x > y, ties counting one half
+    p: float  # two-sided p-value of "both samples come from the same distribution"
+    n1: int
+    n2: int
+    method: str  # "exact", "normal", or "none" (an empty sample: p = 1)
+
+
+def ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks; tied values share the mean of the ranks they span."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _u_counts(n1: int, n2: int) -> tuple[int, ...]:
+    """How many of the C(n1+n2, n1) orderings of two tie-free samples give U = 0, 1, ... n1*n2.
+    The largest value belongs either to the first sample (which then beats all n2 values of the
+    second) or to the second, hence counts(n1, n2)[u] = counts(n1-1, n2)[u-n2] + counts(n1, n2-1)[u]."""
+    if n1 == 0 or n2 == 0:
+        return (1,)
+    out = [0] * (n1 * n2 + 1)
+    for u, c in enumerate(_u_counts(n1 - 1, n2)):
+        out[u + n2] += c
+    for u, c in enumerate(_u_counts(n1, n2 - 1)):
+        out[u] += c
+    return tuple(out)
+
+
+def min_p_value(n1: int, n2: int) -> float:
+    """The smallest two-sided p-value samples of these sizes can reach (complete separation)."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    return min(1.0, 2.0 / math.comb(n1 + n2, n1))
+
+
+def mann_whitney_u(x: Iterable[float | None], y: Iterable[float | None]) -> RankTest:
+    """Two-sided Mann-Whitney U test of x against y (non-finite values are left out)."""
+    xs, ys = finite(x), finite(y)
+    n1, n2 = len(xs), len(ys)
+    if n1 == 0 or n2 == 0:
+        return RankTest(0.0, 1.0, n1, n2, "none")
+    r = ranks(xs + ys)
+    u = sum(r[:n1]) - n1 * (n1 + 1) / 2
+    tied = len(set(xs + ys)) < n1 + n2
+    if not tied and n1 <= EXACT_MAX and n2 <= EXACT_MAX:
+        counts = _u_counts(n1, n2)
+        total = math.comb(n1 + n2, n1)
+        k = int(round(u))
+        low, high = sum(counts[:k + 1]), sum(counts[k:])
+        return RankTest(u, min(1.0, 2.0 * min(low, high) / total), n1, n2, "exact")
+    n = n1 + n2
+    groups: dict[float, int] = {}
+    for v in xs + ys:
+        groups[v] = groups.get(v, 0) + 1
+    ties = sum(t ** 3 - t for t in groups.values())
+    var = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
+    if var <= 0:  # every value equal
+        return RankTest(u, 1.0, n1, n2, "normal")
+    z = max(0.0, abs(u - n1 * n2 / 2.0) - 0.5) / math.sqrt(var)
+    return RankTest(u, min(1.0, math.erfc(z / math.sqrt(2.0))), n1, n2, "normal")
+
+
+# --- Wilcoxon signed-rank test (paired repetitions) ----------------------------------------------
+#
+# When two things were measured in the same repetitions (GOOD's and a commit's libmesh, side by
+# side in one run, as --bisect does), the repetition's own noise cancels in their ratio. The
+# signed-rank test asks whether the per-repetition differences (of the logarithms: ratios) lean
+# one way; zero differences are left out. Exact without ties for up to EXACT_MAX pairs, else the
+# normal approximation with the tie correction.
+
+@functools.lru_cache(maxsize=None)
+def _w_counts(n: int) -> tuple[int, ...]:
+    """How many of the 2**n sign patterns of ranks 1..n give W+ = 0, 1, ... n(n+1)/2."""
+    counts = [1]
+    for r in range(1, n + 1):
+        nxt = counts + [0] * r
+        for w, c in enumerate(counts):
+            nxt[w + r] += c
+        counts = nxt
+    return tuple(counts)
+
+
+def min_p_value_paired(n: int) -> float:
+    """The smallest two-sided p-value n non-zero paired differences can reach."""
+    return 1.0 if n == 0 else min(1.0, 2.0 / 2 ** n)
+
+
+def wilcoxon_signed_rank(diffs: Iterable[float | None]) -> RankTest:
+    """Two-sided signed-rank test of the differences (u is W+, the rank sum of the positive
+    ones; n1 = n2 = the non-zero differences used)."""
+    d = [v for v in finite(diffs) if v != 0]
+    n = len(d)
+    if n == 0:
+        return RankTest(0.0, 1.0, 0, 0, "none")
+    r = ranks([abs(v) for v in d])
+    w = sum(rk for rk, v in zip(r, d) if v > 0)
+    tied = len({abs(v) for v in d}) < n
+    if not tied and n <= EXACT_MAX:
+        counts = _w_counts(n)
+        k = int(round(w))
+        low, high = sum(counts[:k + 1]), sum(counts[k:])
+        return RankTest(w, min(1.0, 2.0 * min(low, high) / 2 ** n), n, n, "exact")
+    groups: dict[float, int] = {}
+    for v in d:
+        groups[abs(v)] = groups.get(abs(v), 0) + 1
+    var = n * (n + 1) * (2 * n + 1) / 24.0 - sum(t ** 3 - t for t in groups.values()) / 48.0
+    if var <= 0:
+        return RankTest(w, 1.0, n, n, "normal")
+    z = max(0.0, abs(w - n * (n + 1) / 4.0) - 0.5) / math.sqrt(var)
+    return RankTest(w, min(1.0, math.erfc(z / math.sqrt(2.0))), n, n, "normal")

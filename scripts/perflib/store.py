@@ -152,20 +152,30 @@ def read_history(path: str) -> tuple[list[str], list[dict[str, str]]]:
         return [], []
 
 
-def append_history(path: str, row: dict[str, str]) -> None:
+def append_history(path: str, row: dict[str, str],
+                   first_columns: list[str] | None = None) -> None:
+    append_rows(path, [row], first_columns)
+
+
+def append_rows(path: str, new_rows: list[dict[str, str]],
+                first_columns: list[str] | None = None) -> None:
+    """Appends rows to a CSV history; a new file starts with first_columns (default: those of
+    history.csv), and columns no earlier row had widen the header (the file is rewritten)."""
     old_header, rows = read_history(path)
-    header = old_header or list(ID_COLUMNS)
-    new_cols = [k for k in row if k not in header]
+    header = old_header or list(first_columns or ID_COLUMNS)
+    new_cols = [k for r in new_rows for k in r if k not in header]
+    new_cols = list(dict.fromkeys(new_cols))
     if new_cols or not old_header:  # new file, or a wider header: rewrite it whole
         header = header + new_cols
         tmp = path + ".tmp"
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=header, restval="")
             w.writeheader()
-            for r in rows + [row]:
+            for r in rows + new_rows:
                 w.writerow({k: r.get(k, "") for k in header})
         os.replace(tmp, path)
         return
     with open(path, "a", newline="", encoding="utf-8") as f:
-        csv.DictWriter(f, fieldnames=header, restval="").writerow(
-            {k: row.get(k, "") for k in header})
+        w = csv.DictWriter(f, fieldnames=header, restval="")
+        for r in new_rows:
+            w.writerow({k: r.get(k, "") for k in header})

@@ -102,15 +102,19 @@ LIBRARY_PATHS = ("mesh", "CMakeLists.txt")
 
 
 def git_facts(root: str, rev: str = "HEAD") -> dict:
-    """commit (12 hex digits), full hash, subject, and (for HEAD) whether libmesh's sources in
-    the work tree differ from the commit (tracked files under LIBRARY_PATHS)."""
+    """commit (12 hex digits), full hash, subject, commit_time (committer date, ISO 8601), and
+    (for HEAD) whether libmesh's sources in the work tree differ from the commit (tracked files
+    under LIBRARY_PATHS)."""
     full = _run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root)
     if not full:
-        return {"commit": "nogit", "commit_full": None, "subject": None, "dirty": None}
-    subject = _run(["git", "log", "-1", "--format=%s", full], cwd=root)
+        return {"commit": "nogit", "commit_full": None, "subject": None, "dirty": None,
+                "commit_time": None}
+    when, _, subject = (_run(["git", "log", "-1", "--format=%cI%n%s", full], cwd=root)
+                        or "").partition("\n")
     dirty = None
     if rev == "HEAD":
         status = _run(["git", "status", "--porcelain", "--untracked-files=no", "--",
                        *LIBRARY_PATHS], cwd=root)
         dirty = None if status is None else bool(status)
-    return {"commit": full[:12], "commit_full": full, "subject": subject, "dirty": dirty}
+    return {"commit": full[:12], "commit_full": full, "subject": subject or None, "dirty": dirty,
+            "commit_time": when or None}

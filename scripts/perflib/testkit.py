@@ -60,7 +60,8 @@ def write_exe(path: str, text: str) -> str:
 # A stand-in for every workload program: prints figures that depend on which library is
 # preloaded (LD_PRELOAD holds a path ending in the allocator's name), so ratios are known.
 # FAKE_FAIL_FOR=<name> makes the run under that allocator crash; FAKE_SLOW=<name> makes it
-# hang. FAKE_SCALE multiplies libmesh's time figures.
+# hang. FAKE_SCALE multiplies libmesh's time figures, and so does the "scale=X" a fake libmesh
+# file holds (FAKE_CMAKE writes it from the source tree's mesh/SCALE).
 FAKE_PROGRAM = r'''#!/usr/bin/python3
 import os, sys, json, time, signal
 pre = os.environ.get("LD_PRELOAD", "")
@@ -73,6 +74,11 @@ if os.environ.get("FAKE_SLOW") == name:
 base = {"glibc": 10.0, "jemalloc": 5.0, "libmesh": 4.0}.get(name, 8.0)
 if name == "libmesh":
     base *= float(os.environ.get("FAKE_SCALE", "1"))
+    try:  # a fake libmesh built by FAKE_CMAKE says how slow it is: "scale=1.5"
+        with open(pre) as f:
+            base *= float(f.read().partition("scale=")[2] or "1")
+    except (OSError, ValueError):
+        pass
 prog = os.path.basename(sys.argv[0])
 if "--help" in sys.argv:
     print("usage: fake"); sys.exit(0)
@@ -127,3 +133,81 @@ def fake_build(root: str, allocators=("jemalloc", "libmesh")) -> tuple[str, dict
         open(path, "w").close()
         libs[a] = path
     return bdir, libs
+
+
+# A stand-in for cmake, for a synthetic git repository (fake_repo): configuring remembers the
+# source directory; building `mesh` writes BUILD/mesh/libmesh.so holding "scale=" + the source
+# tree's mesh/SCALE, and building a program target writes FAKE_PROGRAM where it belongs.
+FAKE_CMAKE = r'''#!/usr/bin/python3
+import os, sys
+args = sys.argv[1:]
+PROGRAMS = %r
+if "--build" in args:
+    bld = args[args.index("--build") + 1]
+    src = open(os.path.join(bld, "fake-src")).read()
+    for t in args[args.index("--target") + 1:]:
+        if t == "mesh":
+            try:
+                scale = open(os.path.join(src, "mesh", "SCALE")).read().strip()
+            except OSError:
+                scale = "1"
+            os.makedirs(os.path.join(bld, "mesh"), exist_ok=True)
+            open(os.path.join(bld, "mesh", "libmesh.so"), "w").write("scale=" + scale)
+        elif t in PROGRAMS:
+            path = os.path.join(bld, PROGRAMS[t])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "w").write(open(os.environ["FAKE_PROGRAM_FILE"]).read())
+            os.chmod(path, 0o755)
+        else:
+            sys.exit(1)
+    sys.exit(0)
+src, bld = args[args.index("-S") + 1], args[args.index("-B") + 1]
+os.makedirs(bld, exist_ok=True)
+open(os.path.join(bld, "fake-src"), "w").write(os.path.abspath(src))
+'''
+
+
+def fake_repo(root: str, scales: list[str]) -> tuple[str, list[str], dict[str, str]]:
+    """A git repository holding a copy of scripts/ (run-perf.sh and perflib; install-deps.sh
+    that does nothing) and mesh/SCALE, one commit per entry of `scales` (how slow libmesh's time
+    figures are at that commit), plus a fake cmake on a PATH directory. Returns the repository,
+    the commit hashes (oldest first) and the environment to run its run-perf.sh with."""
+    import shutil
+    import subprocess
+
+    from .build import TARGETS
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.join(root, "repo")
+    shutil.copytree(here, os.path.join(repo, "scripts", "perflib"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(os.path.dirname(here), "run-perf.sh"),
+                os.path.join(repo, "scripts", "run-perf.sh"))
+    write_exe(os.path.join(repo, "scripts", "install-deps.sh"), "#!/bin/sh\nexit 0\n")
+    with open(os.path.join(repo, "CMakeLists.txt"), "w") as f:
+        f.write("# fake\n")
+    with open(os.path.join(repo, ".gitignore"), "w") as f:
+        f.write("build/\nresults/\n__pycache__/\n")
+    bindir = os.path.join(root, "bin")
+    write_exe(os.path.join(bindir, "cmake"),
+              FAKE_CMAKE % {t: rel for t, (rel, _) in TARGETS.items()})
+    program = write_exe(os.path.join(root, "fake-program"), FAKE_PROGRAM)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_PROGRAM_FILE=program,
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True,
+                              text=True, env=env).stdout.strip()
+    git("init", "-q", "-b", "main")
+    shas = []
+    os.makedirs(os.path.join(repo, "mesh"), exist_ok=True)
+    for i, scale in enumerate(scales):
+        with open(os.path.join(repo, "mesh", "SCALE"), "w") as f:
+            f.write(scale + "\n")
+        with open(os.path.join(repo, "mesh", "notes.txt"), "w") as f:
+            f.write(f"change {i}\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", f"change {i} (scale {scale})")
+        shas.append(git("rev-parse", "HEAD"))
+    return repo, shas, env

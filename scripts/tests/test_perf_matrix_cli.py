@@ -114,21 +114,25 @@ def test_timeout(setup):
 
 def test_compare_and_fail_on_regression(setup):
     run, results, _ = setup
-    p = run("--fail-on-regression", workloads="churn", reps="1")
+    p = run("--fail-on-regression", workloads="churn", reps="4")
     assert p.returncode == 0 and "nothing to compare with" in p.stderr
-    assert run("--record", workloads="churn", reps="1").returncode == 0
-    same = run("--compare", "latest", "--fail-on-regression", workloads="churn", reps="1",
-               env={"FAKE_SCALE": "1.05"})
+    assert run("--record", workloads="churn", reps="4").returncode == 0
+    same = run("--compare", "latest", "--fail-on-regression", workloads="churn", reps="4",
+               env={"FAKE_SCALE": "1.03"})
     assert same.returncode == 0, same.stderr
     assert "change of libmesh against" in same.stdout
-    worse = run("--fail-on-regression", workloads="churn", reps="1", env={"FAKE_SCALE": "1.5"})
+    worse = run("--fail-on-regression", workloads="churn", reps="4", env={"FAKE_SCALE": "1.5"})
     assert worse.returncode == 3, worse.stderr
     line = [ln for ln in worse.stdout.splitlines() if ln.startswith("churn.ns_per_op")][-1]
     assert line.split()[-1] == "WORSE" and "+50.0%" in line
-    assert "got worse beyond the noise band: churn.ns_per_op" in worse.stderr
+    assert "1 libmesh figure(s) regressed: churn.ns_per_op (+50.0%, p=0.013)" in worse.stderr
     # without --fail-on-regression a regression is only reported
-    assert run("--compare", "latest", workloads="churn", reps="1",
+    assert run("--compare", "latest", workloads="churn", reps="4",
                env={"FAKE_SCALE": "1.5"}).returncode == 0
+    # one repetition against four cannot decide: said, and no failure
+    few = run("--fail-on-regression", workloads="churn", reps="1", env={"FAKE_SCALE": "1.5"})
+    assert few.returncode == 0, few.stderr
+    assert "not judged: 4 against 1 repetition(s) cannot reach p < 0.05" in few.stderr
 
 
 def test_quick_always_has_libmesh_glibc_and_jemalloc(setup, tmp_path):
@@ -155,8 +159,8 @@ def test_missing_program_leaves_its_workload_out(setup):
 
 def test_perf_table_shows_and_compares_stored_results(setup):
     run, results, _ = setup
-    assert run("--record", workloads="churn", reps="1").returncode == 0
-    assert run("--record", workloads="churn", reps="1",
+    assert run("--record", workloads="churn", reps="4").returncode == 0
+    assert run("--record", workloads="churn", reps="4",
                env={"FAKE_SCALE": "2"}).returncode == 0
     table = os.path.join(os.path.dirname(SCRIPT), "perf_table.py")
     names = sorted((f for f in os.listdir(results) if f.endswith(".json")),

@@ -81,7 +81,11 @@ def test_plot_results_script(tmp_path):
     names = sorted(os.path.basename(line) for line in p.stdout.split())
     assert "latest.png" in names and "trend-churn.png" in names
     for name in names:
-        assert_png(str(out / name))
+        if name.endswith(".png"):
+            assert_png(str(out / name))
+    # and the dashboard, in the results directory
+    assert "index.html" in names
+    assert "chart-full-churn.ns_per_op" in open(os.path.join(results, "index.html")).read()
     empty = subprocess.run([sys.executable, os.path.join(SCRIPTS, "plot_results.py"),
                             "--results-dir", str(tmp_path / "none")],
                            capture_output=True, text=True, timeout=60)

@@ -123,3 +123,96 @@ def test_summary_to_dict_is_json_friendly():
     assert b["samples"]["m"] == {"1": 2.0, "2": 4.0}
     assert b["ratio_median"] == {"m/j": 2.0}
     assert d["geomean_ratio"]["m/j"] == pytest.approx(2.0)
+
+
+# --- Mann-Whitney U -----------------------------------------------------------------------------
+# Known answers: the exact ones are counts of orderings (complete separation of 6 against 6 is
+# 1 ordering in C(12, 6) = 924, two-sided 2/924); the 5-against-4 case is the textbook example
+# (U = 17, exact two-sided p = 0.1111); the tied and the large cases were checked against an
+# independent implementation of the normal approximation with tie and continuity corrections.
+
+def test_ranks_share_ties():
+    assert stats.ranks([10.0, 20.0, 20.0, 5.0]) == [2.0, 3.5, 3.5, 1.0]
+    assert stats.ranks([]) == []
+
+
+def test_mann_whitney_exact_complete_separation():
+    r = stats.mann_whitney_u([1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12])
+    assert r.method == "exact" and r.u == 0
+    assert r.p == pytest.approx(2 / 924)
+    # the other way round: same p, U = n1 * n2
+    r2 = stats.mann_whitney_u([7, 8, 9, 10, 11, 12], [1, 2, 3, 4, 5, 6])
+    assert r2.u == 36 and r2.p == pytest.approx(2 / 924)
+
+
+def test_mann_whitney_exact_textbook_example():
+    r = stats.mann_whitney_u([19, 22, 16, 29, 24], [20, 11, 17, 12])
+    assert (r.u, r.method) == (17, "exact")
+    assert r.p == pytest.approx(1 / 9)
+
+
+def test_mann_whitney_exact_distribution_sums_to_all_orderings():
+    counts = stats._u_counts(4, 3)
+    assert sum(counts) == math.comb(7, 3) and len(counts) == 13
+    assert counts == tuple(reversed(counts))  # symmetric
+
+
+def test_mann_whitney_normal_approximation_with_ties():
+    r = stats.mann_whitney_u([1.0, 2, 2, 3, 3, 3, 4], [3, 4, 4, 5, 5, 6, 7])
+    assert r.method == "normal" and r.u == 3.5
+    assert r.p == pytest.approx(0.0076600, rel=1e-4)
+    # every value of a group equal: the tie correction keeps the variance right
+    r = stats.mann_whitney_u([5.0] * 5, [6.0] * 5)
+    assert r.p == pytest.approx(0.0039768, rel=1e-4)
+
+
+def test_mann_whitney_normal_approximation_large_samples():
+    x = list(range(30))
+    r = stats.mann_whitney_u(x, [v + 10.5 for v in x])
+    assert r.method == "normal" and r.u == 190
+    assert r.p == pytest.approx(1.2477e-4, rel=1e-3)
+
+
+def test_mann_whitney_degenerate_cases():
+    assert stats.mann_whitney_u([1.0] * 4, [1.0] * 4).p == 1.0  # all equal
+    assert stats.mann_whitney_u([], [1.0]).method == "none"
+    assert stats.mann_whitney_u([1.0], [2.0]).p == 1.0  # one against one can show nothing
+    assert stats.mann_whitney_u([1.0, None, float("nan")], [2.0]).n1 == 1
+
+
+def test_min_p_value():
+    assert stats.min_p_value(1, 1) == 1.0
+    assert stats.min_p_value(3, 3) == pytest.approx(0.1)
+    assert stats.min_p_value(4, 4) == pytest.approx(2 / 70)
+    assert stats.min_p_value(0, 5) == 1.0
+
+
+# --- Wilcoxon signed-rank -----------------------------------------------------------------------
+# Exact answers count sign patterns (all 6 positive: 1 pattern of 64, two-sided 2/64); the
+# tied and the large cases were checked against an independent implementation of the normal
+# approximation with tie and continuity corrections.
+
+def test_signed_rank_exact():
+    r = stats.wilcoxon_signed_rank([0.5, 1.2, 0.3, 2.0, 0.8, 1.5])
+    assert (r.u, r.method, r.n1) == (21, "exact", 6) and r.p == pytest.approx(2 / 64)
+    r = stats.wilcoxon_signed_rank([0.5, 1.2, -0.3, 2.0, 0.8, 1.5])  # the smallest one negative
+    assert r.u == 20 and r.p == pytest.approx(4 / 64)
+    assert sum(stats._w_counts(6)) == 64
+
+
+def test_signed_rank_drops_zeros_and_handles_ties():
+    r = stats.wilcoxon_signed_rank([1, 2, 2, 3, -1, 4, 5, -2, 0, 0])
+    assert r.n1 == 8 and r.method == "normal" and r.u == 30.5
+    assert r.p == pytest.approx(0.090889, rel=1e-4)
+    assert stats.wilcoxon_signed_rank([0, 0]).p == 1.0
+
+
+def test_signed_rank_large():
+    r = stats.wilcoxon_signed_rank(range(1, 31))
+    assert r.method == "normal" and r.p == pytest.approx(1.8254e-6, rel=1e-3)
+
+
+def test_min_p_value_paired():
+    assert stats.min_p_value_paired(5) == pytest.approx(1 / 16)
+    assert stats.min_p_value_paired(6) == pytest.approx(1 / 32)
+    assert stats.min_p_value_paired(0) == 1.0

@@ -26,6 +26,8 @@ if [ "$STRESS_EXPECT_MESH" = 1 ] && [ "$FAKE_MESH_FAIL" = "$name" ]; then
   echo "$name: FAIL: injected libmesh failure"; exit 1
 fi
 if [ "$FAKE_FAIL" = "$name" ]; then echo "$name: FAIL: injected failure"; exit 3; fi
+# libmesh's MALLOCSTATS=1 report at exit (a forked child's first, then the main process's)
+if [ "$MALLOCSTATS" = 1 ]; then echo "MESH COUNT:             3" >&2; echo "MESH COUNT:  42" >&2; fi
 exit 0
 """
 
@@ -70,11 +72,12 @@ def test_run_stress_help():
     r = subprocess.run(["bash", str(RUN_STRESS), "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     assert "usage:" in r.stdout
-    for flag in ("--quick", "--long", "--allocators", "--build-dir"):
+    for flag in ("--quick", "--long", "--allocators", "--build-dir", "--record",
+                 "--results-dir"):
         assert flag in r.stdout
 
 
-@pytest.mark.parametrize("args", [["--bogus"], ["--allocators"], ["--build-dir"],
+@pytest.mark.parametrize("args", [["--bogus"], ["--allocators"], ["--build-dir"], ["--results-dir"],
                                   ["--allocators", "glibc,nosuch"], ["extra"]])
 def test_run_stress_usage_errors(args):
     r = subprocess.run(["bash", str(RUN_STRESS), *args], capture_output=True, text=True)
@@ -115,6 +118,39 @@ def test_run_stress_libmesh_failure_fails_the_run(tmp_path, fake_build):
     tsv = (fake_build / "stress-results" / "summary.tsv").read_text()
     assert "compact-loop\tlibmesh\t1\t" in tsv
     assert "compact-loop\tglibc\t0\t" in tsv
+
+
+def test_run_stress_record_appends_history_and_writes_the_dashboard(tmp_path, fake_build):
+    results = tmp_path / "res"
+    r = run_stress(tmp_path, "--allocators", "libmesh,glibc", "--build-dir", str(fake_build),
+                   "--record", "--results-dir", str(results), FAKE_MESH_FAIL="larson")
+    assert r.returncode == 1, r.stdout + r.stderr  # a libmesh failure still fails the run...
+    assert "recorded 14 row(s)" in r.stdout  # ...and is recorded
+    import csv
+    with open(results / "stress-history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(PROGRAMS)
+    assert list(rows[0])[:10] == ["date", "created", "commit", "commit_full", "subject", "dirty",
+                                  "mode", "round", "program", "allocator"]
+    by = {(x["program"], x["allocator"]): x for x in rows}
+    assert by[("larson", "libmesh")]["exit"] == "1" and by[("larson", "glibc")]["exit"] == "0"
+    assert by[("test-stress", "libmesh")]["meshes"] == "42"  # the last report: the main process
+    assert by[("test-stress", "glibc")]["meshes"] == ""
+    assert {x["mode"] for x in rows} == {"quick"} and len({x["created"] for x in rows}) == 1
+    assert all(x["commit"] and x["round"] == "1" for x in rows)
+    # the summary table shows the meshes too
+    assert "meshes" in r.stdout
+    page = (results / "index.html").read_text()
+    assert 'id="stress"' in page and "stress-chart-larson-seconds" in page
+    assert "FAIL 1" in page
+    # a second run appends
+    r = run_stress(tmp_path, "--allocators", "glibc", "--build-dir", str(fake_build), "--record",
+                   "--results-dir", str(results), "--rounds", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with open(results / "stress-history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(PROGRAMS) + 2 * len(PROGRAMS)
+    assert {x["round"] for x in rows[-len(PROGRAMS) * 2:]} == {"1", "2"}
 
 
 def test_run_stress_skips_missing_peer(tmp_path, fake_build):
