@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "entry/allocate.h"
+#include "global/write_barrier.h"
 #include "platform/os.h"
 
 namespace mesh {
@@ -157,6 +158,7 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
+  barrier::afterForkInChild();
   // Sharing the meshed pages with the parent would let each change the other's objects: a
   // child that cannot have its own copy stops before it runs any of the program's code. (Only
   // a fork that does not go through fork() itself, e.g. daemon(), can get here: fork() fails
