@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "entry/allocate.h"
+#include "entry/background.h"
 #include "global/write_barrier.h"
 #include "platform/os.h"
 
@@ -231,6 +232,7 @@ static bool initialize() {
   if (!rt->heap.init(config)) return false;
   if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
   pthread_atfork(forkPrepare, forkParent, forkChild);
+  background::onOptionsLoaded();
   return true;
 }
 
