@@ -208,6 +208,10 @@ __attribute__((destructor)) void stopAtExit() { g_exiting.store(true, std::memor
 
 }  // namespace
 
+void onOptionsLoaded() {
+  if (runtime().options.get(Opt::background_thread) != 0) installReportHandlers();
+}
+
 bool onSlowFrees() {
   Runtime& rt = runtime();
   bool meshing = rt.options.get(Opt::background_thread) != 0;

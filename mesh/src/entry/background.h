@@ -20,6 +20,11 @@ namespace mesh::background {
 // so the free path must not. Cheap: a few loads and a getpid(2) once the thread runs.
 bool onSlowFrees();
 
+// Called at start-up once the options are read: with MESH_BACKGROUND_THREAD on, the report
+// handlers are installed now (where the application has not claimed the signal), so that a
+// report signal never ends the process. One that arrives before the thread runs waits for it.
+void onOptionsLoaded();
+
 // Whether sig is SIGUSR1 or SIGUSR2, the report signals.
 inline bool isReportSignal(int sig) { return sig == SIGUSR1 || sig == SIGUSR2; }
 

@@ -1,9 +1,5 @@
-// C library functions libmesh interposes for the meshing write barrier, and fork.
-//
-// Signals: the barrier's SIGSEGV handler must stay installed, so an application's sigaction()
-// or signal() for SIGSEGV is recorded as the handler we forward real faults to; and a thread
-// must never block SIGSEGV (a fault on a blocked SIGSEGV kills the process), so it is dropped
-// from sigprocmask()/pthread_sigmask() block sets.
+// C library functions libmesh interposes for the meshing write barrier, and fork. (The signal
+// functions are in entry/signals.cc.)
 //
 // Kernel writes: read(2) and friends into a page that a mesh has made read-only fail with EFAULT
 // instead of faulting. The wrappers retry once the mesh is over. The real functions are found
@@ -19,7 +15,7 @@
 #include <atomic>
 
 #include "common/compiler.h"
-#include "entry/background.h"
+#include "entry/interpose.h"
 #include "entry/runtime.h"
 #include "global/write_barrier.h"
 #include "platform/os.h"
@@ -27,16 +23,6 @@
 using namespace mesh;
 
 namespace {
-
-template <typename Fn>
-Fn next(std::atomic<void*>& cache, const char* name) {
-  void* f = cache.load(std::memory_order_acquire);
-  if (f == nullptr) {
-    f = os::nextSymbol(name);
-    cache.store(f, std::memory_order_release);
-  }
-  return reinterpret_cast<Fn>(f);
-}
 
 // True when a failed call may have hit a page a mesh made read-only: retry it then.
 bool retryAfterMesh(long result, const void* buf, size_t len, uint64_t epochBefore) {
@@ -76,65 +62,11 @@ auto retryingIov(const struct iovec* iov, int count, Call call) {
   }
 }
 
-void withoutSegv(const sigset_t* in, sigset_t* out) {
-  *out = *in;
-  sigdelset(out, SIGSEGV);
-}
-
-std::atomic<void*> g_fork, g_read, g_pread, g_readv, g_preadv, g_recv, g_recvfrom, g_recvmsg, g_getdents64,
-    g_sigprocmask, g_pthread_sigmask, g_signal;
+std::atomic<void*> g_fork, g_read, g_pread, g_readv, g_preadv, g_recv, g_recvfrom, g_recvmsg, g_getdents64;
 
 }  // namespace
 
 extern "C" {
-
-MESH_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (sig == SIGSEGV && barrier::installed()) {
-    if (old != nullptr) barrier::getChained(old);
-    if (act != nullptr) barrier::setChained(act);
-    return 0;
-  }
-  if (act != nullptr && background::isReportSignal(sig)) {
-    background::AppSignalClaim claim(sig);  // the application's choice wins over our report
-    return os::libcSigaction(sig, act, old);
-  }
-  return os::libcSigaction(sig, act, old);
-}
-
-MESH_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
-  if (sig == SIGSEGV && barrier::installed()) {
-    struct sigaction old, act {};
-    barrier::getChained(&old);
-    act.sa_handler = handler;
-    act.sa_flags = SA_RESTART;
-    sigemptyset(&act.sa_mask);
-    barrier::setChained(&act);
-    if (old.sa_flags & SA_SIGINFO) return reinterpret_cast<sighandler_t>(reinterpret_cast<void*>(old.sa_sigaction));
-    return old.sa_handler;
-  }
-  auto real = next<sighandler_t (*)(int, sighandler_t)>(g_signal, "signal");
-  if (background::isReportSignal(sig)) {
-    background::AppSignalClaim claim(sig);
-    return real(sig, handler);
-  }
-  return real(sig, handler);
-}
-
-MESH_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
-  auto real = next<int (*)(int, const sigset_t*, sigset_t*)>(g_sigprocmask, "sigprocmask");
-  if (set == nullptr || how == SIG_UNBLOCK) return real(how, set, old);
-  sigset_t filtered;
-  withoutSegv(set, &filtered);
-  return real(how, &filtered, old);
-}
-
-MESH_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
-  auto real = next<int (*)(int, const sigset_t*, sigset_t*)>(g_pthread_sigmask, "pthread_sigmask");
-  if (set == nullptr || how == SIG_UNBLOCK) return real(how, set, old);
-  sigset_t filtered;
-  withoutSegv(set, &filtered);
-  return real(how, &filtered, old);
-}
 
 // fork: the child must get a private copy of the meshed heap (see global/fork.cc), made in a
 // file that has to exist before fork. When it cannot be made, fork fails as the kernel's own

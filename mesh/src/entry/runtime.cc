@@ -5,6 +5,8 @@
 
 #include "common/log.h"
 #include "entry/allocate.h"
+#include "entry/background.h"
+#include "global/write_barrier.h"
 #include "platform/os.h"
 
 namespace mesh {
@@ -158,6 +160,7 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
   Runtime& rt = runtime();
+  barrier::afterForkInChild();
   // Sharing the meshed pages with the parent would let each change the other's objects: a
   // child that cannot have its own copy stops before it runs any of the program's code. (Only
   // a fork that does not go through fork() itself, e.g. daemon(), can get here: fork() fails
@@ -231,6 +234,7 @@ static bool initialize() {
   if (!rt->heap.init(config)) return false;
   if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
   pthread_atfork(forkPrepare, forkParent, forkChild);
+  background::onOptionsLoaded();
   return true;
 }
 

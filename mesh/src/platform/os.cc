@@ -302,6 +302,15 @@ void yieldSignalSafe() { ::syscall(SYS_sched_yield); }
 
 void raiseSignal(int sig) { ::raise(sig); }
 
+bool kernelSignalMask(int how, const sigset_t* set, sigset_t* old) {
+  return ::syscall(SYS_rt_sigprocmask, how, set, old, sizeof(uint64_t)) == 0;
+}
+
+void resendToThisThread(int sig, const siginfo_t* info) {
+  // The kernel lets a process give itself any siginfo.
+  if (::syscall(SYS_rt_tgsigqueueinfo, ::syscall(SYS_getpid), ::syscall(SYS_gettid), sig, info) != 0) ::raise(sig);
+}
+
 void exitNow(int status) { ::_exit(status); }
 
 void abortProcess() {

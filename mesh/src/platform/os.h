@@ -131,5 +131,12 @@ int libcSigaction(int sig, const struct sigaction* act, struct sigaction* old);
 void* nextSymbol(const char* name);
 void yieldSignalSafe();  // sched_yield, async-signal-safe
 void raiseSignal(int sig);
+// rt_sigprocmask on the calling thread's kernel mask, bypassing the C library's and libmesh's
+// own wrappers (which keep SIGSEGV out of every mask). Only the first 64 signals are read and
+// written: `old` must be initialised by the caller. Async-signal-safe.
+bool kernelSignalMask(int how, const sigset_t* set, sigset_t* old);
+// Sends sig to the calling thread with the given siginfo, as its sender sent it (a signal that
+// was held back). Async-signal-safe.
+void resendToThisThread(int sig, const siginfo_t* info);
 
 }  // namespace mesh::os

@@ -10,6 +10,8 @@
 //   mesh_ops_helper freephys MS     free 64 MiB of large blocks, wait up to MS ms for their release
 //   mesh_ops_helper pthread-exit    fragment, then end main() with pthread_exit
 //   mesh_ops_helper raise-usr1      fragment, raise SIGUSR1, print "survived"
+//   mesh_ops_helper usr1-early      raise SIGUSR1 before the background thread exists, print
+//                                   "survived_early", then start the thread and wait for it
 //   mesh_ops_helper fork-storm N    N forks while a thread churns and the background thread
 //                                   meshes; every child allocates, checks and exits
 // Output is key=value lines written with write(2); while idle nothing allocates. Exit 0 on
@@ -297,6 +299,20 @@ int RaiseUsr1() {
   return 0;
 }
 
+// A report asked for before the thread runs: the process survives, and the thread prints the
+// report once it has started.
+int Usr1Early() {
+  free(malloc(16));  // libmesh is initialised, as in any program after its first malloc
+  if (Threads() != 1) return 4;
+  raise(SIGUSR1);
+  Say("survived_early\n");
+  WarmUp();
+  Fragment();
+  if (!WaitForThreads(2, 5000)) return 4;
+  SleepMs(1000);
+  return 0;
+}
+
 std::atomic<bool> g_stopChurn{false};
 
 // Keeps one size class fragmented and freed in a loop, so the background thread always has
@@ -358,7 +374,7 @@ int ForkStorm(long n) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     Say("usage: mesh_ops_helper idle MS|report|handler-first|handler-later|fork MS|freephys MS|"
-        "pthread-exit|raise-usr1|fork-storm N\n");
+        "pthread-exit|raise-usr1|usr1-early|fork-storm N\n");
     return 64;
   }
   long ms = argc > 2 ? strtol(argv[2], nullptr, 10) : 0;
@@ -370,6 +386,7 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "freephys") == 0) return FreePhys(ms);
   if (strcmp(argv[1], "pthread-exit") == 0) return PthreadExit();
   if (strcmp(argv[1], "raise-usr1") == 0) return RaiseUsr1();
+  if (strcmp(argv[1], "usr1-early") == 0) return Usr1Early();
   if (strcmp(argv[1], "fork-storm") == 0) return ForkStorm(ms);
   Say("unknown mode %s\n", argv[1]);
   return 64;

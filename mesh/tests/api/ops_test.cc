@@ -104,6 +104,15 @@ TEST(SignalReports, WithoutTheBackgroundThreadSigusr1KeepsItsDefaultAction) {
   EXPECT_NE(on.output.find("(SIGUSR1)"), std::string::npos) << on.output;
 }
 
+// The handler is installed when the option is read (at start-up), not when the thread starts:
+// a report signal never ends the process (docs/host-contract.md, section 4 "Signals").
+TEST(SignalReports, Sigusr1BeforeTheThreadStartsNeverKillsAndIsPrintedLater) {
+  ChildResult r = Helper({"usr1-early"}, {kBackground});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_NE(r.output.find("survived_early"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(SIGUSR1)"), std::string::npos) << "the thread prints the report:\n" << r.output;
+}
+
 TEST(SignalReports, ApplicationHandlerInstalledFirstWins) {
   ChildResult r = Helper({"handler-first"}, {kBackground});
   ASSERT_TRUE(r.Exited(0)) << r.Describe();
