@@ -11,16 +11,24 @@
 //   fd limit     lowers RLIMIT_NOFILE and opens /dev/null until none is left, then forks: the
 //                child checks every object and overwrites them all, the parent checks that none
 //                of its objects changed;
+//   signals      with meshing going on (a compacting thread and a writer), installs SIGSEGV
+//                handlers through sysv_signal, sigset and bsd_signal and requires each to get a
+//                real fault; an SA_ONSTACK handler must run on the alternate stack on a stack
+//                overflow; an SA_RESETHAND handler must run once and the next fault kill; with
+//                SIG_IGN a raised SIGSEGV must be ignored (each case in a child process);
 //   strict       (--strict-overcommit, as root) sets vm.overcommit_memory=2 for the round and
 //                restores it afterwards: a child process allocates, frees, forks and checks its
 //                objects there; the parent restores the setting whatever the child did.
 // Exit status 0 when every check passed; 1 with a FAIL line naming the first check that did not.
+#include <setjmp.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cerrno>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "workload.h"
@@ -39,7 +47,8 @@ struct Options {
 Options parse(int argc, char** argv) {
   Options o;
   stress::Cli cli("hostile-host",
-                  "Closes and reuses descriptors, forks at the descriptor limit and (optionally) "
+                  "Closes and reuses descriptors, forks at the descriptor limit, installs SIGSEGV "
+                  "handlers every way the C library allows while the heap meshes, and (optionally) "
                   "runs under strict overcommit, checking every object and file it owns.");
   cli.positional("ROUNDS", "number of rounds", o.rounds, 1, 1u << 20, false);
   cli.option("objects", "objects allocated per round (about 1 in 4 kept)", o.objects, 100, 1u << 24);
@@ -157,6 +166,105 @@ void fd_limit_round(const Options& o, uint64_t seed, stress::CompactFn compact) 
   heap.verify("fd limit: parent after the child overwrote its copy");
 }
 
+// --- signals ----------------------------------------------------------------------------------
+
+sigjmp_buf g_jump;
+volatile sig_atomic_t g_faults = 0;
+char* g_altstack = nullptr;
+constexpr size_t kAltStack = 1 << 16;
+
+void jump_out(int) {
+  g_faults = g_faults + 1;
+  siglongjmp(g_jump, 1);
+}
+
+// A real fault outside the heap (the first page is never mapped); true when the handler ran.
+bool fault_once() {
+  if (sigsetjmp(g_jump, 1) == 0) {
+    *static_cast<volatile int*>(nullptr) = 1;
+    return false;
+  }
+  return true;
+}
+
+void on_altstack(int) {
+  char here;
+  bool on = &here >= g_altstack && &here < g_altstack + kAltStack;
+  _exit(on ? 0 : 4);
+}
+
+// Recurses until the stack overflows (the depth test never stops it in practice).
+__attribute__((noinline)) int recurse(int depth) {
+  volatile char pad[512];
+  pad[0] = static_cast<char>(depth);
+  if (depth == -1) return 0;
+  return recurse(depth + 1) + pad[0];
+}
+
+using Installer = sighandler_t (*)(int, sighandler_t);
+extern "C" sighandler_t sysv_signal(int, sighandler_t);
+extern "C" sighandler_t bsd_signal(int, sighandler_t);
+
+void signals_round(const Options& o, uint64_t seed, stress::CompactFn compact) {
+  // Meshing goes on meanwhile: a thread compacts while another writes into the kept objects.
+  Heap heap(o.objects, seed);
+  std::atomic<bool> stop{false};
+  std::thread compactor([&] {
+    while (!stop.load()) {
+      Heap churn(o.objects / 4, seed + 7);
+      stress::compact_now(compact);
+    }
+  });
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  const Installer installers[] = {sysv_signal, sigset, bsd_signal};  // sigset: what programs do
+#pragma GCC diagnostic pop
+  const char* names[] = {"sysv_signal", "sigset", "bsd_signal"};
+  for (int i = 0; i < 3; ++i) {
+    in_child(names[i], [&] {
+      installers[i](SIGSEGV, jump_out);
+      for (int k = 0; k < 3; ++k) {
+        heap.verify("signals: child");
+        if (!fault_once()) _exit(2);
+        installers[i](SIGSEGV, jump_out);  // sysv_signal resets to SIG_DFL after one delivery
+      }
+      _exit(g_faults == 3 ? 0 : 3);
+    });
+  }
+  in_child("SA_ONSTACK handler on a stack overflow", [&] {
+    g_altstack = static_cast<char*>(stress::xmalloc(kAltStack, "alternate stack"));
+    stack_t ss{};
+    ss.ss_sp = g_altstack;
+    ss.ss_size = kAltStack;
+    struct sigaction act {};
+    act.sa_handler = on_altstack;
+    act.sa_flags = SA_ONSTACK;
+    if (sigaltstack(&ss, nullptr) != 0 || sigaction(SIGSEGV, &act, nullptr) != 0) _exit(5);
+    _exit(recurse(0) == 0 ? 6 : 7);  // never returns: the overflow ends in the handler
+  });
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct sigaction act {};
+    act.sa_handler = jump_out;
+    act.sa_flags = SA_RESETHAND;
+    sigaction(SIGSEGV, &act, nullptr);
+    if (!fault_once()) _exit(2);
+    fault_once();  // SIG_DFL now: this fault kills
+    _exit(3);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
+    stress::fail("signals: SA_RESETHAND handler: the second fault did not kill (status 0x%x)", status);
+  in_child("SIG_IGN and raise(SIGSEGV)", [&] {
+    signal(SIGSEGV, SIG_IGN);
+    raise(SIGSEGV);
+    heap.verify("signals: after an ignored SIGSEGV");
+  });
+  stop = true;
+  compactor.join();
+  heap.verify("signals: parent");
+}
+
 const char* kOvercommit = "/proc/sys/vm/overcommit_memory";
 
 long read_overcommit() {
@@ -208,6 +316,7 @@ int main(int argc, char** argv) {
     uint64_t seed = o.seed + 101 * r;
     descriptors_round(o, seed, compact);
     fd_limit_round(o, seed + 2, compact);
+    signals_round(o, seed + 4, compact);
     if (o.strict) strict_round(o, seed + 3, compact);
     if (!o.quiet) std::printf("round %" PRIu64 " ok\n", r + 1);
   }
