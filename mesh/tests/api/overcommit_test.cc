@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "api_test_util.h"
@@ -83,6 +84,31 @@ TEST(Limits, H5_HeapUsesMostOfAnAddressSpaceLimit) {
   ASSERT_TRUE(r.Exited(0)) << r.Describe();
   long mib = Field(r.output, "exhaust_mib");
   EXPECT_GT(mib, 2300) << "of a 3072 MiB address-space limit: " << r.output;
+}
+
+// The heap has no fixed 64 GiB ceiling any more: it grows in pieces up to MESH_ARENA_GB (1 TiB by
+// default). 100 blocks of 1 GiB, two pages of each touched (so little memory is used).
+TEST(Limits, H6_HeapGrowsPastItsFirstReservation) {
+  ChildResult r = RunInChild(
+      [] {
+        static void* blocks[100];
+        for (int i = 0; i < 100; ++i) {
+          blocks[i] = malloc(Opaque(size_t{1} << 30));
+          if (blocks[i] == nullptr) {
+            fprintf(stderr, "malloc(1 GiB) #%d failed\n", i);
+            return 2;
+          }
+          static_cast<char*>(blocks[i])[0] = 1;
+          static_cast<char*>(blocks[i])[(size_t{1} << 30) - 1] = 2;
+        }
+        for (int i = 0; i < 100; ++i) {
+          if (static_cast<char*>(blocks[i])[0] != 1) return 3;
+          free(blocks[i]);
+        }
+        return 0;
+      },
+      120000);
+  EXPECT_TRUE(r.Exited(0)) << r.Describe();
 }
 
 }  // namespace
