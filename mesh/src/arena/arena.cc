@@ -374,6 +374,41 @@ size_t Arena::releaseDirty() {
   return releaseAllDirtyLocked() << os::kPageShift;
 }
 
+// An extent taken for reuse leaves the lists, and what is put back (a split's rest, a merge) is
+// a new extent, so an extent an earlier pass saw was not reused since.
+size_t Arena::releaseAgedDirty(uint64_t budgetNs, bool newPass, bool* more) {
+  LockGuard guard(lock_);
+  size_t before = releasedPages_;
+  uint64_t start = os::monotonicNs();
+  bool inBudget = true;
+  *more = false;
+  if (newPass) decayPass_ = decayPass_ == 255 ? 1 : decayPass_ + 1;
+  auto visit = [&](Extent& e) {
+    if (!e.dirty) return;
+    if (e.seenInPass == 0) {
+      if (newPass) e.seenInPass = decayPass_;
+      return;
+    }
+    if (e.seenInPass == decayPass_) return;  // first seen by this pass
+    if (!inBudget) {
+      *more = true;
+      return;
+    }
+    // A failed release leaves the extent dirty (and marked): tried again next time.
+    if (releaseRangeLocked(e.page, e.pages)) {
+      e.dirty = false;
+      e.decommitted = decommitsOnRelease(e.pages);
+      dirtyPages_ -= e.pages;
+    }
+    inBudget = os::monotonicNs() - start < budgetNs;
+  };
+  for (auto& bin : bins_) {
+    for (Extent& e : bin) visit(e);
+  }
+  for (Extent& e : big_) visit(e);
+  return (releasedPages_ - before) << os::kPageShift;
+}
+
 // Merges neighbouring free extents (only when the bump region is exhausted). Returns true when
 // anything merged.
 bool Arena::coalesceLocked() {

@@ -88,6 +88,12 @@ class Arena {
   void freePages(size_t page, size_t pages, bool release);
   // Returns every dirty page to the OS; returns the bytes released.
   size_t releaseDirty();
+  // Decay, a pass at a regular interval (GlobalHeap::maybeDecay): returns to the OS the dirty
+  // extents that an earlier pass saw (still free, so none was reused since) and marks the others
+  // as seen by this pass. Releases stop once budgetNs passed; *more then says that extents to
+  // release are left, and a call with newPass false continues the pass (it marks nothing).
+  // Returns the bytes released.
+  size_t releaseAgedDirty(uint64_t budgetNs, bool newPass, bool* more);
   // Off-thread release (MESH_FREEPHYS_THREAD): with a hook set, freePages never returns memory
   // to the OS itself. Where it would (release=true, or the dirty total past maxDirtyBytes) it
   // calls hook() under the arena lock instead; true means another thread will call
@@ -187,6 +193,7 @@ class Arena {
     size_t pages;
     bool dirty;
     bool decommitted = false;  // inaccessible, uncharged (strict overcommit only)
+    uint8_t seenInPass = 0;  // the decay pass that first saw it dirty and free (0: none yet)
   };
   // Under strict overcommit, runs at least this long are decommitted when released.
   static constexpr size_t kDecommitMinPages = 64;
@@ -239,6 +246,7 @@ class Arena {
   MetaVector<Extent> big_;              // extents longer than kBins pages
   std::atomic<ReleaseHook> releaseHook_{nullptr};
   DiscardFn discard_ = os::discardAnonymous;
+  uint8_t decayPass_ MESH_GUARDED_BY(lock_) = 1;  // the current decay pass, 1..255
 };
 
 }  // namespace mesh

@@ -18,7 +18,8 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
     // Nested in a section of ours that may hold locks (a signal handler), or during start-up:
     // never wait for a lock.
     void* p = nullptr;
-    if (lockedSection() && n <= kMaxSmallSize && align <= 16 && runtime().initState.load() == 2) {
+    if (lockedSection() && !t_allocFromBootstrap && n <= kMaxSmallSize && align <= 16 &&
+        runtime().initState.load() == 2) {
       // The interrupted code may hold one class's lock: a larger class serves as well.
       for (int cls = classForSize(n); cls < kNumClasses && p == nullptr; ++cls) {
         p = runtime().heap.allocUnattachedNested(cls);
@@ -58,7 +59,8 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
   return p;
 }
 
-// About every 256th slow free of a thread may run one rate-limited mesh step (MESH_PERIOD_MS).
+// About every 256th slow free of a thread may run one rate-limited mesh step (MESH_PERIOD_MS)
+// and one decay pass (MESH_DECAY_MS), unless the background thread does both.
 static __thread uint32_t t_slowFrees __attribute__((tls_model("initial-exec"))) = 0;
 
 void maybeMeshFromFreePath(uint32_t frees) {
@@ -67,9 +69,15 @@ void maybeMeshFromFreePath(uint32_t frees) {
   uint32_t before = t_slowFrees;
   t_slowFrees = before + frees;
   if (t_thread.busy != 2 || ((before ^ t_slowFrees) & ~255u) == 0) return;
-  if (background::onSlowFrees()) return;  // MESH_BACKGROUND_THREAD: the thread meshes
-  long periodMs = runtime().options.get(Opt::period_ms);
-  if (periodMs > 0) runtime().heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
+  int onThread = background::onSlowFrees();  // what the background thread does instead
+  Runtime& rt = runtime();
+  long periodMs = rt.options.get(Opt::period_ms);
+  if ((onThread & background::kThreadMeshes) == 0 && periodMs > 0) {
+    rt.heap.maybeMesh(static_cast<uint64_t>(periodMs) * 1000000);
+  }
+  if ((onThread & background::kThreadDecays) == 0) {
+    rt.heap.maybeDecay(static_cast<uint64_t>(rt.options.get(Opt::decay_ms)) * 1000000);
+  }
 }
 
 void* mallocSlow(size_t n) {
@@ -114,6 +122,8 @@ static void freeNow(void* p) {
     size_t bytes = mh->pages() << os::kPageShift;
     rt.heap.freeLarge(mh, p);
     countWithoutThreadHeap(false, bytes);
+    // Large frees count too, by their pages (their memory is what decay returns).
+    maybeMeshFromFreePath(bytes >> os::kPageShift < 256 ? static_cast<uint32_t>(bytes >> os::kPageShift) : 256);
     return;
   }
   uint32_t slot;

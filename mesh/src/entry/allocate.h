@@ -17,8 +17,9 @@ static_assert(kEntryPageShift == os::kPageShift);
 // Slow paths (entry/allocate.cc).
 MESH_SLOW_PATH void* allocateSlow(size_t n, size_t align, bool* zeroed);
 MESH_WARM_PATH void freeSlow(void* p);
-// Counts `frees` slow frees and, about every 256th, runs a rate-limited mesh step (the caller
-// holds a DepthGuard).
+// Counts `frees` slow frees (a large block counts by its pages, up to 256) and, about every
+// 256th, lets the background thread start or runs a rate-limited mesh step and decay pass
+// itself (the caller holds a DepthGuard).
 void maybeMeshFromFreePath(uint32_t frees);
 // Hands the whole freed-object stack of every class back to the spans (thread exit, trim,
 // compaction).

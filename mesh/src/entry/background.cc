@@ -20,9 +20,21 @@ constexpr int kDetailedReport = 2;  // SIGUSR2
 constexpr int kRelease = 4;         // the arena holds pages to return (MESH_FREEPHYS_THREAD)
 constexpr int kActivity = 8;        // the application frees again: end the idle back-off
 
+// MESH_BACKGROUND_THREAD values.
+constexpr long kOff = 0;
+constexpr long kOn = 1;    // started by the first slow frees; SIGUSR1/SIGUSR2 reports
+constexpr long kAuto = 2;  // the default: started once the heap has memory worth giving back
+
 constexpr uint64_t kMs = 1000000;
 constexpr uint64_t kMaxSleepNs = 1000 * kMs;  // the thread looks at its options at least this often
 constexpr unsigned kMaxIdleShift = 4;          // idle back-off: up to 16 periods (at most 1 s)
+// kAuto starts the thread once this much could be given back: free bytes in partly used spans
+// that meshing works on, plus freed pages the arena keeps. A program that allocates little
+// never gets there.
+constexpr uint64_t kAutoStartBytes = uint64_t{4} << 20;
+// A round meshes for a share of its period that grows with the gain: a twentieth for the
+// smallest gain worth a step, three quarters from kFullPaceGainBytes on.
+constexpr uint64_t kFullPaceGainBytes = uint64_t{48} << 20;
 
 // pid of the process in which the thread runs, 0 when it runs nowhere. A fork child inherits the
 // parent's value: the child handler clears it, and comparing with getpid() covers whatever runs
@@ -35,6 +47,9 @@ std::atomic<bool> g_startFailed{false};
 std::atomic<int> g_wake{0};  // futex word the thread sleeps on; bumped with every request
 std::atomic<int> g_requests{0};
 std::atomic<bool> g_idle{false};     // the thread backs off; the next slow frees wake it
+// Counts the application's slow-free rounds (onSlowFrees calls) while the thread runs: a
+// round of the thread that sees no change knows the application has stopped freeing.
+std::atomic<uint32_t> g_freeRounds{0};
 std::atomic<bool> g_exiting{false};  // exit() has begun: the thread does no more work
 std::atomic<bool> g_appClaimed[2] = {};  // SIGUSR1, SIGUSR2: the application chose a disposition
 std::atomic<bool> g_handlersInstalled{false};
@@ -96,19 +111,28 @@ void printSignalReport(int sig, int level) {
   printReport(2, level);
 }
 
-// One period's work: bounded mesh steps (a quarter of the period at most), then the return of
-// free memory. True when it achieved anything.
-bool tick(Runtime& rt, uint64_t meshPeriodNs) {
+// One period's work: queued remote frees folded (so emptied spans are released and the
+// meshable-free counts are current), bounded mesh steps for as long as the gain warrants, then
+// the decay of free pages. quiet: the application has not freed since the last round, so the
+// round may mesh for its whole period (between steps the thread yields, and holds no lock).
+// True when it achieved anything or work is left (no back-off); *dirty: free pages are kept
+// (a later decay pass may return them).
+bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool* dirty) {
   DepthGuard depth;
+  rt.heap.drainAll();
   size_t meshes = 0;
-  if (meshPeriodNs > 0) {
-    uint64_t budget = meshPeriodNs / 4;
-    if (budget < 1 * kMs) budget = 1 * kMs;
-    if (budget > 50 * kMs) budget = 50 * kMs;
-    meshes = rt.heap.meshStep(budget);
+  uint64_t gain = meshPeriodNs > 0 ? rt.heap.meshGainBytes() : 0;
+  if (gain > 0) {
+    uint64_t share = gain < kFullPaceGainBytes ? gain : kFullPaceGainBytes;
+    uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) * 3 / 4;
+    if (budget < meshPeriodNs / 20) budget = meshPeriodNs / 20;
+    if (quiet) budget = meshPeriodNs;
+    if (budget > 500 * kMs) budget = 500 * kMs;
+    meshes = rt.heap.meshPaced(budget, true);
   }
-  size_t released = rt.heap.releaseFreeMemory();
-  return meshes > 0 || released > 0;
+  size_t released = rt.heap.maybeDecay(decayNs, meshPeriodNs > 0 ? meshPeriodNs / 5 : 20 * kMs);
+  *dirty = decayNs > 0 && rt.heap.arena().stats().dirtyBytes > 0;
+  return meshes > 0 || released > 0 || (gain > 0 && rt.heap.meshGainBytes() > 0);
 }
 
 // No application thread with a heap is left: main() called pthread_exit() and the others have
@@ -124,20 +148,28 @@ void* serviceMain(void*) {
   Runtime& rt = runtime();
   uint64_t lastTick = 0, nextTick = os::monotonicNs();
   unsigned idleShift = 0;
+  uint32_t roundsSeen = g_freeRounds.load(std::memory_order_relaxed);
   for (;;) {
     int seen = g_wake.load(std::memory_order_acquire);
     int req = g_requests.exchange(0, std::memory_order_acq_rel);
-    bool meshing = rt.options.get(Opt::background_thread) != 0;
+    long mode = rt.options.get(Opt::background_thread);
+    bool meshing = mode != kOff;  // the thread paces meshing and decay (the free path does not)
     bool freephys = rt.options.get(Opt::freephys_thread) != 0;
     rt.heap.arena().setReleaseHook(freephys ? releaseOnServiceThread : nullptr);
     long periodMs = rt.options.get(Opt::period_ms);
     uint64_t period = static_cast<uint64_t>(periodMs > 0 ? periodMs : 1000) * kMs;
+    uint64_t decay = static_cast<uint64_t>(rt.options.get(Opt::decay_ms)) * kMs;
     uint64_t now = os::monotonicNs();
     if (!g_exiting.load(std::memory_order_relaxed)) {
-      if (meshing) installReportHandlers();
+      if (mode == kOn) installReportHandlers();
       if ((req & kRelease) != 0) {
         DepthGuard depth;
         rt.heap.arena().releaseDirty();
+      }
+      if (!meshing && freephys) {
+        // No rounds (the free path meshes), but unused free pages are still returned here.
+        DepthGuard depth;
+        rt.heap.maybeDecay(decay);
       }
       if ((req & kSummaryReport) != 0) printSignalReport(SIGUSR1, 1);
       if ((req & kDetailedReport) != 0) printSignalReport(SIGUSR2, 2);
@@ -146,11 +178,20 @@ void* serviceMain(void*) {
         nextTick = lastTick + period;
       }
       if (meshing && now >= nextTick) {
-        idleShift = tick(rt, periodMs > 0 ? period : 0) ? 0 : (idleShift < kMaxIdleShift ? idleShift + 1 : idleShift);
-        now = lastTick = os::monotonicNs();
+        uint32_t rounds = g_freeRounds.load(std::memory_order_relaxed);
+        bool dirty = false;
+        bool busy = tick(rt, periodMs > 0 ? period : 0, decay, rounds == roundsSeen, &dirty);
+        roundsSeen = rounds;
+        idleShift = busy ? 0 : (idleShift < kMaxIdleShift ? idleShift + 1 : idleShift);
+        // Rounds start a period apart (a busy round that meshed for its whole period is
+        // followed by the next at once); idle ones further apart, but while free pages are
+        // kept, no further than the next decay pass.
+        lastTick = now;
+        now = os::monotonicNs();
         uint64_t interval = period << idleShift;
         uint64_t cap = period > kMaxSleepNs ? period : kMaxSleepNs;
-        nextTick = now + (interval < cap ? interval : cap);
+        if (dirty && decay / 2 < cap) cap = decay / 2 > period ? decay / 2 : period;
+        nextTick = lastTick + (interval < cap ? interval : cap);
         g_idle.store(idleShift > 0, std::memory_order_relaxed);
       }
       if (applicationGone(rt)) break;
@@ -170,7 +211,8 @@ void* serviceMain(void*) {
 
 // Starts the thread unless it runs in this process or another thread is starting it. Only a
 // thread with a heap starts it (see applicationGone: it would exit again at once otherwise).
-void start() {
+// asked: an option asked for the thread (a failure is worth a warning), not the default.
+void start(bool asked) {
   if (g_startFailed.load(std::memory_order_relaxed) || t_thread.heap == nullptr) return;
   int me = os::processId();
   int holder = g_startingPid.load(std::memory_order_acquire);
@@ -178,10 +220,13 @@ void start() {
   if (g_threadPid.load(std::memory_order_acquire) != me) {
     // Published before the thread exists: the thread's own exit resets it (never the reverse).
     g_threadPid.store(me, std::memory_order_release);
-    if (!os::startDaemonThread(serviceMain, nullptr)) {
+    t_allocFromBootstrap = true;
+    bool started = os::startDaemonThread(serviceMain, nullptr);
+    t_allocFromBootstrap = false;
+    if (!started) {
       g_threadPid.store(0, std::memory_order_release);
       g_startFailed.store(true, std::memory_order_relaxed);
-      warn("could not start the background thread; meshing and page release stay on the free path");
+      if (asked) warn("could not start the background thread; meshing and page release stay on the free path");
     }
   }
   g_startingPid.store(0, std::memory_order_release);
@@ -206,27 +251,41 @@ __attribute__((constructor)) void registerForkHandler() { pthread_atfork(nullptr
 
 __attribute__((destructor)) void stopAtExit() { g_exiting.store(true, std::memory_order_relaxed); }
 
+// kAuto: whether the heap holds enough memory that the thread could give back (meshing or
+// decay) to be worth a thread.
+bool worthAThread(Runtime& rt) {
+  bool meshes = rt.options.get(Opt::period_ms) > 0;
+  bool decays = rt.options.get(Opt::decay_ms) > 0;
+  uint64_t bytes = (meshes ? rt.heap.meshableFreeBytes() : 0) + (decays ? rt.heap.arena().stats().dirtyBytes : 0);
+  return bytes >= kAutoStartBytes;
+}
+
 }  // namespace
 
 void onOptionsLoaded() {
-  if (runtime().options.get(Opt::background_thread) != 0) installReportHandlers();
+  // Only the eager mode (1) answers SIGUSR1/SIGUSR2; the default (2) leaves both signals alone.
+  if (runtime().options.get(Opt::background_thread) == kOn) installReportHandlers();
 }
 
-bool onSlowFrees() {
+int onSlowFrees() {
   Runtime& rt = runtime();
-  bool meshing = rt.options.get(Opt::background_thread) != 0;
-  if ((!meshing && rt.options.get(Opt::freephys_thread) == 0) || g_exiting.load(std::memory_order_relaxed)) {
-    return false;
-  }
+  long mode = rt.options.get(Opt::background_thread);
+  bool meshing = mode != kOff;
+  bool freephys = rt.options.get(Opt::freephys_thread) != 0;
+  if ((!meshing && !freephys) || g_exiting.load(std::memory_order_relaxed)) return 0;
   if (!runningHere()) {
-    start();
-    return false;
+    if (mode == kOn || freephys) start(true);
+    else if (mode == kAuto && worthAThread(rt)) start(false);
+    return 0;
   }
+  g_freeRounds.fetch_add(1, std::memory_order_relaxed);
   if (g_idle.load(std::memory_order_relaxed) && g_idle.exchange(false, std::memory_order_relaxed)) {
     request(kActivity);
   }
-  return meshing;
+  return (meshing ? kThreadMeshes : 0) | kThreadDecays;
 }
+
+bool runningInThisProcess() { return runningHere(); }
 
 AppSignalClaim::AppSignalClaim(int sig) MESH_NO_THREAD_SAFETY_ANALYSIS : locked_(g_signalLock.tryLockBounded()) {
   g_appClaimed[sig == SIGUSR1 ? 0 : 1].store(true, std::memory_order_relaxed);

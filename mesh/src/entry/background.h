@@ -1,13 +1,17 @@
-// The background service thread: MESH_BACKGROUND_THREAD (mesh steps and the return of free
-// memory every MESH_PERIOD_MS, statistics on SIGUSR1/SIGUSR2) and MESH_FREEPHYS_THREAD (pages
-// freed by the application's threads are returned to the OS here instead).
+// The background service thread: MESH_BACKGROUND_THREAD (meshing paced by fragmentation and the
+// decay of free pages, every MESH_PERIOD_MS; with 1, statistics on SIGUSR1/SIGUSR2) and
+// MESH_FREEPHYS_THREAD (pages freed by the application's threads are returned to the OS here
+// instead).
 //
-// One thread serves both options. It is started lazily, from the free path of an
-// allocation-heavy program (never from a constructor), so a program is still single-threaded
-// when main() starts. It does not survive fork(): a child starts its own on its own free path,
-// and until then frees return memory themselves. It never holds the process alive: it exits
-// when no application thread with a heap is left (main() ended with pthread_exit), and exit()
-// simply ends it.
+// One thread serves both options. It is started lazily, from the free path (never from a
+// constructor), so a program is still single-threaded when main() starts: with
+// MESH_BACKGROUND_THREAD=1 or MESH_FREEPHYS_THREAD=1 by the first slow frees, by default (2)
+// only once the heap holds memory worth giving back (meshable free space in partly used spans
+// plus freed pages, 4 MiB), so a program that allocates little never gets one. It does not
+// survive fork(): a child starts its own on its own free path (under the same rule), and until
+// then frees mesh and return memory themselves. It never holds the process alive: it exits when
+// no application thread with a heap is left (main() ended with pthread_exit), and exit() simply
+// ends it.
 #pragma once
 
 #include <csignal>
@@ -15,10 +19,17 @@
 namespace mesh::background {
 
 // Called on the free path every 256th slow free, at the top level of the allocator (no
-// allocator lock held): starts the thread when an option asks for it and it does not run in
-// this process yet, and wakes it when it idles. Returns true when the thread does the meshing,
-// so the free path must not. Cheap: a few loads and a getpid(2) once the thread runs.
-bool onSlowFrees();
+// allocator lock held): starts the thread when an option asks for it (or, by default, the heap
+// makes it worthwhile) and it does not run in this process yet, and wakes it when it idles.
+// Returns what the thread does, so the free path must not: kThreadMeshes (it paces meshing)
+// and kThreadDecays (it returns unused free pages). Cheap: a few loads and a getpid(2) once
+// the thread runs.
+inline constexpr int kThreadMeshes = 1;
+inline constexpr int kThreadDecays = 2;
+int onSlowFrees();
+
+// Whether the thread runs in this process (statistics).
+bool runningInThisProcess();
 
 // Called at start-up once the options are read: with MESH_BACKGROUND_THREAD on, the report
 // handlers are installed now (where the application has not claimed the signal), so that a

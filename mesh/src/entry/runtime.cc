@@ -12,6 +12,7 @@
 namespace mesh {
 
 __thread ThreadState t_thread __attribute__((tls_model("initial-exec"))) = {};
+__thread bool t_allocFromBootstrap __attribute__((tls_model("initial-exec"))) = false;
 // 0: no heap yet, 1: heap live, 2: heap torn down at thread exit.
 static __thread uint8_t t_state __attribute__((tls_model("initial-exec"))) = 0;
 static __thread bool t_initializing __attribute__((tls_model("initial-exec"))) = false;

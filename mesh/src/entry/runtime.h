@@ -97,6 +97,11 @@ struct ThreadState {
 };
 extern __thread ThreadState t_thread __attribute__((tls_model("initial-exec")));
 inline bool lockedSection() { return t_thread.busy >= 2; }
+// Set while this thread creates the background thread (from the free path, in a locked
+// section): what pthread_create allocates (the new thread's TLS vector) comes from the bootstrap
+// buffer, not from the heap, so starting the thread in the middle of a free hands out no block
+// that was just freed (a double free of it would go unseen) and moves no statistic.
+extern __thread bool t_allocFromBootstrap __attribute__((tls_model("initial-exec")));
 // A signal handler interrupted a fast path of this thread, which is mid-update of the cache.
 // (Also true for the instant between the end of a locked section and fast being set again:
 // such a call then merely avoids the cache.)

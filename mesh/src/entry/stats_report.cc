@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "entry/background.h"
 #include "entry/runtime.h"
 #include "platform/os.h"
 
@@ -52,10 +53,17 @@ void collectStats(mesh_stats* out) {
   out->mesh_pause_p99_ns = hs.meshPauseP99Ns;
   out->mapping_count = hs.mappingEstimate;
   out->mapping_limit = hs.mappingLimit;
+  out->paced_meshes = hs.pacedMeshes;
+  out->paced_meshed_bytes = hs.pacedMeshedBytes;
+  out->paced_mesh_ns = hs.pacedMeshNs;
+  out->decayed_bytes = hs.decayedBytes;
+  out->meshable_free_bytes = hs.meshableFreeBytes;
+  out->background_thread = background::runningInThisProcess() ? 1 : 0;
 }
 
-static void addMiB(LineBuffer& line, uint64_t bytes) {
-  line.addFixed(bytes * 10 / (1024 * 1024), 1);
+// One report line "label:   <bytes in MiB, one decimal>".
+static void addMiBLine(LineBuffer& line, const char* label, uint64_t bytes) {
+  line.add(label).pad(24).addFixed(bytes * 10 / (1024 * 1024), 1).add('\n');
 }
 
 void printReport(int fd, int level) {
@@ -63,24 +71,26 @@ void printReport(int fd, int level) {
   collectStats(&s);
   LineBuffer line;
   line.add("MESH COUNT:").pad(24).addU(s.mesh_count).add('\n');
-  line.add("Meshed MB (total):").pad(24);
-  addMiB(line, s.meshed_bytes_total);
-  line.add('\n');
+  addMiBLine(line, "Meshed MB (total):", s.meshed_bytes_total);
   line.add("Meshed pages HWM:").pad(24).addU(s.meshed_pages_hwm).add('\n');
-  line.add("Meshed MB HWM:").pad(24);
-  addMiB(line, s.meshed_pages_hwm * os::kPageSize);
-  line.add('\n');
+  addMiBLine(line, "Meshed MB HWM:", s.meshed_pages_hwm * os::kPageSize);
   line.add("MH Alloc Count:").pad(24).addU(s.mh_alloc_count).add('\n');
   line.add("MH Free Count:").pad(24).addU(s.mh_free_count).add('\n');
   line.add("MH High Water Mark:").pad(24).addU(s.mh_hwm).add('\n');
   line.add("Bytes In Use:").pad(24).addU(s.bytes_in_use).add('\n');
-  line.add("Arena MB (in use):").pad(24);
-  addMiB(line, s.arena_bytes);
-  line.add('\n');
+  addMiBLine(line, "Arena MB (in use):", s.arena_bytes);
   line.add("PSS KiB:").pad(24).addI(os::pssKiB()).add('\n');
   line.add("Mappings:").pad(24).addI(os::mappingCount()).add('\n');
   line.add("Mesh Pause Max ms:").pad(24).addFixed(s.mesh_pause_max_ns / 1000, 3).add('\n');
   line.add("Mesh Pause p99 ms:").pad(24).addFixed(s.mesh_pause_p99_ns / 1000, 3).add('\n');
+  line.add("Paced meshes:").pad(24).addU(s.paced_meshes).add('\n');
+  addMiBLine(line, "Paced MB meshed:", s.paced_meshed_bytes);
+  line.add("Paced mesh ms:").pad(24).addFixed(s.paced_mesh_ns / 1000, 3).add('\n');
+  addMiBLine(line, "Meshable free MB:", s.meshable_free_bytes);
+  addMiBLine(line, "Released MB:", s.released_bytes);
+  addMiBLine(line, "Decayed MB:", s.decayed_bytes);
+  addMiBLine(line, "Dirty MB:", s.dirty_bytes);
+  line.add("Background thread:").pad(24).addU(s.background_thread).add('\n');
   line.writeTo(fd);
   if (level < 2 || !ensureInitialized()) return;
   for (int cls = 0; cls < kNumClasses; ++cls) {

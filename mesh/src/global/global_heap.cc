@@ -71,6 +71,7 @@ MiniHeap* GlobalHeap::newSpanLocked(int cls, bool nonBlocking) {
 
 void GlobalHeap::unlinkLocked(ClassState& c, MiniHeap* mh) {
   if (mh->bin == kNoBin) return;
+  noteListedFreeLocked(c, mh, mh->objectCount());  // no longer counted
   if (mh->prev != nullptr) mh->prev->next = mh->next;
   else c.partial[mh->bin] = mh->next;
   if (mh->next != nullptr) mh->next->prev = mh->prev;
@@ -97,6 +98,21 @@ void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
   recycleMiniHeap(mh);
 }
 
+// A listed span's free slots count towards its class's meshable-free total while meshing would
+// consider the span (the occupancy test of meshClass). Counting here, where every change of a
+// detached span's live count ends (relistLocked), keeps the total exact without a scan; a span
+// whose bits change without a relist (a failed mesh folds remote frees) is set right at its
+// next relist.
+void GlobalHeap::noteListedFreeLocked(ClassState& c, MiniHeap* mh, uint32_t live) {
+  uint32_t objects = mh->objectCount();
+  bool meshable = mh->objectSize() < kMaxMeshedObjectSize && live * 100 <= objects * meshMaxOccupancyPct_;
+  uint16_t free = static_cast<uint16_t>(meshable ? objects - live : 0);
+  if (free == mh->listedFree) return;
+  c.meshableFree.store(c.meshableFree.load(std::memory_order_relaxed) + free - mh->listedFree,
+                       std::memory_order_relaxed);
+  mh->listedFree = free;
+}
+
 void GlobalHeap::relistLocked(MiniHeap* mh) {
   ClassState& c = classes_[mh->sizeClassIndex()];
   uint32_t live = mh->liveCount();
@@ -106,9 +122,11 @@ void GlobalHeap::relistLocked(MiniHeap* mh) {
   }
   uint8_t bin = live == mh->objectCount() ? kNoBin
                                           : static_cast<uint8_t>(live * kBins / mh->objectCount());
+  if (bin != kNoBin) noteListedFreeLocked(c, mh, live);
   if (bin == mh->bin) return;
   unlinkLocked(c, mh);
   if (bin == kNoBin) return;
+  noteListedFreeLocked(c, mh, live);  // (unlinking cleared it)
   mh->bin = bin;
   mh->prev = nullptr;
   mh->next = c.partial[bin];
@@ -345,12 +363,36 @@ void GlobalHeap::shrinkLarge(MiniHeap* mh, size_t newPages) {
 
 // --- maintenance -----------------------------------------------------------------------------
 
-size_t GlobalHeap::releaseFreeMemory() {
+void GlobalHeap::drainAll() {
   for (int cls = 0; cls < kNumClasses; ++cls) {
     LockGuard guard(classes_[cls].lock);
     drainLocked(cls);
   }
+}
+
+size_t GlobalHeap::releaseFreeMemory() {
+  drainAll();
   return arena_.releaseDirty();
+}
+
+size_t GlobalHeap::maybeDecay(uint64_t decayNs, uint64_t budgetNs) {
+  if (decayNs == 0) return 0;
+  uint64_t now = os::monotonicNs();
+  uint64_t last = lastDecayNs_.load(std::memory_order_relaxed);
+  // A pass every half decay period: a page freed just after a pass is marked by the next one
+  // and returned by the one after, so it goes back between decayNs / 2 and decayNs unused.
+  bool pass = now - last >= decayNs / 2;
+  if (!pass && !decayUnfinished_.load(std::memory_order_relaxed)) return 0;
+  if (!lastDecayNs_.compare_exchange_strong(last, pass ? now : last)) return 0;
+  size_t bytes = 0;
+  bool more = false;
+  do {
+    bytes += arena_.releaseAgedDirty(kDecayStepNs, pass, &more);
+    pass = false;  // the rest of the call continues the same pass
+  } while (more && os::monotonicNs() - now < budgetNs);
+  decayUnfinished_.store(more, std::memory_order_relaxed);
+  decayedBytes_.fetch_add(bytes, std::memory_order_relaxed);
+  return bytes;
 }
 
 HeapStats GlobalHeap::stats() {
@@ -373,6 +415,11 @@ HeapStats GlobalHeap::stats() {
     s.mappingLimit = static_cast<uint64_t>(mapLimit_);
   }
   s.fileBackedSpans = fileSpans_.load(std::memory_order_relaxed);
+  s.pacedMeshes = pacedMeshes_.load(std::memory_order_relaxed);
+  s.pacedMeshedBytes = pacedMeshedBytes_.load(std::memory_order_relaxed);
+  s.pacedMeshNs = pacedMeshNs_.load(std::memory_order_relaxed);
+  s.decayedBytes = decayedBytes_.load(std::memory_order_relaxed);
+  s.meshableFreeBytes = meshableFreeBytes();
   s.arena = arena_.stats();
   return s;
 }
@@ -383,6 +430,7 @@ ClassStats GlobalHeap::classStats(int cls) {
   ClassStats s{};
   s.spans = c.spans;
   s.meshes = c.meshes;
+  s.meshableFree = c.meshableFree.load(std::memory_order_relaxed);
   for (MiniHeap* list : c.partial) {
     for (MiniHeap* mh = list; mh != nullptr; mh = mh->next) {
       ++s.partialSpans;

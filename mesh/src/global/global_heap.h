@@ -39,6 +39,7 @@ struct ClassStats {
   uint64_t liveObjects;   // objects in detached spans (attached spans are counted by threads)
   uint64_t capacity;      // slots in detached spans
   uint64_t meshes;        // meshes made in this class since start
+  uint64_t meshableFree;  // free slots in the detached spans meshing would consider
 };
 
 struct HeapStats {
@@ -57,6 +58,12 @@ struct HeapStats {
   uint64_t mappingEstimate;
   uint64_t mappingLimit;
   uint64_t fileBackedSpans;  // spans whose pages are in the memfd (mesh destinations)
+  // Pacing (meshPaced, maybeDecay): what the automatic work did, apart from mesh_compact.
+  uint64_t pacedMeshes;
+  uint64_t pacedMeshedBytes;
+  uint64_t pacedMeshNs;
+  uint64_t decayedBytes;
+  uint64_t meshableFreeBytes;  // free bytes in partly used spans meshing would consider
   ArenaStats arena;
 };
 
@@ -133,23 +140,53 @@ class GlobalHeap {
   void shrinkLarge(MiniHeap* mh, size_t newPages);
 
   // --- meshing ------------------------------------------------------------------------------
-  // Meshes spans of class cls, at most maxPairs meshes (0: no limit). Returns the meshes made.
-  size_t meshClass(int cls, size_t maxPairs);
+  // Meshes spans of class cls, at most maxPairs meshes (0: no limit), holding the class lock for
+  // at most about stepBudgetNs beyond the first mesh. Returns the meshes made.
+  static constexpr uint64_t kStepBudgetNs = 1500000;
+  static constexpr uint64_t kPacedStepBudgetNs = 500000;  // steps of the pacing: shorter pauses
+  size_t meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs = kStepBudgetNs);
   // Full compaction: meshes every class until no pair is found. Returns the meshes made.
   size_t meshAll();
-  // Rate-limited background step from the free path: one class, bounded work, at most once per
-  // periodNs (0 disables). Returns the meshes made.
+  // Rate-limited step from the free path: meshPaced for about 1 ms, at most once per periodNs
+  // (0 disables), or four times as often while the gain is large (kEagerGainBytes). Returns the
+  // meshes made.
   size_t maybeMesh(uint64_t periodNs);
-  // Background compaction (MESH_BACKGROUND_THREAD): bounded mesh steps (each holds one class
-  // lock for at most 16 meshes), class after class from where the last call stopped, until
-  // every meshable class came up empty in a row or budgetNs passed. Returns the meshes made.
-  size_t meshStep(uint64_t budgetNs);
+  // Pacing driven by fragmentation: bounded mesh steps on the class with the most to win
+  // (classGainBytes), then the next, until no class has a gain or budgetNs passed. A step that
+  // finds nothing marks its class exhausted at its present meshable-free count, so it is tried
+  // again only once that count grew by a useful amount. yieldBetween: sched_yield between steps
+  // (a background thread lets waiting threads take the class lock first). Returns the meshes made.
+  size_t meshPaced(uint64_t budgetNs, bool yieldBetween);
+  // Bytes meshing might win now in class cls: its meshable-free bytes while it is being meshed,
+  // which starts once they grew by a useful amount since its last futile step (0 otherwise).
+  // Sum over the classes: meshGainBytes. Lock-free reads of per-class counters.
+  uint64_t classGainBytes(int cls, uint64_t nowNs);
+  uint64_t meshGainBytes();
+  // Free bytes in detached, partly used spans of the classes that mesh, at an occupancy meshing
+  // accepts: the memory meshing works on (lock-free, maintained as spans are listed).
+  uint64_t meshableFreeBytes() const;
+  // Gains below this (or below 1/32 of the meshable-free bytes a futile step left) are not worth
+  // a step, and a class is not tried again within kRetryNs of a futile step; at or above
+  // kEagerGainBytes in all, the free path steps four times per period.
+  static constexpr uint64_t kMinGainBytes = uint64_t{256} << 10;
+  static constexpr uint64_t kRetryNs = 100000000;
+  static constexpr uint64_t kEagerGainBytes = uint64_t{8} << 20;
   void setMaxMapCount(long limit) { maxMapCountOverride_.store(limit, std::memory_order_relaxed); }
   void setSameThreadMeshing(bool on) { sameThreadMeshing_.store(on, std::memory_order_relaxed); }
 
   // --- maintenance ----------------------------------------------------------------------------
   // Folds all queued remote frees, releases empty spans and returns dirty pages to the OS.
   size_t releaseFreeMemory();
+  // Folds all queued remote frees (every class lock in turn), so detached spans are relisted and
+  // empty ones released without returning any page to the OS.
+  void drainAll();
+  // Decay: free pages that stayed unused for about decayNs go back to the OS (a pass of Arena::
+  // releaseAgedDirty every decayNs / 2). A call releases for about budgetNs, in slices of
+  // kDecayStepNs (the arena lock is let go in between); what a pass could not release in its
+  // call is released by the next calls, which do not wait for the next pass. Rate-limited and
+  // safe to call from any thread at the top level; 0 disables. Returns the bytes released.
+  size_t maybeDecay(uint64_t decayNs, uint64_t budgetNs = kDecayStepNs);
+  static constexpr uint64_t kDecayStepNs = 1000000;
   HeapStats stats();
   ClassStats classStats(int cls);
 
@@ -182,6 +219,13 @@ class GlobalHeap {
     uint64_t meshes MESH_GUARDED_BY(lock) = 0;
     std::atomic<MiniHeap*> queue{nullptr};
     std::atomic<uint32_t> queued{0};
+    // Sum of listedFree over the listed spans (written under the lock, read without it).
+    std::atomic<uint64_t> meshableFree{0};
+    // The pacing's memory of the class: meshableFree when a step last found nothing to mesh
+    // (never above meshableFree), and when. Relaxed: a race costs one step too many or too few.
+    std::atomic<uint64_t> exhaustedAt{0};
+    std::atomic<uint64_t> exhaustedNs{0};
+    std::atomic<bool> meshing{false};  // active: meshed until a step finds nothing
   };
 
   MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);
@@ -190,6 +234,9 @@ class GlobalHeap {
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
   void relistLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void unlinkLocked(ClassState& c, MiniHeap* mh);
+  // Updates mh's share of c.meshableFree for its live count (mh listed or about to be).
+  void noteListedFreeLocked(ClassState& c, MiniHeap* mh, uint32_t live);
+  static void markExhausted(ClassState& c, uint64_t free, uint64_t nowNs);
   void releaseSpanLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   MiniHeap* newMiniHeap(bool nonBlocking = false);
   void recycleMiniHeap(MiniHeap* mh);
@@ -201,7 +248,6 @@ class GlobalHeap {
   bool mappingBudgetAllows() MESH_REQUIRES(meshLock_);
   bool mappingRoomFor(long mappings) const MESH_REQUIRES(meshLock_);
   void refreshMappingLimits() MESH_REQUIRES(meshLock_);
-  int takeNextMeshClass();
   size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(meshLock_);
   void recordPause(uint64_t ns);
   uint64_t pausePercentileNs(double fraction) const;
@@ -234,7 +280,6 @@ class GlobalHeap {
   MetaVector<MeshPair> meshPairs_ MESH_GUARDED_BY(meshLock_);
   uint32_t meshProbes_ = 64;
   uint32_t meshMaxOccupancyPct_ = 80;
-  int nextMeshClass_ MESH_GUARDED_BY(meshLock_) = 0;
   std::atomic<uint64_t> lastMeshNs_{0};
   std::atomic<long> maxMapCountOverride_{0};
   std::atomic<bool> sameThreadMeshing_{false};
@@ -255,6 +300,12 @@ class GlobalHeap {
   static constexpr int kPauseBuckets = 4 * 40;
   std::atomic<uint64_t> meshPauses_[kPauseBuckets] = {};
   std::atomic<uint64_t> fileSpans_{0};  // miniheaps with fileBacked() set
+  std::atomic<uint64_t> pacedMeshes_{0};
+  std::atomic<uint64_t> pacedMeshedBytes_{0};
+  std::atomic<uint64_t> pacedMeshNs_{0};
+  std::atomic<uint64_t> lastDecayNs_{0};
+  std::atomic<bool> decayUnfinished_{false};  // the last pass ran out of time
+  std::atomic<uint64_t> decayedBytes_{0};
   bool forkCopied_ = false;  // prepareFork copied the file for the child (ranges read-only)
 };
 

@@ -80,8 +80,6 @@ uint64_t GlobalHeap::pausePercentileNs(double fraction) const {
 // contiguous offsets merge, so the real count is often lower).
 static constexpr long kMappingsPerMesh = 4;
 static constexpr uint64_t kFreePathStepNs = 1000000;
-// Longest a class lock is held for meshing in one step (beyond the first mesh of the step).
-static constexpr uint64_t kStepBudgetNs = 1500000;
 
 // Mapping budget: meshing keeps a reserve below vm.max_map_count for the application. Counting
 // /proc/self/maps is expensive (about 0.7 us per mapping), so the count is an estimate: the last
@@ -258,7 +256,7 @@ void GlobalHeap::releaseFileBackedLocked(MiniHeap* mh) {
   fileSpans_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
+size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   if (meshingBroken_ || !arena_.memfdBacked() || sizeClass(cls).size >= kMaxMeshedObjectSize) return 0;
   LockGuard meshGuard(meshLock_);
   if (!barrier::install(arena_.base(), arena_.pageCount() << os::kPageShift)) {
@@ -270,13 +268,19 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
   LockGuard guard(c.lock);
   uint64_t start = os::monotonicNs();
   drainLocked(cls);
-  // At most kMaxCandidates spans per step keep the search (and so the pause) bounded; emptier
-  // spans come first (lower bins), which is where meshing frees the most.
-  constexpr size_t kMaxCandidates = 2048;
+  // At most 2048 spans per step (1024 for the shorter steps of the pacing), found among at most
+  // four times as many listed spans, keep the search (and so the pause) bounded; emptier spans
+  // come first (lower bins), which is where meshing frees the most (the fullest bin holds mostly
+  // spans meshing skips, and may be long). A span's listedFree says whether it is at an
+  // occupancy meshing accepts (counted when it was relisted: the drain above relisted every
+  // span whose bits changed), without reading its bitmap's cache line.
+  size_t maxCandidates = stepBudgetNs < kStepBudgetNs ? 1024 : 2048;
+  size_t visits = 4 * maxCandidates;
   meshCandidates_.clear();
   for (MiniHeap* list : c.partial) {
-    for (MiniHeap* mh = list; mh != nullptr && meshCandidates_.size() < kMaxCandidates; mh = mh->next) {
-      if (mh->liveCount() * 100 > mh->objectCount() * meshMaxOccupancyPct_) continue;
+    for (MiniHeap* mh = list; mh != nullptr && meshCandidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
+      --visits;
+      if (mh->listedFree == 0) continue;
       if (!meshCandidates_.pushBack(mh)) break;
     }
   }
@@ -293,16 +297,18 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs) {
   }
   for (uint32_t i = 0; i < n; ++i) meshCandidates_[i]->copyLiveBits(meshBits_[i].w);
   size_t limit = maxPairs == 0 ? n / 2 : maxPairs;
-  // Search every candidate, then mesh at most `limit` pairs: a pair that cannot be meshed (its
+  // Search for up to four times `limit` pairs (the search stops there, which keeps a step short
+  // when pairs are plentiful), then mesh at most `limit`: a pair that cannot be meshed (its
   // chains would be too long) must not use up the step.
+  size_t want = limit < n / 8 ? 4 * limit : n / 2;
   size_t pairs = sameThread ? findPairsPerOwnerLocked(n)
                             : findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
-                                            meshUsed_.begin(), meshPairs_.begin(), n / 2);
+                                            meshUsed_.begin(), meshPairs_.begin(), want);
   size_t made = 0;
   for (size_t i = 0; i < pairs && made < limit; ++i) {
     // Bounded by time as well: a pair whose source backs several spans costs several remaps,
     // and the class lock is held throughout.
-    if (made > 0 && os::monotonicNs() - start > kStepBudgetNs) break;
+    if (made > 0 && os::monotonicNs() - start > stepBudgetNs) break;
     MiniHeap* a = meshCandidates_[meshPairs_[i].a];
     MiniHeap* b = meshCandidates_[meshPairs_[i].b];
     // Both then back 2 + a's extras + b's extras virtual spans, which must fit. The
@@ -369,45 +375,108 @@ size_t GlobalHeap::meshAll() {
   return total;
 }
 
+// --- pacing ----------------------------------------------------------------------------------
+// Meshing work follows the memory it can win. Each class keeps meshableFree, the free slots of
+// its listed spans at an occupancy meshing accepts (maintained as spans are relisted, see
+// noteListedFreeLocked), and exhaustedAt, that count when a step last found no pair. Frees
+// that make room in partly used spans raise meshableFree above exhaustedAt; once the growth is
+// worth a step (kMinGainBytes, and a 32nd of what was there at the last futile step, at least
+// kRetryNs after it, so a large class that cannot mesh is not retried for every small change)
+// the class becomes active: it is meshed step by step, its whole meshable-free memory counting
+// as its gain (new frees may let old free room mesh too), until a step finds nothing. Every
+// mesh lowers meshableFree by one span's slots, so the work ends with what can be won.
+
+uint64_t GlobalHeap::classGainBytes(int cls, uint64_t nowNs) {
+  uint32_t size = sizeClass(cls).size;
+  if (size >= kMaxMeshedObjectSize) return 0;
+  ClassState& c = classes_[cls];
+  uint64_t free = c.meshableFree.load(std::memory_order_relaxed);
+  if (c.meshing.load(std::memory_order_relaxed)) {
+    if (free * size >= kMinGainBytes) return free * size;
+    markExhausted(c, free, nowNs);  // too little left to be worth the steps
+    return 0;
+  }
+  uint64_t exhausted = c.exhaustedAt.load(std::memory_order_relaxed);
+  if (exhausted > free) {
+    // Allocations filled the spans since: what frees bring back from here on is new room.
+    c.exhaustedAt.store(free, std::memory_order_relaxed);
+    exhausted = free;
+  }
+  uint64_t gain = (free - exhausted) * size;
+  if (gain < kMinGainBytes || gain < exhausted * size / 32) return 0;
+  if (nowNs - c.exhaustedNs.load(std::memory_order_relaxed) < kRetryNs) return 0;
+  c.meshing.store(true, std::memory_order_relaxed);
+  return free * size;
+}
+
+void GlobalHeap::markExhausted(ClassState& c, uint64_t free, uint64_t nowNs) {
+  c.exhaustedAt.store(free, std::memory_order_relaxed);
+  c.exhaustedNs.store(nowNs, std::memory_order_relaxed);
+  c.meshing.store(false, std::memory_order_relaxed);
+}
+
+uint64_t GlobalHeap::meshGainBytes() {
+  uint64_t now = os::monotonicNs();
+  uint64_t total = 0;
+  for (int cls = 0; cls < kNumClasses; ++cls) total += classGainBytes(cls, now);
+  return total;
+}
+
+uint64_t GlobalHeap::meshableFreeBytes() const {
+  uint64_t total = 0;
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    total += classes_[cls].meshableFree.load(std::memory_order_relaxed) * sizeClass(cls).size;
+  }
+  return total;
+}
+
+size_t GlobalHeap::meshPaced(uint64_t budgetNs, bool yieldBetween) {
+  if (meshingBroken_ || !arena_.memfdBacked() || budgetNs == 0) return 0;
+  constexpr size_t kPairsPerStep = 16;
+  uint64_t start = os::monotonicNs();
+  size_t total = 0;
+  for (;;) {
+    int cls = -1;
+    uint64_t best = 0;
+    uint64_t now = os::monotonicNs();
+    for (int k = 0; k < kNumClasses; ++k) {
+      uint64_t gain = classGainBytes(k, now);
+      if (gain > best) {
+        best = gain;
+        cls = k;
+      }
+    }
+    if (cls < 0) break;
+    uint64_t stepStart = os::monotonicNs();
+    size_t made = meshClass(cls, kPairsPerStep, kPacedStepBudgetNs);
+    uint64_t stepEnd = os::monotonicNs();
+    pacedMeshNs_.fetch_add(stepEnd - stepStart, std::memory_order_relaxed);
+    if (made == 0) {
+      ClassState& c = classes_[cls];
+      markExhausted(c, c.meshableFree.load(std::memory_order_relaxed), stepEnd);
+    } else {
+      pacedMeshes_.fetch_add(made, std::memory_order_relaxed);
+      pacedMeshedBytes_.fetch_add(made * sizeClass(cls).pages * os::kPageSize, std::memory_order_relaxed);
+      total += made;
+    }
+    if (stepEnd - start >= budgetNs) break;
+    if (yieldBetween) os::yieldThread();
+  }
+  return total;
+}
+
 size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
   if (periodNs == 0 || meshingBroken_ || !arena_.memfdBacked()) return 0;
   uint64_t now = os::monotonicNs();
   uint64_t last = lastMeshNs_.load(std::memory_order_relaxed);
-  if (now - last < periodNs || !lastMeshNs_.compare_exchange_strong(last, now)) return 0;
-  // About 1 ms of meshing per period (1% of one thread at the default 100 ms): classes in turn,
-  // each step bounded, so the calling thread's pause stays short.
-  return meshStep(kFreePathStepNs);
-}
-
-// The class the next rate-limited or background step works on (round robin over the classes
-// that mesh).
-int GlobalHeap::takeNextMeshClass() {
-  LockGuard guard(meshLock_);
-  int cls = nextMeshClass_;
-  do {
-    nextMeshClass_ = (nextMeshClass_ + 1) % kNumClasses;
-  } while (sizeClass(nextMeshClass_).size >= kMaxMeshedObjectSize);
-  return cls;
-}
-
-size_t GlobalHeap::meshStep(uint64_t budgetNs) {
-  if (meshingBroken_ || !arena_.memfdBacked()) return 0;
-  constexpr size_t kPairsPerStep = 16;
-  int meshable = 0;
-  for (int cls = 0; cls < kNumClasses; ++cls) meshable += sizeClass(cls).size < kMaxMeshedObjectSize;
-  uint64_t start = os::monotonicNs();
-  size_t total = 0;
-  int emptyInARow = 0;
-  int cls = -1;
-  while (emptyInARow < meshable && os::monotonicNs() - start < budgetNs) {
-    if (cls < 0) cls = takeNextMeshClass();
-    size_t made = meshClass(cls, kPairsPerStep);
-    total += made;
-    emptyInARow = made == 0 ? emptyInARow + 1 : 0;
-    // A class that filled its step may have more: stay on it (the lock was let go in between).
-    if (made < kPairsPerStep) cls = -1;
-  }
-  return total;
+  uint64_t since = now - last;
+  if (since < periodNs / 4) return 0;
+  uint64_t gain = meshGainBytes();
+  if (gain == 0 || (since < periodNs && gain < kEagerGainBytes)) return 0;
+  if (!lastMeshNs_.compare_exchange_strong(last, now)) return 0;
+  // About 1 ms of meshing per period (1% of one thread at the default 100 ms; 4% while much is
+  // to be won), so the calling thread's pause stays short.
+  return meshPaced(kFreePathStepNs, false);
 }
 
 }  // namespace mesh

@@ -188,6 +188,9 @@ class alignas(64) MiniHeap {
   uint8_t bin = kNoBin;
   // Dead miniheaps (recycled) must be ignored by a queue drain that still holds a pointer.
   bool alive = true;
+  // Free slots this span adds to its class's meshable-free count while listed (GlobalHeap's
+  // pacing input; 0 for a span meshing would skip).
+  uint16_t listedFree = 0;
 
  private:
   [[noreturn]] void reportDoubleFree(uint32_t slot) const;

@@ -262,10 +262,16 @@ ChildResult RunProgram(const std::vector<std::string>& argv, int timeout_ms,
     for (const std::string& x : extra_env) {
       size_t eq = x.find('=');
       if (eq != std::string::npos && std::strncmp(*e, x.c_str(), eq + 1) == 0) overridden = true;
+      if (eq == std::string::npos && x.size() > 1 && x[0] == '-' &&
+          std::strncmp(*e, x.c_str() + 1, x.size() - 1) == 0 && (*e)[x.size() - 1] == '=') {
+        overridden = true;  // "-K": K is removed
+      }
     }
     if (!overridden) env_store.emplace_back(*e);
   }
-  for (const std::string& x : extra_env) env_store.push_back(x);
+  for (const std::string& x : extra_env) {
+    if (x.find('=') != std::string::npos) env_store.push_back(x);
+  }
   std::vector<char*> env;
   for (std::string& e : env_store) env.push_back(e.data());
   env.push_back(nullptr);

@@ -106,7 +106,8 @@ struct ChildResult {
 // The child is killed after timeout_ms. In the body use CHILD_CHECK, not gtest assertions.
 ChildResult RunInChild(const std::function<int()>& body, int timeout_ms);
 
-// fork+execve of argv[0] (a path) with the current environment plus extra_env ("K=V"),
+// fork+execve of argv[0] (a path) with the current environment plus extra_env ("K=V"; "-K"
+// removes K, so that a child runs with a default whatever the suite's environment says),
 // before_exec run in the child just before exec.
 ChildResult RunProgram(const std::vector<std::string>& argv, int timeout_ms,
                        const std::vector<std::string>& extra_env = {},

@@ -14,6 +14,14 @@
 //                                   "survived_early", then start the thread and wait for it
 //   mesh_ops_helper fork-storm N    N forks while a thread churns and the background thread
 //                                   meshes; every child allocates, checks and exits
+//   mesh_ops_helper default-idle MS (default options) a small program's worth of work, then a
+//                                   fragmented heap left idle up to MS ms
+//   mesh_ops_helper default-fork MS (default options) free 8 MiB of blocks, fork; the child
+//                                   fragments its own heap and idles
+//   mesh_ops_helper decay MS        free 48 MiB of 1 MiB blocks, then idle up to MS ms without
+//                                   calling malloc or free; print what was returned
+//   mesh_ops_helper decay-free-path MS  the same, with small mallocs and frees every 50 ms
+//   mesh_ops_helper raise-usr1-thread  fragment, wait for the thread, raise SIGUSR1
 // Output is key=value lines written with write(2); while idle nothing allocates. Exit 0 on
 // success, other codes name the failed step.
 #include <fcntl.h>
@@ -164,9 +172,9 @@ bool WaitForHandler(int sig, long ms) {
 }
 
 // Idles up to ms, stopping early once there were more than 50 meshes since `meshesAtStart`
-// (what Fragment() returned) and PSS fell by 1 MiB from its value now. Prints the mesh count at
-// the start, now (before) and at the end (after). Exit codes: 3 contents damaged.
-int Idle(const char* who, long ms, unsigned long long meshesAtStart) {
+// (what Fragment() returned) and PSS fell by wantDropKiB from its value now. Prints the mesh
+// count at the start, now (before) and at the end (after). Exit codes: 3 contents damaged.
+int Idle(const char* who, long ms, unsigned long long meshesAtStart, long wantDropKiB = 1024) {
   mesh_stats before = Stats();
   Say("%s_mesh_start=%llu\n", who, meshesAtStart);
   long pssBefore = PssKiB();
@@ -178,7 +186,7 @@ int Idle(const char* who, long ms, unsigned long long meshesAtStart) {
     waited += 50;
     after = Stats();
     pssAfter = PssKiB();
-    if (after.mesh_count > meshesAtStart + 50 && pssAfter < pssBefore - 1024) break;
+    if (after.mesh_count > meshesAtStart + 50 && pssAfter < pssBefore - wantDropKiB) break;
   }
   Say("%s_mesh_before=%llu\n%s_mesh_after=%llu\n", who, (unsigned long long)before.mesh_count, who,
       (unsigned long long)after.mesh_count);
@@ -192,6 +200,80 @@ int IdleMode(long ms) {
   Say("threads_after_warmup=%ld\n", Threads());
   unsigned long long meshes = Fragment();
   return Idle("idle", ms, meshes);
+}
+
+// Default options: the warm-up (a small program) must not start the thread, the fragmented heap
+// must (it has 8 MiB to give back), and the idle process must mesh and shrink.
+int DefaultIdleMode(long ms) {
+  Say("threads_at_main=%ld\n", Threads());
+  WarmUp();
+  SleepMs(300);  // a thread started by the warm-up would be there by now
+  Say("threads_after_warmup=%ld\nthread_stat_after_warmup=%llu\n", Threads(),
+      (unsigned long long)Stats().background_thread);
+  unsigned long long meshes = Fragment();
+  const char* mode = getenv("MESH_BACKGROUND_THREAD");
+  WaitForThreads(2, mode != nullptr && strcmp(mode, "0") == 0 ? 0 : 10000);
+  Say("threads_after_fragment=%ld\n", Threads());
+  int rc = Idle("idle", ms, meshes, 3072);
+  mesh_stats s = Stats();
+  Say("thread_stat=%llu\npaced_meshes=%llu\npaced_mesh_ns=%llu\nmeshable_free_kb=%llu\n",
+      (unsigned long long)s.background_thread, (unsigned long long)s.paced_meshes,
+      (unsigned long long)s.paced_mesh_ns, (unsigned long long)(s.meshable_free_bytes >> 10));
+  return rc;
+}
+
+// Allocates n blocks of 1 MiB and writes every byte.
+template <size_t N>
+void AllocBlocks(void* (&blocks)[N]) {
+  for (auto& b : blocks) {
+    b = malloc(1 << 20);
+    memset(b, 0x5a, 1 << 20);
+  }
+}
+
+// What FreeBlocksAndWait saw: PSS with the blocks, statistics before and after the frees and at
+// the end, and how long it waited.
+struct BlockRun {
+  long pssFull;
+  mesh_stats before, freed, after;
+  long waited;
+};
+
+// Allocates N blocks of 1 MiB, frees them, then waits up to ms in steps of stepMs (calling
+// each() after every step) until counter(stats) rose by target bytes.
+template <size_t N, typename Counter, typename Each>
+BlockRun FreeBlocksAndWait(void* (&blocks)[N], long ms, long stepMs, uint64_t target, Counter counter, Each each) {
+  AllocBlocks(blocks);
+  BlockRun r{};
+  r.pssFull = PssKiB();
+  r.before = Stats();
+  for (auto& b : blocks) free(b);
+  r.after = r.freed = Stats();
+  while (r.waited < ms && counter(r.after) < counter(r.before) + target) {
+    SleepMs(stepMs);
+    r.waited += stepMs;
+    each();
+    r.after = Stats();
+  }
+  return r;
+}
+
+// Frees 48 MiB of 1 MiB blocks (kept by the arena for reuse, below MESH_MAX_DIRTY_MB) and idles
+// up to ms without allocating (churn: with small mallocs and frees every 50 ms instead),
+// stopping early once 40 MiB went back to the OS.
+int Decay(long ms, bool churn) {
+  static void* blocks[48];
+  BlockRun r = FreeBlocksAndWait(blocks, ms, 50, 40u << 20, [](const mesh_stats& s) { return s.decayed_bytes; },
+                                 [churn] {
+                                   if (churn) WarmUp();
+                                 });
+  Say("dirty_after_free_mb=%llu\n", (unsigned long long)(r.freed.dirty_bytes >> 20));
+  Say("decayed_mb=%llu\nreleased_mb=%llu\ndirty_mb=%llu\n",
+      (unsigned long long)((r.after.decayed_bytes - r.before.decayed_bytes) >> 20),
+      (unsigned long long)((r.after.released_bytes - r.before.released_bytes) >> 20),
+      (unsigned long long)(r.after.dirty_bytes >> 20));
+  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\nthreads=%ld\n", r.pssFull, PssKiB(), r.waited, Threads());
+  return 0;
 }
 
 int Report() {
@@ -234,15 +316,25 @@ int Handler(bool first) {
   return g_appHandlerRuns == 1 ? 0 : 5;
 }
 
-int Fork(long ms) {
+// Frees 8 MiB of 1 MiB blocks: with default options, enough free memory to start the thread
+// (without fragmenting the small-object heap that the fork child fragments).
+void FreeBlocks() {
+  static void* blocks[8];
+  AllocBlocks(blocks);
+  for (auto& b : blocks) free(b);
+}
+
+// freeBlocks: default options, where freed memory (not the warm-up) starts the thread.
+int Fork(long ms, bool freeBlocks) {
   WarmUp();
-  if (!WaitForThreads(2, 5000)) return 4;
+  if (freeBlocks) FreeBlocks();
+  if (!WaitForThreads(2, freeBlocks ? 10000 : 5000)) return 4;
   pid_t pid = fork();
   if (pid < 0) return 6;
   if (pid == 0) {
     Say("child_threads_at_fork=%ld\n", Threads());
     unsigned long long meshes = Fragment();
-    bool restarted = WaitForThreads(2, 5000);
+    bool restarted = WaitForThreads(2, 10000);
     Say("child_threads_after_fragment=%ld\n", Threads());
     int rc = Idle("child", ms, meshes);
     _exit(rc != 0 ? rc : restarted ? 0 : 7);
@@ -260,24 +352,11 @@ int FreePhys(long ms) {
   WarmUp();
   if (EnvOn("MESH_FREEPHYS_THREAD") && !WaitForThreads(2, 5000)) return 4;
   static void* blocks[64];
-  for (auto& b : blocks) {
-    b = malloc(1 << 20);
-    memset(b, 0x5a, 1 << 20);
-  }
-  long pssFull = PssKiB();
-  mesh_stats before = Stats();
-  for (auto& b : blocks) free(b);
-  mesh_stats after = Stats();
-  long waited = 0;
-  while (waited < ms && after.released_bytes < before.released_bytes + (48u << 20)) {
-    SleepMs(20);
-    waited += 20;
-    after = Stats();
-  }
+  BlockRun r = FreeBlocksAndWait(blocks, ms, 20, 48u << 20, [](const mesh_stats& s) { return s.released_bytes; }, [] {});
   Say("pid=%d\n", int(getpid()));
-  Say("released_mb=%llu\ndirty_mb=%llu\n", (unsigned long long)((after.released_bytes - before.released_bytes) >> 20),
-      (unsigned long long)(after.dirty_bytes >> 20));
-  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\n", pssFull, PssKiB(), waited);
+  Say("released_mb=%llu\ndirty_mb=%llu\n", (unsigned long long)((r.after.released_bytes - r.before.released_bytes) >> 20),
+      (unsigned long long)(r.after.dirty_bytes >> 20));
+  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\n", r.pssFull, PssKiB(), r.waited);
   return 0;
 }
 
@@ -289,10 +368,13 @@ int PthreadExit() {
   pthread_exit(nullptr);
 }
 
-int RaiseUsr1() {
+// waitForThread: with default options, raise only once the thread runs (it must not have
+// taken SIGUSR1 over: only MESH_BACKGROUND_THREAD=1 prints reports).
+int RaiseUsr1(bool waitForThread) {
   WarmUp();
   Fragment();
   if (EnvOn("MESH_BACKGROUND_THREAD") && !WaitForHandler(SIGUSR1, 5000)) return 4;
+  if (waitForThread && !WaitForThreads(2, 10000)) return 4;
   raise(SIGUSR1);
   SleepMs(1000);
   Say("survived\n");
@@ -374,7 +456,8 @@ int ForkStorm(long n) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     Say("usage: mesh_ops_helper idle MS|report|handler-first|handler-later|fork MS|freephys MS|"
-        "pthread-exit|raise-usr1|usr1-early|fork-storm N\n");
+        "pthread-exit|raise-usr1|usr1-early|fork-storm N|default-idle MS|default-fork MS|decay MS|"
+        "decay-free-path MS|raise-usr1-thread\n");
     return 64;
   }
   long ms = argc > 2 ? strtol(argv[2], nullptr, 10) : 0;
@@ -382,10 +465,15 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "report") == 0) return Report();
   if (strcmp(argv[1], "handler-first") == 0) return Handler(true);
   if (strcmp(argv[1], "handler-later") == 0) return Handler(false);
-  if (strcmp(argv[1], "fork") == 0) return Fork(ms);
+  if (strcmp(argv[1], "fork") == 0) return Fork(ms, false);
+  if (strcmp(argv[1], "default-fork") == 0) return Fork(ms, true);
+  if (strcmp(argv[1], "default-idle") == 0) return DefaultIdleMode(ms);
+  if (strcmp(argv[1], "decay") == 0) return Decay(ms, false);
+  if (strcmp(argv[1], "decay-free-path") == 0) return Decay(ms, true);
+  if (strcmp(argv[1], "raise-usr1-thread") == 0) return RaiseUsr1(true);
   if (strcmp(argv[1], "freephys") == 0) return FreePhys(ms);
   if (strcmp(argv[1], "pthread-exit") == 0) return PthreadExit();
-  if (strcmp(argv[1], "raise-usr1") == 0) return RaiseUsr1();
+  if (strcmp(argv[1], "raise-usr1") == 0) return RaiseUsr1(false);
   if (strcmp(argv[1], "usr1-early") == 0) return Usr1Early();
   if (strcmp(argv[1], "fork-storm") == 0) return ForkStorm(ms);
   Say("unknown mode %s\n", argv[1]);

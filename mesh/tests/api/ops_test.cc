@@ -46,6 +46,80 @@ TEST(BackgroundThread, IdleProcessCompactsAndTheThreadStartsLazily) {
   EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before") - 1024) << r.output;
 }
 
+// Default options (none set, whatever the suite's environment holds), plus `set`.
+std::vector<std::string> Defaults(std::initializer_list<std::string> set = {}) {
+  std::vector<std::string> env = {"-MESH_BACKGROUND_THREAD", "-MESH_FREEPHYS_THREAD", "-MESH_PERIOD_MS",
+                                  "-MESH_DECAY_MS", "-MESH_MAX_DIRTY_MB", "-MESH_NO_MEMFD"};
+  env.insert(env.end(), set.begin(), set.end());
+  return env;
+}
+const std::vector<std::string> kDefaults = Defaults();
+
+TEST(DefaultPacing, SmallProgramHasNoThreadAndAnIdleFragmentedHeapShrinks) {
+  ChildResult r = Helper({"default-idle", "30000"}, kDefaults);
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "threads_at_main"), 1) << r.output;
+  EXPECT_EQ(Value(r.output, "threads_after_warmup"), 1) << "a small program got a thread:\n" << r.output;
+  EXPECT_EQ(Value(r.output, "thread_stat_after_warmup"), 0) << r.output;
+  EXPECT_EQ(Value(r.output, "threads_after_fragment"), 2) << "8 MiB to give back and no thread:\n" << r.output;
+  EXPECT_EQ(Value(r.output, "thread_stat"), 1) << r.output;
+  // No malloc or free while idle, no API call: meshes happen and PSS falls by 3 MiB of the
+  // 8.4 MiB freed.
+  EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_start") + 50) << r.output;
+  EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before") - 3072) << r.output;
+  EXPECT_GT(Value(r.output, "paced_meshes"), 50) << r.output;
+  EXPECT_GT(Value(r.output, "paced_mesh_ns"), 0) << r.output;
+}
+
+TEST(DefaultPacing, WithTheThreadOffAnIdleHeapStaysAsItIs) {
+  // The control of the test above: the same program with MESH_BACKGROUND_THREAD=0.
+  ChildResult r = Helper({"default-idle", "1500"}, Defaults({kNoBackground}));
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "threads_after_fragment"), 1) << r.output;
+  EXPECT_EQ(Value(r.output, "thread_stat"), 0) << r.output;
+  EXPECT_EQ(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_before")) << r.output;
+}
+
+TEST(DefaultPacing, ForkChildRestartsTheThreadAndCompacts) {
+  ChildResult r = Helper({"default-fork", "30000"}, kDefaults);
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "child_threads_at_fork"), 1) << r.output;
+  EXPECT_EQ(Value(r.output, "child_threads_after_fragment"), 2) << r.output;
+  EXPECT_GT(Value(r.output, "child_mesh_after"), Value(r.output, "child_mesh_start") + 50) << r.output;
+  EXPECT_LT(Value(r.output, "child_pss_after"), Value(r.output, "child_pss_before") - 1024) << r.output;
+  EXPECT_GT(Value(r.output, "parent_mesh_after"), Value(r.output, "parent_mesh_start") + 50) << r.output;
+}
+
+TEST(DefaultPacing, ThreadDoesNotKeepTheProcessAliveAfterMainCallsPthreadExit) {
+  ChildResult r = Helper({"pthread-exit"}, kDefaults);
+  ASSERT_FALSE(r.timed_out) << r.Describe();
+  EXPECT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_NE(r.output.find("main_exits"), std::string::npos) << r.output;
+}
+
+TEST(DefaultPacing, FreePagesGoBackAfterTheDecayTime) {
+  // 48 MiB of freed blocks, below MESH_MAX_DIRTY_MB: without decay they would stay.
+  ChildResult r = Helper({"decay", "20000"}, kDefaults);
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_GE(Value(r.output, "dirty_after_free_mb"), 40) << "the blocks went back at once:\n" << r.output;
+  EXPECT_GE(Value(r.output, "decayed_mb"), 40) << r.output;
+  EXPECT_LE(Value(r.output, "dirty_mb"), 8) << r.output;
+  EXPECT_LT(Value(r.output, "pss_after"), Value(r.output, "pss_full") - 40 * 1024) << r.output;
+  // Control: with MESH_DECAY_MS=0 the freed pages stay (up to MESH_MAX_DIRTY_MB).
+  ChildResult off = Helper({"decay", "3000"}, Defaults({"MESH_DECAY_MS=0"}));
+  ASSERT_TRUE(off.Exited(0)) << off.Describe();
+  EXPECT_EQ(Value(off.output, "decayed_mb"), 0) << off.output;
+  EXPECT_GE(Value(off.output, "dirty_mb"), 40) << off.output;
+}
+
+TEST(DefaultPacing, DecayWorksWithoutTheThreadToo) {
+  // With the thread off, the freeing thread returns old free pages on its next slow frees.
+  ChildResult r = Helper({"decay-free-path", "20000"}, Defaults({kNoBackground, "MESH_DECAY_MS=200"}));
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "threads"), 1) << r.output;
+  EXPECT_GE(Value(r.output, "decayed_mb"), 40) << r.output;
+}
+
 TEST(BackgroundThread, WithoutTheOptionNothingHappensWhileIdle) {
   ChildResult r = Helper({"idle", "1500"}, {kNoBackground, kNoFreePhys, "MESH_PERIOD_MS=200"});
   ASSERT_TRUE(r.Exited(0)) << r.Describe();
@@ -99,6 +173,10 @@ TEST(SignalReports, Sigusr1PrintsTheSummaryAndSigusr2TheDetails) {
 TEST(SignalReports, WithoutTheBackgroundThreadSigusr1KeepsItsDefaultAction) {
   ChildResult r = Helper({"raise-usr1"}, {kNoBackground});
   EXPECT_TRUE(r.Signaled(SIGUSR1)) << r.Describe();
+  // The default starts a thread for a fragmented heap, but only MESH_BACKGROUND_THREAD=1 takes
+  // the report signals.
+  ChildResult def = Helper({"raise-usr1-thread"}, kDefaults);
+  EXPECT_TRUE(def.Signaled(SIGUSR1)) << def.Describe();
   ChildResult on = Helper({"raise-usr1"}, {kBackground});
   EXPECT_TRUE(on.Exited(0)) << on.Describe();
   EXPECT_NE(on.output.find("(SIGUSR1)"), std::string::npos) << on.output;

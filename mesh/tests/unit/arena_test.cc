@@ -118,6 +118,57 @@ TEST_P(ArenaTest, ReleaseHookDefersEveryReleaseToReleaseDirty) {
   arena.setReleaseHook(nullptr);
 }
 
+// Decay: a pass returns the free pages the previous pass saw free, and only those.
+TEST_P(ArenaTest, DecayReturnsOnlyPagesLeftUnusedForAWholePass) {
+  bool zeroed, more;
+  constexpr uint64_t kLots = uint64_t{1} << 40;
+  size_t old = arena.allocPages(4, 1, &zeroed);
+  size_t reused = arena.allocPages(2, 1, &zeroed);
+  size_t late = arena.allocPages(1, 1, &zeroed);
+  size_t fence = arena.allocPages(1, 1, &zeroed);  // keeps the extents apart
+  (void)fence;
+  std::memset(arena.pageAddress(old), 7, 8 * os::kPageSize);
+  arena.freePages(old, 4, false);
+  arena.freePages(reused, 2, false);
+  EXPECT_EQ(arena.stats().dirtyBytes, size_t{6} << 12);
+  EXPECT_EQ(arena.releaseAgedDirty(kLots, true, &more), 0u) << "the first pass only marks";
+  EXPECT_FALSE(more);
+  // The 2-page extent is reused and freed again between the passes: it is new to the next one,
+  // and so is the page freed after the first pass.
+  EXPECT_EQ(arena.allocPages(2, 1, &zeroed), reused);
+  EXPECT_FALSE(zeroed);
+  arena.freePages(reused, 2, false);
+  arena.freePages(late, 1, false);
+  EXPECT_EQ(arena.releaseAgedDirty(kLots, false, &more), 0u) << "continuing the pass that saw them";
+  EXPECT_EQ(arena.releaseAgedDirty(kLots, true, &more), size_t{4} << 12);
+  EXPECT_EQ(arena.stats().dirtyBytes, size_t{3} << 12);
+  EXPECT_EQ(arena.releaseAgedDirty(kLots, false, &more), 0u) << "seen by this pass only";
+  // Released pages read as zero and are handed out as such.
+  EXPECT_EQ(arena.allocPages(4, 1, &zeroed), old);
+  EXPECT_TRUE(zeroed);
+  for (size_t i = 0; i < 4 * os::kPageSize; ++i) ASSERT_EQ(arena.pageAddress(old)[i], 0);
+  EXPECT_EQ(arena.releaseAgedDirty(kLots, true, &more), size_t{3} << 12);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+}
+
+TEST_P(ArenaTest, DecayWithoutBudgetLeavesTheRestForTheNextCall) {
+  bool zeroed, more;
+  std::vector<size_t> pages;
+  // Separate extents (every other page stays allocated, so none merge).
+  for (int i = 0; i < 12; ++i) pages.push_back(arena.allocPages(1, 1, &zeroed));
+  for (size_t i = 0; i < pages.size(); i += 2) {
+    std::memset(arena.pageAddress(pages[i]), 7, os::kPageSize);
+    arena.freePages(pages[i], 1, false);
+  }
+  arena.releaseAgedDirty(uint64_t{1} << 40, true, &more);
+  size_t first = arena.releaseAgedDirty(0, true, &more);  // one release, then out of time
+  EXPECT_EQ(first, size_t{1} << 12);
+  EXPECT_TRUE(more);
+  EXPECT_EQ(arena.releaseAgedDirty(uint64_t{1} << 40, false, &more), size_t{5} << 12);
+  EXPECT_FALSE(more);
+  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+}
+
 TEST_P(ArenaTest, AlignedAllocationsAreAligned) {
   bool zeroed;
   arena.allocPages(1, 1, &zeroed);  // misalign the bump pointer

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -73,6 +74,64 @@ TEST_F(FreshHeap, RemoteFreesToAnAttachedSpanWaitForTheOwner) {
   EXPECT_EQ(mh->foldRemote(), 10u);
   EXPECT_TRUE(mh->isEmpty());
   heap->detach(mh);
+}
+
+// The pacing's input: free slots of listed spans at an occupancy meshing accepts (<= 80%),
+// kept as spans are relisted, without a scan.
+TEST_F(FreshHeap, MeshableFreeCountsTheFreeSlotsOfListedSpansMeshingWouldTake) {
+  constexpr int kCls = 3;  // 64 B, 64 slots per span
+  MiniHeap* low = heap->attach(kCls, &kOwnerTag);
+  MiniHeap* high = heap->attach(kCls, &kOwnerTag);
+  for (uint32_t i = 0; i < 8; ++i) low->setLive(i);
+  for (uint32_t i = 0; i < 60; ++i) high->setLive(i);  // 94%: meshing skips it
+  EXPECT_EQ(heap->classStats(kCls).meshableFree, 0u) << "attached spans are not counted";
+  heap->detach(low);
+  heap->detach(high);
+  EXPECT_EQ(heap->classStats(kCls).meshableFree, 56u);
+  EXPECT_EQ(heap->meshableFreeBytes(), 56u * 64);
+  // Frees in the span (remote, folded by the drain) grow the count; the fuller span crosses 80%.
+  for (uint32_t i = 0; i < 4; ++i) heap->freeNonOwner(low->slotAddress(i), heap->entryFor(low->slotAddress(i)), i);
+  for (uint32_t i = 0; i < 20; ++i) heap->freeNonOwner(high->slotAddress(i), heap->entryFor(high->slotAddress(i)), i);
+  heap->drainAll();
+  EXPECT_EQ(heap->classStats(kCls).meshableFree, 60u + 24u);
+  ClassStats cs = heap->classStats(kCls);
+  EXPECT_EQ(cs.meshableFree, cs.capacity - cs.liveObjects);
+  // Attached again: no longer counted.
+  MiniHeap* again = heap->attach(kCls, &kOwnerTag);
+  EXPECT_EQ(heap->classStats(kCls).meshableFree, again == low ? 24u : 60u);
+  heap->detach(again);
+  EXPECT_EQ(heap->classStats(kCls).meshableFree, 84u);
+  // Emptied spans leave the count.
+  for (MiniHeap* mh : {low, high}) {
+    for (uint32_t i = 0; i < mh->objectCount(); ++i) {
+      if (mh->isLive(i)) heap->freeNonOwner(mh->slotAddress(i), heap->entryFor(mh->slotAddress(i)), i);
+    }
+  }
+  heap->drainAll();
+  EXPECT_EQ(heap->classStats(kCls).meshableFree, 0u);
+  EXPECT_EQ(heap->stats().mhLive, 0u);
+}
+
+TEST_F(FreshHeap, DecayReturnsFreePagesOnlyAfterTheirTime) {
+  bool zeroed;
+  void* p = heap->allocLarge(size_t{64} << 10, 1, &zeroed);
+  std::memset(p, 1, size_t{64} << 10);
+  heap->freeLarge(entryMiniHeap(heap->entryFor(p)), p);
+  ASSERT_EQ(heap->arena().stats().dirtyBytes, size_t{64} << 10);
+  constexpr uint64_t kDecayNs = uint64_t{400} * 1000 * 1000;
+  EXPECT_EQ(heap->maybeDecay(kDecayNs), 0u) << "the first pass only marks";
+  EXPECT_EQ(heap->maybeDecay(kDecayNs), 0u) << "the next pass is half a decay period later";
+  EXPECT_EQ(heap->maybeDecay(0), 0u) << "0 turns decay off";
+  uint64_t start = os::monotonicNs();
+  size_t released = 0;
+  while (released == 0 && os::monotonicNs() - start < uint64_t{10} * 1000 * 1000 * 1000) {
+    released = heap->maybeDecay(kDecayNs);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(released, size_t{64} << 10);
+  EXPECT_GE(os::monotonicNs() - start, kDecayNs / 2 - kDecayNs / 20);
+  EXPECT_EQ(heap->arena().stats().dirtyBytes, 0u);
+  EXPECT_EQ(heap->stats().decayedBytes, size_t{64} << 10);
 }
 
 TEST_F(FreshHeap, UnattachedAllocationsAreDistinct) {

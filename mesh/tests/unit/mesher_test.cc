@@ -7,13 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <thread>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -318,14 +319,62 @@ TEST_F(MeshOp, AttachedAndLargeClassesAreNeverMeshed) {
   th.detachAll();
 }
 
-TEST_F(MeshOp, BackgroundStepMeshesEverythingWithinItsBudget) {
+TEST_F(MeshOp, PacedStepMeshesEverythingWithinItsBudget) {
   ThreadHeap th(heap.get(), 16);
-  std::vector<char*> live = fragment(th, 16);
-  EXPECT_EQ(heap->meshStep(0), 0u) << "no budget, no work";
-  size_t meshes = heap->meshStep(uint64_t{10} * 1000 * 1000 * 1000);
+  std::vector<char*> live = fragment(th, 160);  // 560 KiB of free slots: above kMinGainBytes
+  EXPECT_GT(heap->meshGainBytes(), 0u);
+  EXPECT_EQ(heap->meshPaced(0, false), 0u) << "no budget, no work";
+  size_t meshes = heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false);
   EXPECT_GT(meshes, 0u);
-  EXPECT_EQ(heap->meshStep(uint64_t{10} * 1000 * 1000 * 1000), 0u) << "the first step left a pair";
-  EXPECT_EQ(heap->stats().meshCount, meshes);
+  EXPECT_EQ(heap->meshGainBytes(), 0u) << "the class is exhausted";
+  EXPECT_EQ(heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false), 0u) << "the first call left work";
+  HeapStats s = heap->stats();
+  EXPECT_EQ(s.meshCount, meshes);
+  EXPECT_EQ(s.pacedMeshes, meshes);
+  EXPECT_EQ(s.pacedMeshedBytes, meshes * os::kPageSize);
+  EXPECT_GT(s.pacedMeshNs, 0u);
+  EXPECT_TRUE(intact(live));
+}
+
+// The pacing works where the gain is, stops when a step finds nothing, and starts again only
+// once frees brought a useful amount of new room.
+TEST_F(MeshOp, PacingRetriesAnExhaustedClassOnlyAfterNewFrees) {
+  ThreadHeap th(heap.get(), 21);
+  // Every span keeps slots 0, 8, ..., 56: nothing can mesh.
+  std::vector<char*> live = fragmentWith({&th}, 1200, [](size_t, size_t slot, size_t) { return slot % 8 == 0; });
+  uint64_t gain = heap->meshGainBytes();
+  EXPECT_EQ(gain, heap->meshableFreeBytes());
+  EXPECT_GE(gain, GlobalHeap::kMinGainBytes);
+  EXPECT_EQ(heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false), 0u);
+  EXPECT_EQ(heap->meshGainBytes(), 0u) << "a futile step marks the class exhausted";
+  // Frees: spans on odd pages keep slots 8, 24, 40, 56, the others 0, 16, 32, 48, so every odd
+  // span now meshes with every even one. 4 slots of 1200 spans: 300 KiB of new room.
+  auto freeSome = [&](size_t limit) {
+    std::vector<char*> kept;
+    size_t freed = 0;
+    for (char* p : live) {
+      uintptr_t e = heap->entryFor(p);
+      size_t slot = static_cast<size_t>(p - heap->spanStartFor(p, e)) / 64;
+      size_t page = entryMiniHeap(e)->spanPage();
+      if (freed < limit && slot % 16 == (page % 2 == 1 ? 0u : 8u)) {
+        heap->freeNonOwner(p, e, static_cast<uint32_t>(slot));
+        ++freed;
+      } else {
+        kept.push_back(p);
+      }
+    }
+    heap->drainAll();
+    live = kept;
+  };
+  freeSome(1000);  // 62.5 KiB: under the threshold, nothing changes
+  EXPECT_EQ(heap->meshGainBytes(), 0u);
+  freeSome(~size_t{0});
+  EXPECT_EQ(heap->meshGainBytes(), 0u) << "not again within kRetryNs";
+  std::this_thread::sleep_for(std::chrono::nanoseconds(GlobalHeap::kRetryNs));
+  EXPECT_GT(heap->meshGainBytes(), 0u);
+  size_t meshes = heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false);
+  EXPECT_GT(meshes, 100u);
+  EXPECT_EQ(heap->meshGainBytes(), 0u);
   EXPECT_TRUE(intact(live));
 }
 
