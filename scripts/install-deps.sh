@@ -25,7 +25,7 @@ done
 PACKAGES=(
   cmake make g++ clang libclang-rt-14-dev pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
-  python3 python3-pytest python3-matplotlib redis-server libpython3.11-testsuite
+  python3 python3-pytest python3-matplotlib redis-server libpython3.11-testsuite sqlite3
   libjemalloc2 libgoogle-perftools4 libmimalloc2.0
   valgrind time procps strace
   git gzip bzip2 xz-utils

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The perf command: builds libmesh and the workload programs (Release), runs the perf matrix -
 # workloads {test-stress, larson, larson-turnover, churn, fragmenter, kvstore, fork, micro,
-# redis, cpython} x allocators {libmesh, glibc, jemalloc, tcmalloc, mimalloc}, several
-# repetitions - and prints one table of medians and libmesh's paired ratios. --record adds the
-# run to results/.
-#   scripts/run-perf.sh             5 repetitions (20-40 minutes on 2 cores)
+# redis, cpython, the classic tier (group `classic`)} x allocators {libmesh, glibc, jemalloc,
+# tcmalloc, mimalloc}, several repetitions - and prints one table of medians and libmesh's paired
+# ratios (and the classic tier's ratios to jemalloc). --record adds the run to results/.
+#   scripts/run-perf.sh             5 repetitions (40-60 minutes on 2 cores)
 #   scripts/run-perf.sh --quick     1 small repetition (under 5 minutes, for CI)
+#   scripts/run-perf.sh --workloads classic --reps 3   the classic tier alone (~15 minutes)
 #   scripts/run-perf.sh --help      every option
 # The work is done by scripts/perflib (Python, standard library + matplotlib for plots).
 set -euo pipefail

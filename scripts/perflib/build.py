@@ -32,6 +32,11 @@ TARGETS = {
     "test-stress": ("stress/test-stress", "stress"),
     "larson": ("stress/larson", "stress"),
 }
+# The classic tier's programs (perf/classic/, see perf/CMakeLists.txt).
+CLASSIC_TARGETS = ("cfrac-like", "espresso-like", "barnes-like", "false-sharing",
+                   "glibc-simple-like", "glibc-thread-like", "xmalloc-like", "malloc-large-like",
+                   "mleak-like", "rptest-like", "mstress-like", "alloc-test-like")
+TARGETS.update({t: (f"perf/{t}", "perf") for t in CLASSIC_TARGETS})
 
 
 @dataclass

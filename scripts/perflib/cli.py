@@ -40,8 +40,13 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
   written unless --record is given.
 
   workloads: test-stress, larson, larson-turnover, churn, fragmenter, kvstore, fork, micro,
-  redis, cpython (the last two run Debian's redis-server and python3; see perf/README.md for
-  what each measures)
+  redis, cpython (the last two run Debian's redis-server and python3), and the group classic:
+  cfrac-like, espresso-like, barnes-like, cache-thrash-like, cache-scratch-like,
+  glibc-simple-like, glibc-thread-like, xmalloc-like, malloc-large-like, mleak-like,
+  rptest-like, mstress-like, alloc-test-like, gxx-compile, python-churn, sqlite-script (the
+  patterns of the classic allocator benchmarks, plus g++, python3 and sqlite3 from Debian; the
+  table then ends with every allocator's time relative to jemalloc and the tier's geomeans).
+  See perf/README.md for what each measures.
 
   --quick              CI size: 1 repetition, smaller workloads, short micro-benchmarks;
                        under 5 minutes on 2 cores
@@ -49,7 +54,7 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
   --allocators LIST    comma-separated from glibc,jemalloc,tcmalloc,mimalloc,libmesh (default:
                        all), or NAME=/path/to/lib.so for any other; with --quick, libmesh, glibc
                        and jemalloc are always included
-  --workloads LIST     comma-separated workload names, or 'all' (default)
+  --workloads LIST     comma-separated workload or group names (classic), or 'all' (default)
   --record             write results/<date>-<commit>.json, append a row to results/history.csv,
                        redraw results/plots/*.png and the dashboard results/index.html
   --compare REF        print the change of libmesh's figures against an earlier result: a
@@ -82,7 +87,7 @@ usage: {PROG} [--quick] [--reps N] [--allocators LIST] [--workloads LIST] [--rec
   --json FILE          also write the whole result document (every figure) to FILE
   --format FMT         table style: text (default) or markdown
   --threads N          threads of the multithreaded workloads (default: the number of cores,
-                       at least 2)
+                       at least 2; the classic tier's programs: 2)
   --filter REGEX       only the micro-benchmarks matching REGEX
   --min-time SEC       google-benchmark minimum time per micro-benchmark (default 0.2; 0.05
                        with --quick)
@@ -298,6 +303,7 @@ def run_once(args, argv: list[str], results_dir: str,
         micro_filter=args.filter,
         timeout=float(args.timeout),
         fork_heap_mb=args.fork_heap_mb,
+        classic_threads=args.threads or 2,
     )
     reps = args.reps or (1 if quick else 5)
     started = time.monotonic()
@@ -380,6 +386,10 @@ def run_once(args, argv: list[str], results_dir: str,
         print("\n".join(mtable.caption(doc)), file=out)
         print(file=out)
         print(mtable.render(doc, style=args.format), file=out)
+        tier = mtable.render_tier(doc, style=args.format)
+        if tier:
+            print(file=out)
+            print(tier, file=out)
         out.flush()
     for note in mtable.notes(doc):
         log(f"note: {note}")

@@ -15,6 +15,8 @@ and the plots all read, so a stored result renders exactly like a fresh one:
   workloads{name: {description, params, program}}, ratio_pairs["libmesh/glibc", ...],
   figures[{name, workload, metric, unit, kind, label, samples{alloc: {rep: v}}, median{alloc},
            min{alloc}, max{alloc}, spread{alloc}, ratios{"a/b": {median, min, max, samples}}}],
+  tiers{classic: {peer, workloads[], time_geomean{alloc}, pss_geomean{alloc}, programs{alloc}}}
+  (the classic tier's figures also carry "<alloc>/jemalloc" ratios for every allocator),
   failures[{workload, label, allocator, rep, rc, why, reproducer}], run_count, notes[],
   series{workload: {allocator: {rep, t[], pss_mb[], phases[[name, t]]}}}  (real-program
   workloads: PSS over time of one repetition per allocator, the last one that completed)
@@ -287,6 +289,59 @@ def figure_entries(samples: list[stats.Sample], allocators: list[str],
     return out
 
 
+TIER_PEER = "jemalloc"  # the classic tier reports every allocator relative to this one
+
+
+def add_tier_ratios(entries: list[dict[str, Any]], samples: list[stats.Sample],
+                    allocators: list[str], peer: str = TIER_PEER) -> None:
+    """Gives the figures of the classic tier the ratio of every allocator to peer ("glibc/
+    jemalloc", "tcmalloc/jemalloc", ...), paired per repetition like libmesh's."""
+    tier = [s for s in samples if workloads.in_group(s.benchmark.partition(".")[0])]
+    if not tier or peer not in allocators:
+        return
+    pairs = [(a, peer) for a in allocators if a != peer]
+    by_name = {e["name"]: e for e in entries}
+    for row in stats.summarize(tier, allocators, pairs).rows:
+        entry = by_name.get(row.benchmark)
+        if entry is None:
+            continue
+        for label, values in row.ratio_samples.items():
+            if values and label not in entry["ratios"]:
+                entry["ratios"][label] = {"median": stats.median(values), "min": min(values),
+                                          "max": max(values), "samples": values}
+
+
+def tier_summary(entries: list[dict[str, Any]], allocators: list[str],
+                 group: str = workloads.CLASSIC, peer: str = TIER_PEER) -> dict[str, Any] | None:
+    """The tier's verdict per allocator: the geometric mean over its programs of the median time
+    ratio to peer (`time_geomean`) and of the peak-PSS ratio (`pss_geomean`), with the number of
+    programs each covers (an allocator that failed a program has fewer)."""
+    names = [w for w in workloads.GROUPS.get(group, [])
+             if any(e["workload"] == w for e in entries)]
+    if not names or peer not in allocators:
+        return None
+    by_name = {e["name"]: e for e in entries}
+    out: dict[str, Any] = {"peer": peer, "workloads": names, "time_geomean": {},
+                           "pss_geomean": {}, "programs": {}}
+    for alloc in allocators:
+        for key, metric in (("time_geomean", "seconds"), ("pss_geomean", "peak_pss_mb")):
+            ratios = []
+            for w in names:
+                e = by_name.get(f"{w}.{metric}")
+                if e is None:
+                    continue
+                if alloc == peer:
+                    ratios.append(1.0 if e["median"].get(peer) else None)
+                else:
+                    ratios.append((e["ratios"].get(f"{alloc}/{peer}") or {}).get("median"))
+            gm = stats.geomean(ratios)
+            if gm is not None:
+                out[key][alloc] = gm
+                if key == "time_geomean":
+                    out["programs"][alloc] = sum(1 for r in ratios if r)
+    return out
+
+
 def _display_path(path: str | None) -> str | None:
     """Paths inside the source tree are stored relative to it (result files get committed)."""
     if not path:
@@ -313,6 +368,12 @@ def build_document(*, plan: Plan, matrix: Matrix, allocators_all: list[Allocator
         if w.name in matrix.used:
             wl[w.name] = {"description": w.description, "params": w.params(s),
                           "program": w.binary}
+    figures = figure_entries(matrix.samples(), names, pairs)
+    add_tier_ratios(figures, matrix.samples(), names)
+    tiers = {}
+    classic = tier_summary(figures, names)
+    if classic is not None:
+        tiers[workloads.CLASSIC] = classic
     return {
         "schema": SCHEMA,
         "created": now.isoformat(timespec="seconds"),
@@ -336,7 +397,8 @@ def build_document(*, plan: Plan, matrix: Matrix, allocators_all: list[Allocator
         ],
         "workloads": wl,
         "ratio_pairs": [stats.ratio_label(p) for p in pairs],
-        "figures": figure_entries(matrix.samples(), names, pairs),
+        "figures": figures,
+        "tiers": tiers,
         "failures": failures,
         "run_count": len(matrix.runs),
         "interrupted": matrix.interrupted,

@@ -93,6 +93,51 @@ def render(doc: dict[str, Any], style: str = "text") -> str:
     return table.render(headers, rows, style=style)
 
 
+def render_tier(doc: dict[str, Any], tier: str = "classic", style: str = "text") -> str | None:
+    """The tier's table: per program the median time of every allocator relative to the tier's
+    peer (paired per repetition), then the geomean of those ratios and of the peak-PSS ratios.
+    None when the document has no such tier."""
+    summary = (doc.get("tiers") or {}).get(tier)
+    if not summary:
+        return None
+    peer = summary["peer"]
+    allocs = allocators_with_data(doc)
+    by_name = {f["name"]: f for f in doc.get("figures", [])}
+    multi = (doc.get("reps") or 1) > 1
+    headers = [f"{tier}: time / {peer}"] + allocs
+    rows: list[list[str]] = []
+    for w in summary["workloads"]:
+        f = by_name.get(f"{w}.seconds")
+        if f is None:
+            continue
+        cells = [w]
+        for a in allocs:
+            if a == peer:
+                cells.append(table.format_ratio(1.0) if f["median"].get(peer) else table.MISSING)
+            else:
+                cells.append(_ratio_cell(f.get("ratios", {}).get(f"{a}/{peer}"), False))
+        rows.append(cells)
+    if style == "text":
+        rows.append([""] * len(headers))
+    n = len(summary["workloads"])
+    for key, label in (("time_geomean", "geomean of time ratios"),
+                       ("pss_geomean", "geomean of peak PSS ratios")):
+        cells = [label]
+        for a in allocs:
+            v = summary[key].get(a)
+            cell = table.format_ratio(v)
+            covered = summary["programs"].get(a, 0)
+            if v is not None and covered < n:
+                cell += f" ({covered}/{n})"
+            cells.append(cell)
+        rows.append(cells)
+    text = table.render(headers, rows, style=style)
+    if multi:
+        text += ("\n(ratios are medians of per-repetition ratios; below 1 is faster or smaller "
+                 f"than {peer})")
+    return text
+
+
 def notes(doc: dict[str, Any]) -> list[str]:
     out = []
     for a in doc.get("allocators", []):

@@ -5,6 +5,10 @@
   latest.png            the latest run: one panel per figure (except the micro-benchmarks), a
                         bar per allocator with the min-max range of the repetitions
   latest-micro.png      the latest run's micro-benchmarks relative to jemalloc (log scale)
+  latest-classic.png    the latest run's classic tier: each program's time relative to jemalloc
+                        per allocator (log scale), the tier's geomean first
+  trend-classic.png     the classic tier's geomean time and peak-PSS ratios to jemalloc per
+                        allocator over the recorded runs (its programs get no trend file each)
   timeline-<workload>.png  PSS over time of a real-program workload (redis, cpython) in the
                         latest run that has one: a line per allocator, time 0 at the end of the
                         deletes, the serving, idle and full-speed phases shaded
@@ -62,6 +66,8 @@ def trend_plots(rows: list[dict[str, str]], outdir: str, mode: str | None = None
     # Workload and metric order; figures the workloads do not list (the micro-benchmarks) keep
     # the order of the history's columns, which is the order the run produced them in.
     for fig in sorted(series, key=workloads.figure_sort_key):
+        if workloads.in_group(fig.partition(".")[0]):
+            continue  # the tier's programs: trend-classic.png instead
         by_workload.setdefault(fig.partition(".")[0], []).append(fig)
     written = []
     xs = list(range(len(rows)))
@@ -106,13 +112,56 @@ def trend_plots(rows: list[dict[str, str]], outdir: str, mode: str | None = None
         fig_obj.savefig(path, dpi=90)
         plt.close(fig_obj)
         written.append(path)
-    return written
+    tier = _tier_trend(rows, columns, labels, outdir, mode)
+    return written + ([tier] if tier else [])
+
+
+def _tier_trend(rows: list[dict[str, str]], columns: list[str], labels: list[str], outdir: str,
+                mode: str | None, tier: str = workloads.CLASSIC) -> str | None:
+    """trend-<tier>.png: the tier's geomean ratios per allocator over the runs that have them."""
+    panels = []
+    for key, title in (("time_geomean", "time / jemalloc (geomean)"),
+                       ("pss_geomean", "peak PSS / jemalloc (geomean)")):
+        cols = {c.partition("@")[2].partition("/")[0]: c for c in columns
+                if c.startswith(f"{tier}.{key}@")}
+        if cols:
+            panels.append((title, cols))
+    if not panels:
+        return None
+    xs = list(range(len(rows)))
+    fig_obj, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.6), squeeze=False)
+    for ax, (title, cols) in zip(axes[0], panels):
+        allocs = _sorted_allocs(cols)
+        others = [a for a in allocs if a not in COLORS]
+        for alloc in allocs:
+            pts = [(x, _float(r.get(cols[alloc]))) for x, r in zip(xs, rows)]
+            pts = [p for p in pts if p[1] is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                        lw=2.4 if alloc == "libmesh" else 1.2, color=_color(alloc, others),
+                        label=alloc)
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xlim(-0.5, len(rows) - 0.5)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig_obj.suptitle(f"{tier} tier: trend over recorded {mode} runs (lower is better)", x=0.01,
+                     ha="left", fontsize=11)
+    fig_obj.tight_layout(rect=(0, 0, 1, 0.92))
+    path = os.path.join(outdir, f"trend-{tier}.png")
+    fig_obj.savefig(path, dpi=90)
+    plt.close(fig_obj)
+    return path
 
 
 def latest_plots(doc: dict[str, Any], outdir: str) -> list[str]:
     """Bar charts of one run; returns the files written."""
     os.makedirs(outdir, exist_ok=True)
-    figs = [f for f in doc.get("figures", []) if f.get("workload") != "micro" and f.get("median")]
+    figs = [f for f in doc.get("figures", []) if f.get("workload") != "micro" and f.get("median")
+            and not workloads.in_group(f.get("workload", ""))]
     micro = [f for f in doc.get("figures", []) if f.get("workload") == "micro" and f.get("median")]
     title = (f"commit {doc.get('commit')} {doc.get('date')} ({doc.get('mode')}, "
              f"{doc.get('reps')} rep(s)); lower is better")
@@ -148,29 +197,59 @@ def latest_plots(doc: dict[str, Any], outdir: str) -> list[str]:
     ref = "jemalloc"
     micro = [f for f in micro if f["median"].get(ref)]
     if micro:
-        allocs = _sorted_allocs(a for f in micro for a in f["median"])
-        others = [a for a in allocs if a not in COLORS]
-        fig_obj, ax = plt.subplots(figsize=(10, 0.45 * len(micro) * max(1, len(allocs)) / 2 + 1.5))
-        height = 0.8 / len(allocs)
-        for k, alloc in enumerate(allocs):
-            ys = [i + (k - (len(allocs) - 1) / 2) * height for i in range(len(micro))]
-            vals = [(f["median"].get(alloc) or math.nan) / f["median"][ref] for f in micro]
-            ax.barh(ys, vals, height=height, color=_color(alloc, others), label=alloc)
-        ax.set_yticks(range(len(micro)))
-        ax.set_yticklabels([f["metric"] for f in micro], fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.axvline(1.0, color="black", lw=0.8)
-        ax.set_xlabel(f"ns/op relative to {ref} (log scale; left of 1 = faster than {ref})")
-        ax.grid(axis="x", alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower right")
-        ax.set_title(f"micro-benchmarks, {title}", fontsize=10)
-        fig_obj.tight_layout()
-        path = os.path.join(outdir, "latest-micro.png")
-        fig_obj.savefig(path, dpi=90)
-        plt.close(fig_obj)
-        written.append(path)
-    return written
+        rows = [(f["metric"], {a: v / f["median"][ref] for a, v in f["median"].items()})
+                for f in micro]
+        written.append(_relative_bars(rows, ref, "ns/op", f"micro-benchmarks, {title}",
+                                      os.path.join(outdir, "latest-micro.png")))
+    tier = _latest_tier(doc, outdir, title)
+    return written + ([tier] if tier else [])
+
+
+def _relative_bars(rows: list[tuple[str, dict[str, float | None]]], ref: str, what: str,
+                   title: str, path: str) -> str:
+    """Horizontal bars, a group per row and a bar per allocator, of values relative to ref on a
+    log scale; writes path and returns it."""
+    allocs = _sorted_allocs(a for _, r in rows for a in r)
+    others = [a for a in allocs if a not in COLORS]
+    fig_obj, ax = plt.subplots(figsize=(10, 0.45 * len(rows) * max(1, len(allocs)) / 2 + 1.5))
+    height = 0.8 / len(allocs)
+    for k, alloc in enumerate(allocs):
+        ys = [i + (k - (len(allocs) - 1) / 2) * height for i in range(len(rows))]
+        vals = [r.get(alloc) or math.nan for _, r in rows]
+        ax.barh(ys, vals, height=height, color=_color(alloc, others), label=alloc)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([name for name, _ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_xlabel(f"{what} relative to {ref} (log scale; left of 1 = faster than {ref})")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    fig_obj.tight_layout()
+    fig_obj.savefig(path, dpi=90)
+    plt.close(fig_obj)
+    return path
+
+
+def _latest_tier(doc: dict[str, Any], outdir: str, title: str,
+                 tier: str = workloads.CLASSIC) -> str | None:
+    """latest-<tier>.png: each program's time relative to the tier's peer, per allocator."""
+    summary = (doc.get("tiers") or {}).get(tier)
+    if not summary:
+        return None
+    peer = summary["peer"]
+    by_name = {f["name"]: f for f in doc.get("figures", [])}
+    rows = [("geomean", summary["time_geomean"])]
+    for w in summary["workloads"]:
+        f = by_name.get(f"{w}.seconds")
+        if f is not None:
+            ratios = {a: (f["ratios"].get(f"{a}/{peer}") or {}).get("median")
+                      for a in f["median"]}
+            ratios[peer] = 1.0 if f["median"].get(peer) else None
+            rows.append((w, ratios))
+    return _relative_bars(rows, peer, "time", f"{tier} tier, {title}",
+                          os.path.join(outdir, f"latest-{tier}.png"))
 
 
 # Phase that ends the deletes (time 0 of the timelines), then the phases that end serving and

@@ -109,18 +109,22 @@ def parse_bindings(text: str, program: str, symbols=MALLOC_SYMBOLS) -> dict[str,
 
 
 def check_bindings(argv: list[str], env: dict[str, str], expect: str,
-                   required=("malloc", "free")) -> dict[str, set[str]]:
+                   required=("malloc", "free"), referrer: str | None = None
+                   ) -> dict[str, set[str]]:
     """Starts argv (a command that exits at once, like --version) with every symbol bound at
     start-up and the loader's binding log on; raises WrongAllocator unless each malloc-family
-    symbol the program imports binds into a file whose path contains expect."""
+    symbol the program imports binds into a file whose path contains expect. referrer: the file
+    whose imports are checked when it is not the program itself (a library that does the
+    allocating, such as libsqlite3.so.0 under the sqlite3 shell)."""
     e = dict(env, LD_BIND_NOW="1", LD_DEBUG="bindings")
     e.pop("LD_DEBUG_OUTPUT", None)
     p = subprocess.run(argv, env=e, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        errors="replace", timeout=60)
-    found = parse_bindings(p.stderr, argv[0])
+    referrer = referrer or argv[0]
+    found = parse_bindings(p.stderr, referrer)
     missing = [s for s in required if s not in found]
     if missing:
-        raise WrongAllocator(f"the loader's binding log of {argv[0]} shows no binding of "
+        raise WrongAllocator(f"the loader's binding log of {referrer} shows no binding of "
                              f"{', '.join(missing)} (exit {p.returncode})")
     wrong = {s: sorted(t) for s, t in found.items() if any(expect not in x for x in t)}
     if wrong:
@@ -651,10 +655,9 @@ def _secs(text: str) -> float:
     return v
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python3 -m perflib.servers",
-                description="Real programs under an allocator, driven from outside.")
-    sub = p.add_subparsers(dest="workload", required=True, parser_class=_Parser)
+def allocator_options() -> argparse.ArgumentParser:
+    """A parent parser with the options that put the program under the allocator and say how
+    to check it (shared with perflib.classic)."""
     common = _Parser(add_help=False)
     common.add_argument("--preload", default="", help="library to LD_PRELOAD into the program")
     common.add_argument("--expect", default="",
@@ -662,6 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: --preload, or libc.so)")
     common.add_argument("--allocator", default="", help="name of the allocator (labels; "
                         "'libmesh' also requires its MALLOCSTATS report)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python3 -m perflib.servers",
+                description="Real programs under an allocator, driven from outside.")
+    sub = p.add_subparsers(dest="workload", required=True, parser_class=_Parser)
+    common = allocator_options()
     common.add_argument("--delete-pct", type=_pct, default=75)
     common.add_argument("--serve-seconds", type=_secs, default=5.0)
     common.add_argument("--serve-rate", type=_pos, default=20000,

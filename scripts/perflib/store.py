@@ -6,7 +6,9 @@
   results/history.csv            one row per recorded run: identification columns, then one
                                  column per figure and allocator ("<figure>@<allocator>", the
                                  median) and per figure and ratio ("<figure>@libmesh/jemalloc",
-                                 the median of the per-repetition ratios). A run with figures
+                                 the median of the per-repetition ratios), and per tier the
+                                 geomeans ("classic.time_geomean@<allocator>/jemalloc",
+                                 "classic.pss_geomean@..."). A run with figures
                                  no earlier run had widens the header; old rows leave them empty.
 """
 
@@ -135,6 +137,10 @@ def history_row(doc: dict[str, Any], result_file: str) -> dict[str, str]:
             row[f"{f['name']}@{alloc}"] = _num(value)
         for label, r in f.get("ratios", {}).items():
             row[f"{f['name']}@{label}"] = _num(r.get("median"))
+    for tier, summary in (doc.get("tiers") or {}).items():
+        for key in ("time_geomean", "pss_geomean"):
+            for alloc, value in summary.get(key, {}).items():
+                row[f"{tier}.{key}@{alloc}/{summary['peer']}"] = _num(value)
     return row
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from . import matrix, stats
+from . import build, matrix, stats
 from .stats import Sample
 
 ALLOCS = ["glibc", "jemalloc", "libmesh"]
@@ -21,6 +21,9 @@ def make_doc(values: dict[tuple[str, str], list[float]], *, commit="abc123def456
     pairs = [("libmesh", p) for p in ("glibc", "jemalloc") if p in allocators]
     workloads = sorted({fig.partition(".")[0] for fig, _ in values})
     reps = max((len(v) for v in values.values()), default=1)
+    figures = matrix.figure_entries(samples, list(allocators), pairs)
+    matrix.add_tier_ratios(figures, samples, list(allocators))
+    tier = matrix.tier_summary(figures, list(allocators))
     return {
         "schema": matrix.SCHEMA,
         "created": created,
@@ -41,7 +44,8 @@ def make_doc(values: dict[tuple[str, str], list[float]], *, commit="abc123def456
         "workloads": {w: {"description": w, "params": (params or {}).get(w, ["--size", "1"]),
                           "program": w} for w in workloads},
         "ratio_pairs": [stats.ratio_label(p) for p in pairs],
-        "figures": matrix.figure_entries(samples, list(allocators), pairs),
+        "figures": figures,
+        "tiers": {"classic": tier} if tier else {},
         "failures": [],
         "run_count": len(samples),
         "interrupted": False,
@@ -111,6 +115,8 @@ elif prog == "kvstore":
     print(f"ops_per_sec={1e9 / (base * 100):.0f}\nmaps=50\nmalloc_from={pre or 'libc.so.6'}")
     if name == "libmesh":
         print("mesh_count=7\nmesh_pause_max_ns=3000000")
+elif prog.endswith("-like") or prog == "false-sharing":  # the classic tier
+    print(f"seconds={base / 10}\nchecksum=7\nminflt=100\nsys_s=0.01")
 else:
     print(f"ns_per_op={base}\npss_kb=2048\nmalloc_from=x")
 '''
@@ -122,7 +128,8 @@ def fake_build(root: str, allocators=("jemalloc", "libmesh")) -> tuple[str, dict
     build directory and {allocator: library path}."""
     bdir = os.path.join(root, "build")
     for rel in ("perf/micro-bench", "perf/fragmenter", "perf/churn", "perf/fork-latency",
-                "perf/kvstore", "stress/test-stress", "stress/larson"):
+                "perf/kvstore", "stress/test-stress", "stress/larson",
+                *(f"perf/{t}" for t in build.CLASSIC_TARGETS)):
         write_exe(os.path.join(bdir, rel), FAKE_PROGRAM)
     libs = {}
     os.makedirs(os.path.join(bdir, "mesh"), exist_ok=True)

@@ -62,6 +62,7 @@ class Settings:
     micro_filter: str = ""
     timeout: float = 600.0
     fork_heap_mb: int | None = None  # None: 1024, or 256 with --quick
+    classic_threads: int = 2  # threads of the classic tier's multithreaded programs
 
 
 KB_TO_MIB = 1.0 / 1024.0
@@ -77,6 +78,7 @@ class Workload:
     # The runner's PSS sampler holds the kernel's mmap lock while it walks the mappings; programs
     # that read their own PSS and report mesh pauses turn it off so it does not stretch them.
     sample_pss = True
+    group = ""  # a workload group (--workloads GROUP selects all of its workloads)
 
     def params(self, s: Settings) -> list[str]:
         """Arguments after the program name; recorded so runs with other sizes are not compared."""
@@ -283,13 +285,16 @@ class RealProgram(Workload):
 
     system_program = ""  # looked up on PATH; the workload is left out when it is missing
     sample_pss = False  # the driver samples the program itself (the runner would see Python)
+    driver_module = "perflib.servers"
+    driver_command = ""  # the driver's subcommand ("" = the workload's name)
 
     def locate(self, programs):
         return shutil.which(self.system_program)
 
     def jobs(self, s, program):
         return [Job(self.name, self.name,
-                    [PYTHON, "-m", "perflib.servers", self.name, *self.params(s)],
+                    [PYTHON, "-m", self.driver_module, self.driver_command or self.name,
+                     *self.params(s)],
                     {"PYTHONPATH": SCRIPTS_DIR}, s.timeout, sample_pss=False, driver=True)]
 
     def allocator_args(self, name: str, library: str | None) -> list[str]:
@@ -382,6 +387,111 @@ class CPython(RealProgram):
         return ["--objects", "500000", "--serve-seconds", "5", "--idle-seconds", "5"]
 
 
+# --- the classic tier ----------------------------------------------------------------------------
+
+CLASSIC = "classic"
+_CLASSIC_METRICS = (
+    Metric("seconds", "s", "time", "wall time of the work (the program's own clock; real "
+           "programs: from start to exit)"),
+    Metric("peak_pss_mb", "MiB", "memory", "largest PSS seen while running (sampled)",
+           source="peak_pss_kb", scale=KB_TO_MIB),
+    Metric("peak_rss_mb", "MiB", "info", "peak RSS", source="peak_rss_kb", scale=KB_TO_MIB),
+    Metric("minflt", "count", "info", "minor page faults"),
+    Metric("sys_s", "s", "info", "system CPU time"),
+)
+
+
+class ClassicProgram(Workload):
+    """A program of the classic tier (perf/classic/*.cc): the pattern of a classic allocator
+    benchmark, written here; it times and checks its own work (`seconds=`, exit 1 when wrong)."""
+
+    group = CLASSIC
+    metrics = _CLASSIC_METRICS
+    headline = "seconds"
+
+    def __init__(self, name: str, target: str, description: str, threaded: bool = False,
+                 args: tuple[str, ...] = ()):
+        self.name = name
+        self.target = target
+        self.binary = f"perf/{target}"
+        self.description = description
+        self.threaded = threaded
+        self.args = args
+
+    def params(self, s):
+        p = list(self.args)
+        if self.threaded:
+            p += ["--threads", str(s.classic_threads)]
+        return p + (["--quick"] if s.quick else [])
+
+
+class ClassicReal(RealProgram):
+    """A real program of the classic tier, timed from start to exit under each allocator by
+    `python3 -m perflib.classic COMMAND` (classic.py), which also checks its output."""
+
+    group = CLASSIC
+    metrics = _CLASSIC_METRICS
+    headline = "seconds"
+    driver_module = "perflib.classic"
+
+    def __init__(self, name: str, command: str, system_program: str, binary: str,
+                 description: str):
+        self.name = name
+        self.driver_command = command
+        self.system_program = system_program
+        self.binary = binary
+        self.description = description
+
+    def params(self, s):
+        return ["--quick"] if s.quick else []
+
+
+CLASSIC_TIER: tuple[Workload, ...] = (
+    ClassicProgram("cfrac-like", "cfrac-like", "perf/cfrac-like: Pollard-rho factoring on "
+                   "malloc'd bignums; many short-lived small objects of varied sizes (cfrac)"),
+    ClassicProgram("espresso-like", "espresso-like", "perf/espresso-like: Quine-McCluskey "
+                   "minimisation and greedy cover of random functions; mixed lifetimes "
+                   "(espresso)"),
+    ClassicProgram("barnes-like", "barnes-like", "perf/barnes-like: Barnes-Hut steps, the "
+                   "octree malloc'd and freed every step; pointer chasing (barnes)"),
+    ClassicProgram("cache-thrash-like", "false-sharing", "perf/false-sharing: threads malloc "
+                   "small objects and write them hard (cache-thrash)", threaded=True),
+    ClassicProgram("cache-scratch-like", "false-sharing", "perf/false-sharing --passive: as "
+                   "cache-thrash, each thread's first object allocated by the main thread "
+                   "(cache-scratch)", threaded=True, args=("--passive",)),
+    ClassicProgram("glibc-simple-like", "glibc-simple-like", "perf/glibc-simple-like: batches "
+                   "of same-size blocks malloc'd and freed in order, single-threaded, "
+                   "multithreaded and on a thread (glibc malloc-simple)"),
+    ClassicProgram("glibc-thread-like", "glibc-thread-like", "perf/glibc-thread-like: threads "
+                   "replace random blocks of their working sets (glibc malloc-thread)",
+                   threaded=True),
+    ClassicProgram("xmalloc-like", "xmalloc-like", "perf/xmalloc-like: producers malloc, "
+                   "consumers free, batches through a queue (xmalloc-test)", threaded=True),
+    ClassicProgram("malloc-large-like", "malloc-large-like", "perf/malloc-large-like: churn "
+                   "of 1-8 MiB blocks, only their ends written (malloc-large)"),
+    ClassicProgram("mleak-like", "mleak-like", "perf/mleak-like: churn of small objects that "
+                   "leaks one allocation in 100 (mleak)"),
+    ClassicProgram("rptest-like", "rptest-like", "perf/rptest-like: bursts freed out of order, "
+                   "some passed to another thread, threads replaced (rptest)", threaded=True),
+    ClassicProgram("mstress-like", "mstress-like", "perf/mstress-like: rounds of threads "
+                   "allocating, freeing and swapping objects through a shared table (mstress)",
+                   threaded=True),
+    ClassicProgram("alloc-test-like", "alloc-test-like", "perf/alloc-test-like: random "
+                   "malloc/free over a working set that swings between 1/4 and all of its size "
+                   "(alloc-test)", threaded=True),
+    ClassicReal("gxx-compile", "gxx", "g++", "g++ -O2 -c perf/kvstore.cc",
+                "Debian's g++ -std=c++20 -O2 -c perf/kvstore.cc (--quick: perf/alloc_loop.cc); "
+                "the object must define main"),
+    ClassicReal("python-churn", "python", PYTHON, "python3 perf/classic/pychurn.py",
+                "Debian's python3 with PYTHONMALLOC=malloc running perf/classic/pychurn.py: "
+                "dict/list/str churn over documents and an index, checked by a recount"),
+    ClassicReal("sqlite-script", "sqlite", "sqlite3", "sqlite3 :memory:",
+                "Debian's sqlite3 on an in-memory database: per round a table of 100000 rows "
+                "inserted, indexed, a third updated, a fifth deleted, summed; the output is "
+                "compared with the sums computed in Python"),
+)
+
+
 def regex_escape(text: str) -> str:
     """Escapes what is special in google-benchmark's (POSIX extended) filter regex. Python's
     re.escape would also escape '-' and '/', which POSIX regex does not accept escaped."""
@@ -419,9 +529,15 @@ class Micro(Workload):
 ALL: tuple[Workload, ...] = (
     TestStress(), Larson(), LarsonTurnover(), Churn(), Fragmenter(), KvStore(), ForkLatency(),
     Micro(), Redis(), CPython(),
-)
+) + CLASSIC_TIER
 BY_NAME = {w.name: w for w in ALL}
 DEFAULT_ORDER = [w.name for w in ALL]
+GROUPS = {CLASSIC: [w.name for w in ALL if w.group == CLASSIC]}
+
+
+def in_group(workload: str, group: str = CLASSIC) -> bool:
+    w = BY_NAME.get(workload)
+    return w is not None and w.group == group
 
 
 def metric_of(figure: str) -> Metric | None:
@@ -484,15 +600,19 @@ def program_path(build_dir: str, w: Workload) -> str:
 
 
 def select(spec: str) -> list[Workload]:
-    """'all' or a comma-separated list of workload names -> workloads in the standard order."""
+    """'all' or a comma-separated list of workload and group names (a group stands for all of
+    its workloads) -> workloads in the standard order."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
         raise ValueError("no workload given")
     if names == ["all"]:
         return list(ALL)
-    unknown = [n for n in names if n not in BY_NAME]
+    unknown = [n for n in names if n not in BY_NAME and n not in GROUPS]
     if unknown:
         raise ValueError(f"unknown workload(s): {', '.join(unknown)} "
-                         f"(known: {', '.join(DEFAULT_ORDER)})")
-    return [w for w in ALL if w.name in names]
+                         f"(known: {', '.join(DEFAULT_ORDER)}; groups: {', '.join(GROUPS)})")
+    wanted = set(names)
+    for n in names:
+        wanted.update(GROUPS.get(n, []))
+    return [w for w in ALL if w.name in wanted]
 

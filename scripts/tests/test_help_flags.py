@@ -6,8 +6,9 @@
 Compiled programs are taken from the build directory (MESH_BUILD_DIR, default build/): every
 executable in its stress/ and perf/ folders, plus every executable named in those folders'
 CMakeLists.txt, which is skipped with a message when it has not been built. Scripts are every
-*.sh and every *.py entry point in scripts/, stress/ and perf/. Nothing is built here, and only
-the two calls above are made (some programs need root or start long builds otherwise).
+*.sh and every *.py entry point in scripts/, stress/, perf/ and perf/classic/. Nothing is built
+here, and only the two calls above are made (some programs need root or start long builds
+otherwise).
 """
 import os
 import pathlib
@@ -21,7 +22,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("MESH_BUILD_DIR", ROOT / "build"))
 PROGRAM_DIRS = ("stress", "perf")
-SCRIPT_DIRS = ("scripts", "stress", "perf")
+SCRIPT_DIRS = ("scripts", "stress", "perf", "perf/classic")
 BAD_FLAG = "--definitely-not-a-flag"
 TIMEOUT_S = 60
 USAGE = re.compile(r"usage", re.I)
