@@ -68,6 +68,10 @@ def show_result(args) -> int:
     print("\n".join(mtable.caption(doc)))
     print()
     print(mtable.render(doc, style=args.format))
+    tier = mtable.render_tier(doc, style=args.format)
+    if tier:
+        print()
+        print(tier)
     for note in mtable.notes(doc):
         print(f"note: {note}", file=sys.stderr)
     if ref is not None:

@@ -6,7 +6,7 @@
 # ratios (and the classic tier's ratios to jemalloc). --record adds the run to results/.
 #   scripts/run-perf.sh             5 repetitions (40-60 minutes on 2 cores)
 #   scripts/run-perf.sh --quick     1 small repetition (under 5 minutes, for CI)
-#   scripts/run-perf.sh --workloads classic --reps 3   the classic tier alone (~15 minutes)
+#   scripts/run-perf.sh --workloads classic --reps 3   the classic tier alone (~10 minutes)
 #   scripts/run-perf.sh --help      every option
 # The work is done by scripts/perflib (Python, standard library + matplotlib for plots).
 set -euo pipefail

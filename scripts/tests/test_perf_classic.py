@@ -259,7 +259,7 @@ def test_run_perf_prints_the_tier_table(tmp_path):
     argv = ["bash", SCRIPT, "--no-build", "--build-dir", bdir, "--results-dir",
             str(tmp_path / "results"), "--allocators",
             f"glibc,jemalloc={libs['jemalloc']},libmesh", "--workloads",
-            "cfrac-like,cache-scratch-like", "--reps", "2", "--json", str(out)]
+            "cfrac-like,cache-scratch-like", "--reps", "2", "--json", str(out), "--record"]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
@@ -271,3 +271,13 @@ def test_run_perf_prints_the_tier_table(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["tiers"]["classic"]["time_geomean"]["libmesh"] == pytest.approx(0.8)
     assert doc["workloads"]["cache-scratch-like"]["params"] == ["--passive", "--threads", "2"]
+    # the stored result shows the same tier table, and the history has the geomeans
+    table = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "perf_table.py"),
+                            "--results-dir", str(tmp_path / "results"), "--result", "latest"],
+                           capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert ["cache-scratch-like", "2.00", "1.00", "0.80"] in [
+        ln.split() for ln in table.stdout.splitlines()]
+    _, rows = store.read_history(str(tmp_path / "results" / "history.csv"))
+    assert float(rows[-1]["classic.time_geomean@libmesh/jemalloc"]) == pytest.approx(0.8)
+    assert os.path.isfile(tmp_path / "results" / "plots" / "latest-classic.png")
