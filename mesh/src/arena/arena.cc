@@ -49,6 +49,7 @@ bool Arena::reserve(size_t bytes, size_t maxBytes) {
   reservedBytes_.store(bytes, std::memory_order_relaxed);
   pageCount_.store(bytes >> os::kPageShift, std::memory_order_relaxed);
   maxPages_ = mapPages;
+  mappedBoundBytes_ = mapPages << os::kPageShift;
   pageMap_ = static_cast<std::atomic<uintptr_t>*>(map);
   return true;
 }

@@ -114,6 +114,9 @@ class Arena {
   // The shared view of the whole file (nullptr without one): file page N is at view + N * 4096.
   char* fileView() const { return view_; }
   size_t reservedBytes() const { return reservedBytes_.load(std::memory_order_relaxed); }
+  // Bytes of address space from base() the page map covers: a fixed bound (the growth limit),
+  // so the free fast path compares with a constant. Entries past the range read as 0.
+  size_t mappedBoundBytes() const { return mappedBoundBytes_; }
   // Bytes of the range made read-write so far (what strict overcommit charges, at most).
   size_t committedBytes();
   // Byte offset of p from the arena base; >= reservedBytes() when p is outside.
@@ -227,6 +230,7 @@ class Arena {
   std::atomic<size_t> reservedBytes_{0};
   std::atomic<size_t> pageCount_{0};
   size_t maxPages_ = 0;       // growth limit (page map capacity and maxBytes)
+  size_t mappedBoundBytes_ = 0;  // maxPages_ << kPageShift
   size_t committed_ MESH_GUARDED_BY(lock_) = 0;  // pages [0, committed_) are read-write
   size_t viewBytes_ = 0;       // size of the file and its view (spans beyond it cannot mesh)
   size_t childViewBytes_ = 0;

@@ -79,7 +79,8 @@ MESH_FAST_PATH void deallocate(void* p) {
   ThreadHeap* th = t_thread.fast;
   const Arena& arena = runtime().heap.arena();
   size_t x = arena.offsetOf(p);
-  if (MESH_LIKELY(th != nullptr && x < arena.reservedBytes())) {
+  // The page map's fixed bound, not the (growing) range: an entry past the range reads as 0.
+  if (MESH_LIKELY(th != nullptr && x < arena.mappedBoundBytes())) {
     bool done = false;
     {
       FastPathMark mark(th);
