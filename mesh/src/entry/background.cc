@@ -33,7 +33,9 @@ constexpr unsigned kMaxIdleShift = 4;          // idle back-off: up to 16 period
 // never gets there.
 constexpr uint64_t kAutoStartBytes = uint64_t{4} << 20;
 // A round meshes for a share of its period that grows with the gain: a twentieth for the
-// smallest gain worth a step, three quarters from kFullPaceGainBytes on.
+// smallest gain worth a step, a quarter from kFullPaceGainBytes on (each mesh's remapping makes
+// the kernel interrupt the CPUs running the program's threads, and the thread competes with
+// them for CPU time), all of it while the program has stopped freeing.
 constexpr uint64_t kFullPaceGainBytes = uint64_t{48} << 20;
 
 // pid of the process in which the thread runs, 0 when it runs nowhere. A fork child inherits the
@@ -124,7 +126,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool
   uint64_t gain = meshPeriodNs > 0 ? rt.heap.meshGainBytes() : 0;
   if (gain > 0) {
     uint64_t share = gain < kFullPaceGainBytes ? gain : kFullPaceGainBytes;
-    uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) * 3 / 4;
+    uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) / 4;
     if (budget < meshPeriodNs / 20) budget = meshPeriodNs / 20;
     if (quiet) budget = meshPeriodNs;
     if (budget > 500 * kMs) budget = 500 * kMs;

@@ -303,6 +303,7 @@ class GlobalHeap {
   std::atomic<uint64_t> pacedMeshes_{0};
   std::atomic<uint64_t> pacedMeshedBytes_{0};
   std::atomic<uint64_t> pacedMeshNs_{0};
+  std::atomic<size_t> pacedPairs_{16};  // meshes a paced step may make (2..16, adapts)
   std::atomic<uint64_t> lastDecayNs_{0};
   std::atomic<bool> decayUnfinished_{false};  // the last pass ran out of time
   std::atomic<uint64_t> decayedBytes_{0};

@@ -268,13 +268,17 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   LockGuard guard(c.lock);
   uint64_t start = os::monotonicNs();
   drainLocked(cls);
-  // At most 2048 spans per step (1024 for the shorter steps of the pacing), found among at most
-  // four times as many listed spans, keep the search (and so the pause) bounded; emptier spans
-  // come first (lower bins), which is where meshing frees the most (the fullest bin holds mostly
-  // spans meshing skips, and may be long). A span's listedFree says whether it is at an
-  // occupancy meshing accepts (counted when it was relisted: the drain above relisted every
-  // span whose bits changed), without reading its bitmap's cache line.
-  size_t maxCandidates = stepBudgetNs < kStepBudgetNs ? 1024 : 2048;
+  // At most 2048 spans per step (for the shorter steps of the pacing, 64 per mesh the step may
+  // make, 128 to 1024), found among at most four times as many listed spans, keep the search
+  // (and so the pause) bounded; emptier spans come first (lower bins), which is where meshing
+  // frees the most (the fullest bin holds mostly spans meshing skips, and may be long). A span's
+  // listedFree says whether it is at an occupancy meshing accepts (counted when it was
+  // relisted: the drain above relisted every span whose bits changed), without reading its
+  // bitmap's cache line.
+  size_t maxCandidates = 2048;
+  if (stepBudgetNs < kStepBudgetNs) {
+    maxCandidates = maxPairs == 0 || maxPairs >= 16 ? 1024 : maxPairs <= 2 ? 128 : 64 * maxPairs;
+  }
   size_t visits = 4 * maxCandidates;
   meshCandidates_.clear();
   for (MiniHeap* list : c.partial) {
@@ -447,9 +451,21 @@ size_t GlobalHeap::meshPaced(uint64_t budgetNs, bool yieldBetween) {
       }
     }
     if (cls < 0) break;
+    // A step looks at 64 candidates per mesh it may make; as many meshes as the last steps
+    // made within the budget (where meshes are slow, a step makes few, and collecting 1024
+    // candidates for one or two of them would cost more than the meshes).
+    size_t pairs = pacedPairs_.load(std::memory_order_relaxed);
     uint64_t stepStart = os::monotonicNs();
-    size_t made = meshClass(cls, kPairsPerStep, kPacedStepBudgetNs);
+    size_t made = meshClass(cls, pairs, kPacedStepBudgetNs);
+    // A small look that found nothing is followed by a full one before the class counts as
+    // exhausted.
+    if (made == 0 && pairs < kPairsPerStep) made = meshClass(cls, kPairsPerStep, kPacedStepBudgetNs);
     uint64_t stepEnd = os::monotonicNs();
+    if (made >= pairs) {
+      pacedPairs_.store(pairs * 2 < kPairsPerStep ? pairs * 2 : kPairsPerStep, std::memory_order_relaxed);
+    } else if (made > 0 && stepEnd - stepStart > kPacedStepBudgetNs) {
+      pacedPairs_.store(made > 2 ? made : 2, std::memory_order_relaxed);
+    }
     pacedMeshNs_.fetch_add(stepEnd - stepStart, std::memory_order_relaxed);
     if (made == 0) {
       ClassState& c = classes_[cls];
