@@ -12,8 +12,8 @@
 //   4. serve for --serve-seconds (or --serve-ops operations): --get-pct gets (look the key up,
 //      read and verify the value), --set-pct sets of existing keys with a new size, the rest
 //      half inserts of new keys and half deletes. No compaction API is called, so a compacting
-//      allocator must work from its ordinary free path (libmesh: rate-limited by
-//      MESH_PERIOD_MS); --compact calls mesh_compact() (libmesh, found with dlsym) or
+//      allocator must work on its own (libmesh: its background thread, paced by the memory
+//      meshing can win); --compact calls mesh_compact() (libmesh, found with dlsym) or
 //      malloc_trim(0) once between phases 3 and 4.
 // Every value holds a pattern derived from its key, its version and its length, checked on
 // every get and for every key before exit; a mismatch stops the program with status 1.

@@ -365,6 +365,8 @@ void GlobalHeap::shrinkLarge(MiniHeap* mh, size_t newPages) {
 
 void GlobalHeap::drainAll() {
   for (int cls = 0; cls < kNumClasses; ++cls) {
+    // An empty queue needs no lock (a span queued after this look is drained next time).
+    if (classes_[cls].queue.load(std::memory_order_acquire) == nullptr) continue;
     LockGuard guard(classes_[cls].lock);
     drainLocked(cls);
   }
