@@ -25,6 +25,8 @@
 //   baseline_pss_kb insert_pss_kb full_pss_kb delete_pss_kb   PSS before phase 1, after 1-3
 //   compact compact_ms compact_pss_kb meshes    the --compact call, if any
 //   serve_seconds serve_ops ops_per_sec ns_per_op              phase 4
+//   cpu_ns_per_op     CPU time of the serving thread per operation (less sensitive to other
+//                     load on the machine than ns_per_op)
 //   pss_kb rss_kb     at the end of phase 4
 //   heap_pss_kb       pss_kb - baseline_pss_kb
 //   pss_per_live      pss_kb * 1024 / live_bytes; heap_pss_per_live the same without baseline
@@ -61,6 +63,7 @@ struct Config {
   bool use_realloc = false;
   bool compact = false;
   bool quiet = false;
+  bool mesh_report = false;
 };
 
 Config parse(int argc, char** argv) {
@@ -86,6 +89,8 @@ Config parse(int argc, char** argv) {
   o.flag("realloc", "change a value's size with realloc instead of free + malloc", c.use_realloc);
   o.flag("compact", "call mesh_compact() or malloc_trim(0) once after the deletes", c.compact);
   o.flag("quiet", "no progress lines on stderr", c.quiet);
+  o.flag("mesh-report", "libmesh only: print its detailed statistics (MALLOCSTATS=2) to stderr "
+         "when serving ends", c.mesh_report);
   o.parse(argc, argv);
   if (c.key_max < c.key_min) o.fail_usage("--key-max-size must not be below --key-min-size");
   if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
@@ -446,12 +451,20 @@ struct ServeResult {
   Counts counts;
   uint64_t ops = 0;
   double seconds = 0;
+  double cpu_seconds = 0;  // CPU time of the serving thread (user + system)
 };
+
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 ServeResult serve(const Config& c, Store& s, perfw::Rng& rng) {
   ServeResult r;
   if (c.serve_seconds == 0 && c.serve_ops == 0) return r;
   const double t0 = perfw::now_seconds();
+  const double cpu0 = thread_cpu_seconds();
   const uint64_t limit = c.serve_ops == 0 ? UINT64_MAX : c.serve_ops;
   const uint64_t mutate = c.get_pct + c.set_pct;
   for (;;) {
@@ -486,6 +499,7 @@ ServeResult serve(const Config& c, Store& s, perfw::Rng& rng) {
     }
   }
   r.seconds = perfw::now_seconds() - t0;
+  r.cpu_seconds = thread_cpu_seconds() - cpu0;
   return r;
 }
 
@@ -527,6 +541,11 @@ int main(int argc, char** argv) {
   t = perfw::now_seconds();
   const ServeResult served = serve(c, store, rng);
   progress.phase("serve", t, store);
+  if (c.mesh_report) {
+    using PrintFn = void (*)(int, int);
+    auto fn = reinterpret_cast<PrintFn>(dlsym(RTLD_DEFAULT, "mesh_print_stats"));
+    if (fn != nullptr) fn(2, 2);
+  }
 
   const long pss = perfw::smaps_rollup_kb("Pss");
   const long rss = perfw::smaps_rollup_kb("Rss");
@@ -550,6 +569,7 @@ int main(int argc, char** argv) {
   if (served.ops > 0 && served.seconds > 0) {
     std::printf("ops_per_sec=%.0f\n", static_cast<double>(served.ops) / served.seconds);
     std::printf("ns_per_op=%.1f\n", served.seconds * 1e9 / static_cast<double>(served.ops));
+    std::printf("cpu_ns_per_op=%.1f\n", served.cpu_seconds * 1e9 / static_cast<double>(served.ops));
   }
   std::printf("pss_kb=%ld\nrss_kb=%ld\nheap_pss_kb=%ld\n", pss, rss, pss - baseline_pss);
   if (live > 0 && pss >= 0) {

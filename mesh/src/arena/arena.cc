@@ -473,19 +473,22 @@ bool Arena::aliasPages(size_t virtPage, size_t filePage, size_t pages) {
                                 pages << os::kPageShift);
 }
 
-// Through the view: the file's pages are allocated first (a failure is a refused mesh, never a
-// fault), and the view's page-table entries are dropped after the copy (the data stays in the
-// file), so the view never holds more than the span being copied.
-static bool copyIntoView(char* to, const char* from, size_t bytes) {
+// Through a view: the file's pages are allocated first (a failure is a refused mesh, never a
+// fault). discard drops the view's page-table entries after the copy (the data stays in the
+// file): the child's file at fork does, so its view never holds more than the span being
+// copied. A mesh does not: dropping them is a TLB shootdown that interrupts every CPU running
+// the program, and the entries go when the pages are punched; meanwhile a page mapped by the view
+// and a span counts once in PSS (twice in RSS).
+static bool copyIntoView(char* to, const char* from, size_t bytes, bool discard) {
   if (!os::populateWritable(to, bytes)) return false;
   std::memcpy(to, from, bytes);
-  os::discardAnonymous(to, bytes);
+  if (discard) os::discardAnonymous(to, bytes);
   return true;
 }
 
 bool Arena::writeFilePages(size_t filePage, size_t page, size_t pages) {
   return view_ != nullptr && ((filePage + pages) << os::kPageShift) <= viewBytes_ &&
-         copyIntoView(view_ + (filePage << os::kPageShift), pageAddress(page), pages << os::kPageShift);
+         copyIntoView(view_ + (filePage << os::kPageShift), pageAddress(page), pages << os::kPageShift, false);
 }
 
 bool Arena::protectPages(size_t page, size_t pages, bool writable) {
@@ -538,7 +541,7 @@ bool Arena::prepareChildFile() {
 bool Arena::copyToChildFile(size_t page, size_t pages) {
   size_t offset = page << os::kPageShift, bytes = pages << os::kPageShift;
   return childView_ != nullptr && offset + bytes <= childViewBytes_ &&
-         copyIntoView(childView_ + offset, pageAddress(page), bytes);
+         copyIntoView(childView_ + offset, pageAddress(page), bytes, true);
 }
 
 void Arena::dropChildFile() {

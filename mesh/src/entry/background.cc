@@ -49,8 +49,11 @@ std::atomic<bool> g_startFailed{false};
 std::atomic<int> g_wake{0};  // futex word the thread sleeps on; bumped with every request
 std::atomic<int> g_requests{0};
 std::atomic<bool> g_idle{false};     // the thread backs off; the next slow frees wake it
-// Counts the application's slow-free rounds (onSlowFrees calls) while the thread runs: a
-// round of the thread that sees no change knows the application has stopped freeing.
+// Counts the application's slow-free rounds (onSlowFrees calls) while the thread runs. With the
+// heap's refill count (spans attached to threads) it tells a round of the thread whether the
+// application is still at work: a server that frees into and allocates from its thread cache
+// calls the slow free path rarely, but refills all the time. Only a round that sees neither
+// change meshes for its whole period.
 std::atomic<uint32_t> g_freeRounds{0};
 std::atomic<bool> g_exiting{false};  // exit() has begun: the thread does no more work
 std::atomic<bool> g_appClaimed[2] = {};  // SIGUSR1, SIGUSR2: the application chose a disposition
@@ -150,7 +153,8 @@ void* serviceMain(void*) {
   Runtime& rt = runtime();
   uint64_t lastTick = 0, nextTick = os::monotonicNs();
   unsigned idleShift = 0;
-  uint32_t roundsSeen = g_freeRounds.load(std::memory_order_relaxed);
+  auto activity = [&rt] { return g_freeRounds.load(std::memory_order_relaxed) + rt.heap.refillCount(); };
+  uint64_t roundsSeen = activity();
   for (;;) {
     int seen = g_wake.load(std::memory_order_acquire);
     int req = g_requests.exchange(0, std::memory_order_acq_rel);
@@ -180,7 +184,7 @@ void* serviceMain(void*) {
         nextTick = lastTick + period;
       }
       if (meshing && now >= nextTick) {
-        uint32_t rounds = g_freeRounds.load(std::memory_order_relaxed);
+        uint64_t rounds = activity();
         bool dirty = false;
         bool busy = tick(rt, periodMs > 0 ? period : 0, decay, rounds == roundsSeen, &dirty);
         roundsSeen = rounds;

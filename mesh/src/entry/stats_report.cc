@@ -51,6 +51,9 @@ void collectStats(mesh_stats* out) {
   out->meshed_pages_hwm = hs.meshedPagesHwm;
   out->mesh_pause_max_ns = hs.meshPauseMaxNs;
   out->mesh_pause_p99_ns = hs.meshPauseP99Ns;
+  out->mesh_waits = hs.meshWaits;
+  out->mesh_wait_max_ns = hs.meshWaitMaxNs;
+  out->mesh_wait_p99_ns = hs.meshWaitP99Ns;
   out->mapping_count = hs.mappingEstimate;
   out->mapping_limit = hs.mappingLimit;
   out->paced_meshes = hs.pacedMeshes;
@@ -83,6 +86,9 @@ void printReport(int fd, int level) {
   line.add("Mappings:").pad(24).addI(os::mappingCount()).add('\n');
   line.add("Mesh Pause Max ms:").pad(24).addFixed(s.mesh_pause_max_ns / 1000, 3).add('\n');
   line.add("Mesh Pause p99 ms:").pad(24).addFixed(s.mesh_pause_p99_ns / 1000, 3).add('\n');
+  line.add("Mesh Waits:").pad(24).addU(s.mesh_waits).add('\n');
+  line.add("Mesh Wait Max ms:").pad(24).addFixed(s.mesh_wait_max_ns / 1000, 3).add('\n');
+  line.add("Mesh Wait p99 ms:").pad(24).addFixed(s.mesh_wait_p99_ns / 1000, 3).add('\n');
   line.add("Paced meshes:").pad(24).addU(s.paced_meshes).add('\n');
   addMiBLine(line, "Paced MB meshed:", s.paced_meshed_bytes);
   line.add("Paced mesh ms:").pad(24).addFixed(s.paced_mesh_ns / 1000, 3).add('\n');

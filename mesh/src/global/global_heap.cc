@@ -75,8 +75,22 @@ void GlobalHeap::unlinkLocked(ClassState& c, MiniHeap* mh) {
   if (mh->prev != nullptr) mh->prev->next = mh->next;
   else c.partial[mh->bin] = mh->next;
   if (mh->next != nullptr) mh->next->prev = mh->prev;
+  else c.partialTail[mh->bin] = mh->prev;
   mh->prev = mh->next = nullptr;
   mh->bin = kNoBin;
+}
+
+void GlobalHeap::moveToTailLocked(ClassState& c, MiniHeap* mh) {
+  uint8_t bin = mh->bin;
+  if (bin == kNoBin || mh->next == nullptr) return;
+  mh->next->prev = mh->prev;
+  if (mh->prev != nullptr) mh->prev->next = mh->next;
+  else c.partial[bin] = mh->next;
+  MiniHeap* tail = c.partialTail[bin];
+  mh->prev = tail;
+  mh->next = nullptr;
+  tail->next = mh;
+  c.partialTail[bin] = mh;
 }
 
 void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
@@ -131,6 +145,7 @@ void GlobalHeap::relistLocked(MiniHeap* mh) {
   mh->prev = nullptr;
   mh->next = c.partial[bin];
   if (mh->next != nullptr) mh->next->prev = mh;
+  else c.partialTail[bin] = mh;
   c.partial[bin] = mh;
 }
 
@@ -155,8 +170,9 @@ void GlobalHeap::drainLocked(int cls) {
 }
 
 MiniHeap* GlobalHeap::attach(int cls, void* owner) {
+  refills_.fetch_add(1, std::memory_order_relaxed);
   ClassState& c = classes_[cls];
-  LockGuard guard(c.lock);
+  ClassLock guard(*this, c);
   drainLocked(cls);
   MiniHeap* mh = nullptr;
   for (int bin = kBins - 1; bin >= 0 && mh == nullptr; --bin) mh = c.partial[bin];
@@ -173,7 +189,7 @@ MiniHeap* GlobalHeap::attach(int cls, void* owner) {
 
 void GlobalHeap::detach(MiniHeap* mh) {
   ClassState& c = classes_[mh->sizeClassIndex()];
-  LockGuard guard(c.lock);
+  ClassLock guard(*this, c);
   // Store owner, then fold: pairs with freeNonOwner's fetch_or-then-load (see miniheap.h).
   mh->setOwner(nullptr);
   mh->foldRemote();
@@ -229,7 +245,7 @@ void GlobalHeap::freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr
 uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
   ClassState& c = classes_[cls];
   uint32_t rejected = 0;
-  LockGuard guard(c.lock);
+  ClassLock guard(*this, c);
   // Under the class lock nothing of this class moves: no mesh, attach, detach or release runs,
   // so page-map entries and owners are stable and no pin is needed. Each span touched is
   // relisted once, after its last object (relisting counts its live bits): a batch usually
@@ -293,7 +309,7 @@ void* GlobalHeap::takeSlotLocked(MiniHeap* mh) {
 
 void* GlobalHeap::allocUnattached(int cls) {
   ClassState& c = classes_[cls];
-  LockGuard guard(c.lock);
+  ClassLock guard(*this, c);
   drainLocked(cls);
   MiniHeap* mh = nullptr;
   for (int bin = kBins - 1; bin >= 0 && mh == nullptr; --bin) mh = c.partial[bin];
@@ -409,8 +425,14 @@ HeapStats GlobalHeap::stats() {
   s.meshedBytesTotal = meshedBytesTotal_.load(std::memory_order_relaxed);
   s.meshedPages = meshedPages_.load(std::memory_order_relaxed);
   s.meshedPagesHwm = meshedPagesHwm_.load(std::memory_order_relaxed);
-  s.meshPauseMaxNs = meshPauseMaxNs_.load(std::memory_order_relaxed);
-  s.meshPauseP99Ns = pausePercentileNs(0.99);
+  s.meshPauseMaxNs = meshSteps_.maxNs();
+  s.meshPauseP99Ns = meshSteps_.percentileNs(0.99);
+  PauseHistogram::Snapshot waits;
+  lockWaits_.addTo(&waits);
+  barrier::waits().addTo(&waits);
+  s.meshWaits = waits.total;
+  s.meshWaitMaxNs = waits.max;
+  s.meshWaitP99Ns = waits.percentileNs(0.99);
   {
     LockGuard guard(meshLock_);
     s.mappingEstimate = mapMeasured_ < 0 ? 0 : static_cast<uint64_t>(mapMeasured_ + mapAddedSince_);

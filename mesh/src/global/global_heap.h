@@ -12,6 +12,7 @@
 
 #include "arena/arena.h"
 #include "common/lock.h"
+#include "common/pause_histogram.h"
 #include "common/meta_memory.h"
 #include "common/rng.h"
 #include "miniheap/mesh_candidates.h"
@@ -55,6 +56,9 @@ struct HeapStats {
   uint64_t meshedPagesHwm;
   uint64_t meshPauseMaxNs;  // longest time a class lock was held by one mesh step
   uint64_t meshPauseP99Ns;  // 99th percentile of those times (at most 25% high), 0 before any step
+  uint64_t meshWaits;       // times an application thread waited for meshing (lock or barrier)
+  uint64_t meshWaitMaxNs;   // the longest of those waits
+  uint64_t meshWaitP99Ns;   // their 99th percentile (at most 25% high)
   uint64_t mappingEstimate;
   uint64_t mappingLimit;
   uint64_t fileBackedSpans;  // spans whose pages are in the memfd (mesh destinations)
@@ -165,6 +169,8 @@ class GlobalHeap {
   // Free bytes in detached, partly used spans of the classes that mesh, at an occupancy meshing
   // accepts: the memory meshing works on (lock-free, maintained as spans are listed).
   uint64_t meshableFreeBytes() const;
+  // Spans attached to thread heaps since start (one per refill): how busy the application is.
+  uint64_t refillCount() const { return refills_.load(std::memory_order_relaxed); }
   // Gains below this (or below 1/32 of the meshable-free bytes a futile step left) are not worth
   // a step, and a class is not tried again within kRetryNs of a futile step; at or above
   // kEagerGainBytes in all, the free path steps four times per period.
@@ -172,6 +178,8 @@ class GlobalHeap {
   static constexpr uint64_t kRetryNs = 100000000;
   static constexpr uint64_t kEagerGainBytes = uint64_t{8} << 20;
   void setMaxMapCount(long limit) { maxMapCountOverride_.store(limit, std::memory_order_relaxed); }
+  // Tests: holds class cls's lock as a mesh step does, for ns nanoseconds.
+  void holdClassAsStepForTest(int cls, uint64_t ns);
   void setSameThreadMeshing(bool on) { sameThreadMeshing_.store(on, std::memory_order_relaxed); }
 
   // --- maintenance ----------------------------------------------------------------------------
@@ -215,6 +223,7 @@ class GlobalHeap {
   struct alignas(64) ClassState {
     Mutex lock;
     MiniHeap* partial[kBins] MESH_GUARDED_BY(lock) = {};
+    MiniHeap* partialTail[kBins] MESH_GUARDED_BY(lock) = {};  // last span of each list
     uint64_t spans MESH_GUARDED_BY(lock) = 0;
     uint64_t meshes MESH_GUARDED_BY(lock) = 0;
     std::atomic<MiniHeap*> queue{nullptr};
@@ -226,11 +235,29 @@ class GlobalHeap {
     std::atomic<uint64_t> exhaustedAt{0};
     std::atomic<uint64_t> exhaustedNs{0};
     std::atomic<bool> meshing{false};  // active: meshed until a step finds nothing
+    std::atomic<bool> stepHolds{false};  // a mesh step holds the lock (its waiters are timed)
   };
+  // Takes a class lock for an application thread; a wait for a mesh step is timed (lockWaits_).
+  class MESH_SCOPED_CAPABILITY ClassLock {
+   public:
+    ClassLock(GlobalHeap& heap, ClassState& c) MESH_ACQUIRE(c.lock) : c_(c) {
+      if (!c.lock.tryLock()) heap.lockContended(c);
+    }
+    ~ClassLock() MESH_RELEASE() { c_.lock.unlock(); }
+    ClassLock(const ClassLock&) = delete;
+    ClassLock& operator=(const ClassLock&) = delete;
+
+   private:
+    ClassState& c_;
+  };
+  void lockContended(ClassState& c) MESH_ACQUIRE(c.lock);
 
   MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);
   void* takeSlotLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void drainLocked(int cls) MESH_REQUIRES(classes_[cls].lock);
+  // Moves a listed span to the end of its list (a mesh step's candidates that found no partner:
+  // the next step looks at others first).
+  void moveToTailLocked(ClassState& c, MiniHeap* mh) MESH_REQUIRES(c.lock);
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
   void relistLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void unlinkLocked(ClassState& c, MiniHeap* mh);
@@ -249,8 +276,6 @@ class GlobalHeap {
   bool mappingRoomFor(long mappings) const MESH_REQUIRES(meshLock_);
   void refreshMappingLimits() MESH_REQUIRES(meshLock_);
   size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(meshLock_);
-  void recordPause(uint64_t ns);
-  uint64_t pausePercentileNs(double fraction) const;
   // Calls f(virtPage, filePage, pages) for every range mapped onto the file (neighbouring
   // spans at their own offsets in one call); true when every call returned true. Every lock
   // is held (fork).
@@ -295,11 +320,10 @@ class GlobalHeap {
   std::atomic<uint64_t> meshedBytesTotal_{0};
   std::atomic<uint64_t> meshedPages_{0};
   std::atomic<uint64_t> meshedPagesHwm_{0};
-  std::atomic<uint64_t> meshPauseMaxNs_{0};
-  // Histogram of step times: 4 buckets per power of two of nanoseconds, up to 2^40 ns.
-  static constexpr int kPauseBuckets = 4 * 40;
-  std::atomic<uint64_t> meshPauses_[kPauseBuckets] = {};
+  PauseHistogram meshSteps_;  // how long each mesh step held its class lock
+  PauseHistogram lockWaits_;  // how long application threads waited for a class lock a step held
   std::atomic<uint64_t> fileSpans_{0};  // miniheaps with fileBacked() set
+  std::atomic<uint64_t> refills_{0};
   std::atomic<uint64_t> pacedMeshes_{0};
   std::atomic<uint64_t> pacedMeshedBytes_{0};
   std::atomic<uint64_t> pacedMeshNs_{0};

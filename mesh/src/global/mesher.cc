@@ -33,48 +33,6 @@
 
 namespace mesh {
 
-// Bucket of a step time: 4 buckets per power of two of nanoseconds (the two bits after the
-// leading one pick the quarter), so a bucket's upper bound is at most 25% above its lower one.
-static int pauseBucket(uint64_t ns) {
-  if (ns < 4) return 0;
-  int top = 63 - __builtin_clzll(ns);
-  return 4 * top + static_cast<int>((ns >> (top - 2)) & 3);
-}
-
-// Upper bound (exclusive) of a bucket's times.
-static uint64_t pauseBucketLimitNs(int bucket) {
-  if (bucket == 0) return 4;
-  int top = bucket / 4;
-  uint64_t quarter = static_cast<uint64_t>(bucket % 4);
-  return ((uint64_t{4} + quarter + 1) << top) / 4;
-}
-
-void GlobalHeap::recordPause(uint64_t ns) {
-  uint64_t prev = meshPauseMaxNs_.load(std::memory_order_relaxed);
-  while (ns > prev && !meshPauseMaxNs_.compare_exchange_weak(prev, ns)) {
-  }
-  int b = pauseBucket(ns);
-  meshPauses_[b < kPauseBuckets ? b : kPauseBuckets - 1].fetch_add(1, std::memory_order_relaxed);
-}
-
-uint64_t GlobalHeap::pausePercentileNs(double fraction) const {
-  uint64_t total = 0;
-  for (const auto& b : meshPauses_) total += b.load(std::memory_order_relaxed);
-  if (total == 0) return 0;
-  uint64_t want = static_cast<uint64_t>(fraction * static_cast<double>(total));
-  if (want == 0) want = 1;
-  uint64_t seen = 0;
-  uint64_t max = meshPauseMaxNs_.load(std::memory_order_relaxed);
-  for (int i = 0; i < kPauseBuckets; ++i) {
-    seen += meshPauses_[i].load(std::memory_order_relaxed);
-    if (seen >= want) {
-      uint64_t limit = pauseBucketLimitNs(i);
-      return limit < max ? limit : max;
-    }
-  }
-  return max;
-}
-
 // Mappings one mesh can add: mapping src's range onto the file splits its mapping in up to
 // three, and so does moving an anonymous dst into the file (adjacent file-backed spans at
 // contiguous offsets merge, so the real count is often lower).
@@ -240,6 +198,24 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
 // and each virtual span meshed into it anonymous again, punch its file pages and return all of
 // them to the arena as zeroed pages. A range whose mapping cannot be replaced is left out of the
 // arena for good (a virtual leak, never a file page on the free lists).
+void GlobalHeap::holdClassAsStepForTest(int cls, uint64_t ns) {
+  ClassState& c = classes_[cls];
+  LockGuard guard(c.lock);
+  c.stepHolds.store(true, std::memory_order_relaxed);
+  for (uint64_t start = os::monotonicNs(); os::monotonicNs() - start < ns;) os::yieldThread();
+  c.stepHolds.store(false, std::memory_order_relaxed);
+}
+
+void GlobalHeap::lockContended(ClassState& c) {
+  if (!c.stepHolds.load(std::memory_order_relaxed)) {
+    c.lock.lock();
+    return;
+  }
+  uint64_t start = os::monotonicNs();
+  c.lock.lock();
+  lockWaits_.record(os::monotonicNs() - start);
+}
+
 void GlobalHeap::releaseFileBackedLocked(MiniHeap* mh) {
   size_t pages = mh->pages();
   for (uint32_t i = 0; i < mh->extraSpanCount(); ++i) {
@@ -266,7 +242,18 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   if (!mappingBudgetAllows()) return 0;
   ClassState& c = classes_[cls];
   LockGuard guard(c.lock);
+  c.stepHolds.store(true, std::memory_order_relaxed);
   uint64_t start = os::monotonicNs();
+  // Every return below ends the step: its time is recorded and waiters are no longer timed.
+  struct StepEnd {
+    GlobalHeap& heap;
+    ClassState& c;
+    uint64_t start;
+    ~StepEnd() {
+      heap.meshSteps_.record(os::monotonicNs() - start);
+      c.stepHolds.store(false, std::memory_order_relaxed);
+    }
+  } stepEnd{*this, c, start};
   drainLocked(cls);
   // At most 2048 spans per step (for the shorter steps of the pacing, 64 per mesh the step may
   // make, 128 to 1024), found among at most four times as many listed spans, keep the search
@@ -299,6 +286,14 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
       return reinterpret_cast<uintptr_t>(x->lastOwner()) < reinterpret_cast<uintptr_t>(y->lastOwner());
     });
   }
+  // Spans already in the memory file go first: a pair with one of them as destination costs two
+  // remaps fewer (no move into the file), and each remap interrupts every CPU running the program.
+  uint32_t cheap = 0;
+  if (!sameThread) {
+    for (uint32_t i = 0; i < n; ++i) {
+      if (meshCandidates_[i]->fileBacked()) std::swap(meshCandidates_[i], meshCandidates_[cheap++]);
+    }
+  }
   for (uint32_t i = 0; i < n; ++i) meshCandidates_[i]->copyLiveBits(meshBits_[i].w);
   size_t limit = maxPairs == 0 ? n / 2 : maxPairs;
   // Search for up to four times `limit` pairs (the search stops there, which keeps a step short
@@ -307,8 +302,9 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   size_t want = limit < n / 8 ? 4 * limit : n / 2;
   size_t pairs = sameThread ? findPairsPerOwnerLocked(n)
                             : findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
-                                            meshUsed_.begin(), meshPairs_.begin(), want);
+                                            meshUsed_.begin(), meshPairs_.begin(), want, cheap);
   size_t made = 0;
+  for (uint32_t i = 0; i < n; ++i) meshUsed_[i] = false;  // from here on: meshed in this step
   for (size_t i = 0; i < pairs && made < limit; ++i) {
     // Bounded by time as well: a pair whose source backs several spans costs several remaps,
     // and the class lock is held throughout.
@@ -329,9 +325,17 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
     MiniHeap* src = aIsDst ? b : a;
     long needed = kMappingsPerMesh + 2 * static_cast<long>(src->extraSpanCount());
     if (!mappingRoomFor(needed)) break;  // counted again before the next step, not here
-    if (meshPairLocked(dst, src)) ++made;
+    if (meshPairLocked(dst, src)) {
+      ++made;
+      meshUsed_[meshPairs_[i].a] = meshUsed_[meshPairs_[i].b] = true;
+    }
   }
-  recordPause(os::monotonicNs() - start);
+  // The candidates left over go to the end of their lists, so the next step looks at others
+  // (else the same unmatched spans would fill every step's window and the class would look
+  // exhausted while spans further down could mesh).
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!meshUsed_[i]) moveToTailLocked(c, meshCandidates_[i]);
+  }
   return made;
 }
 

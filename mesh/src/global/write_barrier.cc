@@ -11,6 +11,7 @@ namespace mesh::barrier {
 namespace {
 
 std::atomic<uint64_t> g_epoch{0};
+PauseHistogram g_waits;  // how long threads waited for a mesh to end (faults and wrapped calls)
 std::atomic<bool> g_installed{false};
 std::atomic<uintptr_t> g_base{0};
 std::atomic<size_t> g_bytes{0};
@@ -283,8 +284,13 @@ bool meshing() { return (g_epoch.load(std::memory_order_acquire) & 1) != 0; }
 uint64_t epoch() { return g_epoch.load(std::memory_order_acquire); }
 
 void waitWhileMeshing() {
+  if (!meshing()) return;
+  uint64_t start = os::monotonicNs();
   while (meshing()) os::yieldSignalSafe();
+  g_waits.record(os::monotonicNs() - start);
 }
+
+const PauseHistogram& waits() { return g_waits; }
 
 bool inArena(const void* p, size_t len) {
   uintptr_t base = g_base.load(std::memory_order_relaxed);

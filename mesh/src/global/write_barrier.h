@@ -31,6 +31,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/pause_histogram.h"
+
 namespace mesh::barrier {
 
 // Installs the handler (once) for the arena at arenaBase. False when sigaction fails: the
@@ -43,7 +45,10 @@ void begin();
 void end();
 bool meshing();
 uint64_t epoch();  // odd while meshing; changes on every begin/end
-void waitWhileMeshing();
+void waitWhileMeshing();  // timed: see waits()
+// The times threads spent in waitWhileMeshing (a write fault or a wrapped system call that met a
+// span being meshed).
+const PauseHistogram& waits();
 bool inArena(const void* p, size_t len);
 
 // sigaction(SIGSEGV, act, old) as the application sees it: the kernel's before our handler is

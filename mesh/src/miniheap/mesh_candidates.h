@@ -30,8 +30,10 @@ struct MeshPair {
 
 // bits[0..n) are the candidates; order[] and used[] are scratch arrays of n entries. Writes at
 // most maxPairs pairs of indices into bits to out and returns how many. Every index appears in at
-// most one pair and every pair's bitmaps are disjoint.
+// most one pair and every pair's bitmaps are disjoint. The first `cheap` candidates are cheap
+// destinations (already in the memory file): they are shuffled among themselves and searched
+// first, each against the others, so a pair takes one of them where it can.
 size_t findMeshPairs(const SpanBits* bits, uint32_t n, Rng& rng, uint32_t probes, uint32_t* order,
-                     bool* used, MeshPair* out, size_t maxPairs);
+                     bool* used, MeshPair* out, size_t maxPairs, uint32_t cheap = 0);
 
 }  // namespace mesh

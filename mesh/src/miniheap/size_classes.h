@@ -1,9 +1,10 @@
 // Size classes for small objects (up to 16 KiB).
 //
 // Sizes are multiples of 16 (so every object is 16-byte aligned), four classes per doubling above
-// 128 bytes. Each class gets the span length (1 to 16 pages) that its objects fill with the least
-// waste, with at most 256 objects per span (one 256-bit bitmap) and, where 16 pages allow it, at
-// least 16 objects so a thread does not refill after every few allocations. The table is computed
+// 128 bytes. Each class gets the shortest span (1 to 16 pages) that its objects fill to within
+// 1/32 (else the span with the least waste), with at most 256 objects per span (one 256-bit
+// bitmap) and, where 16 pages allow it, at least 16 objects so a thread does not refill after
+// every few allocations. The table is computed
 // at compile time; the waste test prints it.
 #pragma once
 
@@ -17,6 +18,9 @@ inline constexpr size_t kMaxSmallSize = 16384;
 inline constexpr uint32_t kMaxObjectsPerSpan = 256;
 inline constexpr uint32_t kMaxSpanPages = 16;
 inline constexpr size_t kClassPage = 4096;
+// A class takes the shortest span (of at least 16 objects where 16 pages allow it) whose unused
+// tail is under 1/kShortSpanWasteDivisor of the span; see makeClass.
+inline constexpr uint64_t kShortSpanWasteDivisor = 32;
 // Per-class tables of one cache line per class (the thread cache) are indexed with the class
 // times this ("class line offset"), which malloc reads straight from the size table.
 inline constexpr size_t kClassLineBytes = 64;
@@ -52,7 +56,14 @@ constexpr SizeClass makeClass(uint32_t size) {
     if (objs > kMaxObjectsPerSpan) objs = kMaxObjectsPerSpan;
     if (objs < minObjs) continue;
     uint64_t waste = span - objs * size;
-    // Compare waste fractions: waste/span < bestWaste/bestSpan.
+    // The shortest span that wastes under 1/32 of itself: fewer objects per span make two
+    // partly used spans far likelier to mesh (their live slots must not collide), and a mesh
+    // of a short span costs as many remaps as one of a long span.
+    if (waste * kShortSpanWasteDivisor < span) {
+      best = SizeClass{size, static_cast<uint32_t>(objs), pages, 0};
+      break;
+    }
+    // Else the span that wastes the least (compare waste/span < bestWaste/bestSpan).
     if (best.pages == 0 || waste * bestSpan < bestWaste * span) {
       best.pages = pages;
       best.objects = static_cast<uint32_t>(objs);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstdio>
 
 #include "miniheap/size_classes.h"
@@ -44,7 +46,8 @@ TEST(SizeClasses, MagicDividesEveryOffsetExactly) {
   }
 }
 
-// Prints the table and the worst-case waste; fails if any class wastes more than 2% of its span.
+// Prints the table and the worst-case waste; fails if any class wastes 1/32 of its span or more
+// (the bound makeClass trades for shorter spans).
 TEST(SizeClasses, WorstCaseWasteIsSmall) {
   double worst = 0;
   int worstClass = 0;
@@ -59,7 +62,30 @@ TEST(SizeClasses, WorstCaseWasteIsSmall) {
   }
   std::printf("worst-case waste: %.2f%% (class %d, %u bytes)\n", worst, worstClass,
               sizeClass(worstClass).size);
-  EXPECT_LE(worst, 2.0);
+  EXPECT_LT(worst, 100.0 / kShortSpanWasteDivisor);
+}
+
+// Meshing joins two spans only when their live slots do not collide: at a quarter full, two
+// spans of 16 objects are disjoint about a third of the time, two of 128 objects almost never.
+// So each class takes the shortest span that wastes under 1/32, which keeps the classes from
+// 128 bytes to 1 KiB at 16-32 objects (16- to 64-byte objects have 64-256 in one page).
+TEST(SizeClasses, SpansAreTheShortestThatWasteLittle) {
+  for (int c = 0; c < kNumClasses; ++c) {
+    const SizeClass& sc = sizeClass(c);
+    uint32_t minObjs = std::min<uint32_t>(16, kMaxSpanPages * kClassPage / sc.size);
+    for (uint32_t pages = 1; pages < sc.pages; ++pages) {
+      uint64_t span = pages * kClassPage;
+      uint64_t objs = std::min<uint64_t>(span / sc.size, kMaxObjectsPerSpan);
+      bool fits = objs >= minObjs && (span - objs * sc.size) * kShortSpanWasteDivisor < span;
+      EXPECT_FALSE(fits) << "size " << sc.size << ": " << pages << " pages would do, not " << sc.pages;
+    }
+    if (sc.size >= 128 && sc.size <= 1024) {
+      EXPECT_GE(sc.objects, 16u) << "size " << sc.size;
+      EXPECT_LE(sc.objects, 32u) << "size " << sc.size;
+    }
+  }
+  EXPECT_EQ(sizeClass(classForSize(160)).pages, 1u);  // 25 objects (was 5 pages, 128 objects)
+  EXPECT_EQ(sizeClass(classForSize(320)).pages, 2u);  // 25 objects (was 5 pages, 64 objects)
 }
 
 TEST(SizeClasses, AlignedClassesAreMultiplesOfTheAlignment) {
