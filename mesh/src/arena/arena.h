@@ -56,7 +56,7 @@ struct ArenaConfig {
   size_t minReserveBytes = size_t{64} << 20;
   // The arena grows in pieces, in place, up to this (0: reserveBytes, no growth).
   size_t maxBytes = 0;
-  size_t maxDirtyBytes = size_t{64} << 20;
+  size_t maxDirtyBytes = size_t{256} << 20;
   bool useMemfd = true;
 };
 

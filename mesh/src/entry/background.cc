@@ -242,6 +242,7 @@ void start(bool asked) {
 // of the child starts a new thread. The report handlers stay installed; a signal that arrives
 // before the new thread is printed by it.
 void afterForkInChild() {
+  os::forgetProcessId();
   g_threadPid.store(0, std::memory_order_relaxed);
   g_startingPid.store(0, std::memory_order_relaxed);
   g_idle.store(false, std::memory_order_relaxed);

@@ -160,6 +160,7 @@ static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
+  os::forgetProcessId();
   Runtime& rt = runtime();
   barrier::afterForkInChild();
   // Sharing the meshed pages with the parent would let each change the other's objects: a

@@ -1,5 +1,7 @@
 #include "platform/os.h"
 
+#include <atomic>
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -266,7 +268,20 @@ void futexWaitFor(const int* word, int expected, uint64_t timeoutNs) {
   ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
 }
 
-int processId() { return static_cast<int>(::syscall(SYS_getpid)); }
+// Cached: getpid is a system call, and the free path asks for every large block (see
+// background::onSlowFrees). Fork handlers forget it in the child.
+static std::atomic<int> g_pid{0};
+
+int processId() {
+  int pid = g_pid.load(std::memory_order_relaxed);
+  if (pid == 0) {
+    pid = static_cast<int>(::syscall(SYS_getpid));
+    g_pid.store(pid, std::memory_order_relaxed);
+  }
+  return pid;
+}
+
+void forgetProcessId() { g_pid.store(0, std::memory_order_relaxed); }
 
 bool startDaemonThread(void* (*fn)(void*), void* arg) {
   // The new thread inherits the creator's signal mask: block every asynchronous signal around

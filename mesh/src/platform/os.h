@@ -110,7 +110,11 @@ void futexWait(const int* word, int expected);
 void futexWakeAll(const int* word);
 // Sleeps until *word != expected, a wake-up, a signal or timeoutNs pass (futex).
 void futexWaitFor(const int* word, int expected, uint64_t timeoutNs);
-int processId();  // getpid(2), never cached: a fork child sees its own id
+// getpid(2), cached after the first call. Every fork child handler calls forgetProcessId() first,
+// so code in a child made by fork() (glibc's, with its handlers) sees its own id; a child made
+// by a raw clone system call, which runs no handlers, would see its parent's.
+int processId();
+void forgetProcessId();
 
 // --- threads -------------------------------------------------------------------------------
 // Starts fn(arg) on a new detached thread that has every asynchronous signal blocked (so the
