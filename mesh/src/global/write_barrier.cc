@@ -11,6 +11,8 @@ namespace mesh::barrier {
 namespace {
 
 std::atomic<uint64_t> g_epoch{0};
+// waitWhileMeshing calls (only on the fault and EFAULT paths, never on a fast path).
+std::atomic<uint64_t> g_waits{0};
 std::atomic<bool> g_installed{false};
 std::atomic<uintptr_t> g_base{0};
 std::atomic<size_t> g_bytes{0};
@@ -283,8 +285,11 @@ bool meshing() { return (g_epoch.load(std::memory_order_acquire) & 1) != 0; }
 uint64_t epoch() { return g_epoch.load(std::memory_order_acquire); }
 
 void waitWhileMeshing() {
+  g_waits.fetch_add(1, std::memory_order_relaxed);
   while (meshing()) os::yieldSignalSafe();
 }
+
+uint64_t waits() { return g_waits.load(std::memory_order_relaxed); }
 
 bool inArena(const void* p, size_t len) {
   uintptr_t base = g_base.load(std::memory_order_relaxed);

@@ -43,7 +43,12 @@ void begin();
 void end();
 bool meshing();
 uint64_t epoch();  // odd while meshing; changes on every begin/end
+// Called where a write met a span being meshed: the barrier's fault handler and the interposed
+// read()-family calls that failed with EFAULT. Counts the wait (waits()), then returns once no
+// mesh runs; the caller then retries its write.
 void waitWhileMeshing();
+// How often waitWhileMeshing was called since start (the barrier_waits statistic).
+uint64_t waits();
 bool inArena(const void* p, size_t len);
 
 // sigaction(SIGSEGV, act, old) as the application sees it: the kernel's before our handler is
