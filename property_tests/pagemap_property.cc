@@ -62,25 +62,12 @@ long pssKiB() {
   return line != nullptr ? std::strtol(line + 5, nullptr, 10) : -1;
 }
 
-// Pss in KiB of libmesh's arena: the mappings that make up the reserved range holding `inside`
-// (a heap address). The range is private anonymous memory except for meshed spans, which are
-// mappings of the memfd "libmesh-arena", so it is found by its size (arena_reserved): a run of
-// contiguous mappings, each anonymous or of that memfd, from a mapping start to a mapping end
-// that far apart around `inside`. Read from /proc/self/smaps through a static buffer (no
-// allocation); -1 when unavailable.
-long arenaPssKiB(const void* inside) {
-  mesh_stats st{};
-  mesh_get_stats(&st);
-  auto addr = reinterpret_cast<uintptr_t>(inside);
-  struct Vma {
-    uintptr_t start, end;
-    long pss;
-    bool arenaKind;  // anonymous or the arena's memfd
-  };
-  static Vma vmas[1 << 16];
-  size_t count = 0;
-  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
+// Calls onLine(line) for each line (NUL-terminated, without its newline) of a /proc file, read
+// through a static buffer (no allocation). False when the file cannot be opened.
+template <typename OnLine>
+bool forEachProcLine(const char* path, OnLine onLine) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
   static char buf[1 << 16];
   size_t have = 0;
   for (;;) {
@@ -91,30 +78,61 @@ long arenaPssKiB(const void* inside) {
     char* line = buf;
     for (char* nl; (nl = std::strchr(line, '\n')) != nullptr; line = nl + 1) {
       *nl = '\0';
-      // Mapping headers start with the (lower-case hex) address; field lines with a capital.
-      bool header = (*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f');
-      if (header && count < sizeof vmas / sizeof vmas[0]) {
-        char* rest = nullptr;
-        Vma v{std::strtoull(line, &rest, 16), std::strtoull(rest + 1, &rest, 16), 0, false};
-        // "start-end perms offset dev inode [path]": anonymous when there is no path.
-        const char* path = rest;
-        for (int field = 0; field < 4 && path != nullptr; ++field) path = std::strchr(path + 1, ' ');
-        while (path != nullptr && *path == ' ') ++path;
-        v.arenaKind = path == nullptr || *path == '\0' || std::strstr(path, "libmesh-arena") != nullptr;
-        vmas[count++] = v;
-      } else if (!header && count > 0 && std::strncmp(line, "Pss:", 4) == 0) {
-        vmas[count - 1].pss = std::strtol(line + 4, nullptr, 10);
-      }
+      onLine(line);
     }
     have = static_cast<size_t>(buf + have - line);
     std::memmove(buf, line, have);
   }
   close(fd);
+  return true;
+}
+
+// Pss in KiB of libmesh's arena: the mappings that make up the reserved range holding `inside`
+// (a heap address). The range is private anonymous memory except for meshed spans, which are
+// mappings of the memfd "libmesh-arena", so it is found by its size (arena_reserved): a run of
+// contiguous mappings, each anonymous or of that memfd, from a mapping start to a mapping end
+// that far apart around `inside`. Read from /proc/self/smaps through a static buffer (no
+// allocation); -1 when unavailable. *fileMappings: how many of the mappings summed are of the
+// memfd. The kernel rounds each mapping's Pss down to a whole KiB; only a memfd mapping can have
+// a fraction (a page mapped three times counts a third in each mapping; a private page counts
+// whole), so the sum may be low by up to that many KiB.
+long arenaPssKiB(const void* inside, long* fileMappings) {
+  mesh_stats st{};
+  mesh_get_stats(&st);
+  auto addr = reinterpret_cast<uintptr_t>(inside);
+  struct Vma {
+    uintptr_t start, end;
+    long pss;
+    bool arenaKind;  // anonymous or the arena's memfd
+    bool file;       // the arena's memfd
+  };
+  static Vma vmas[1 << 16];
+  size_t count = 0;
+  bool opened = forEachProcLine("/proc/self/smaps", [&](char* line) {
+    // Mapping headers start with the (lower-case hex) address; field lines with a capital.
+    bool header = (*line >= '0' && *line <= '9') || (*line >= 'a' && *line <= 'f');
+    if (header && count < sizeof vmas / sizeof vmas[0]) {
+      char* rest = nullptr;
+      Vma v{std::strtoull(line, &rest, 16), std::strtoull(rest + 1, &rest, 16), 0, false, false};
+      // "start-end perms offset dev inode [path]": anonymous when there is no path.
+      const char* path = rest;
+      for (int field = 0; field < 4 && path != nullptr; ++field) path = std::strchr(path + 1, ' ');
+      while (path != nullptr && *path == ' ') ++path;
+      v.file = path != nullptr && std::strstr(path, "libmesh-arena") != nullptr;
+      v.arenaKind = v.file || path == nullptr || *path == '\0';
+      vmas[count++] = v;
+    } else if (!header && count > 0 && std::strncmp(line, "Pss:", 4) == 0) {
+      vmas[count - 1].pss = std::strtol(line + 4, nullptr, 10);
+    }
+  });
+  if (!opened) return -1;
   for (size_t first = 0; first < count; ++first) {
     if (vmas[first].start > addr || vmas[first].start + st.arena_reserved <= addr) continue;
     long total = 0;
+    *fileMappings = 0;
     for (size_t i = first; i < count && vmas[i].arenaKind && (i == first || vmas[i].start == vmas[i - 1].end); ++i) {
       total += vmas[i].pss;
+      *fileMappings += vmas[i].file ? 1 : 0;
       if (vmas[i].end == vmas[first].start + st.arena_reserved) return total;
     }
   }
@@ -133,35 +151,18 @@ size_t g_fileMapCount = 0;
 
 bool readArenaFileMaps() {
   g_fileMapCount = 0;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  static char buf[1 << 16];
-  size_t have = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-    if (n <= 0) break;
-    have += static_cast<size_t>(n);
-    buf[have] = '\0';
-    char* line = buf;
-    for (char* nl; (nl = std::strchr(line, '\n')) != nullptr; line = nl + 1) {
-      *nl = '\0';
-      // "start-end perms offset dev inode path"
-      if (std::strstr(line, "libmesh-arena") == nullptr || g_fileMapCount == sizeof g_fileMaps / sizeof g_fileMaps[0]) continue;
-      char* rest = nullptr;
-      FileMap m{};
-      m.start = std::strtoull(line, &rest, 16);
-      m.end = std::strtoull(rest + 1, &rest, 16);
-      const char* perms = rest + 1;
-      const char* offset = std::strchr(perms, ' ');
-      if (offset == nullptr) continue;
-      m.offset = std::strtoull(offset + 1, nullptr, 16);
-      g_fileMaps[g_fileMapCount++] = m;
-    }
-    have = static_cast<size_t>(buf + have - line);
-    std::memmove(buf, line, have);
-  }
-  close(fd);
-  return true;
+  return forEachProcLine("/proc/self/maps", [](char* line) {
+    // "start-end perms offset dev inode path"
+    if (std::strstr(line, "libmesh-arena") == nullptr || g_fileMapCount == sizeof g_fileMaps / sizeof g_fileMaps[0]) return;
+    char* rest = nullptr;
+    FileMap m{};
+    m.start = std::strtoull(line, &rest, 16);
+    m.end = std::strtoull(rest + 1, &rest, 16);
+    const char* offset = std::strchr(rest + 1, ' ');  // after the permissions
+    if (offset == nullptr) return;
+    m.offset = std::strtoull(offset + 1, nullptr, 16);
+    g_fileMaps[g_fileMapCount++] = m;
+  });
 }
 
 // The file offset the virtual page at addr maps, or UINT64_MAX when it is not in the arena file
@@ -221,7 +222,8 @@ std::string pagemapUnavailable() {
   mesh_get_stats(&st);
   if (st.memfd_backed == 0) return "the arena has no memfd (MESH_NO_MEMFD?): nothing meshes";
   void* probeHeap = std::malloc(64);
-  long arena = arenaPssKiB(probeHeap);
+  long mappings = 0;
+  long arena = arenaPssKiB(probeHeap, &mappings);
   std::free(probeHeap);
   if (arena < 0) return "cannot find libmesh's arena in /proc/self/smaps";
   return "";
@@ -264,9 +266,10 @@ void compactionSharesFramesAndKeepsPss() {
   long long ourMeshesBefore = classMeshes(size);
   RC_ASSERT(ourMeshesBefore >= 0);  // the class holds our objects
   long pssBefore = pssKiB();
-  long arenaBefore = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first);
+  long fileMappingsBefore = 0, fileMappingsAfter = 0;
+  long arenaBefore = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first, &fileMappingsBefore);
   mesh_compact();
-  long arenaAfter = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first);
+  long arenaAfter = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first, &fileMappingsAfter);
   long pssAfter = pssKiB();
   mesh_get_stats(&after);
   uint64_t meshes = after.mesh_count - before.mesh_count;
@@ -308,17 +311,19 @@ void compactionSharesFramesAndKeepsPss() {
   RC_LOG() << meshes << " meshes, " << ourMeshes << " of " << size << "-byte spans; " << pages.size() << " pages, " << meshedPages << " with a partner, on "
            << frameUse.size() << " frames" << std::endl;
   RC_LOG() << "meshed " << (after.meshed_bytes_total - before.meshed_bytes_total) / 1024 << " KiB; Pss " << pssBefore << " KiB -> " << pssAfter << " KiB; arena Pss " << arenaBefore
-           << " KiB -> " << arenaAfter << " KiB" << std::endl;
+           << " KiB -> " << arenaAfter << " KiB (" << fileMappingsBefore << " -> " << fileMappingsAfter << " memfd mappings)"
+           << std::endl;
   // A mesh in our class leaves kept objects on pages that have a partner. (Meshes of other
   // classes may come with the compaction; they free memory, counted below, but none of ours.)
   if (ourMeshes > 0) RC_ASSERT(meshedPages > 0u);
   // The heap's own pages fall by at least what the meshes freed (each frees its source span's
-  // pages, meshed_bytes_total), and never grow through a compaction. The process total may grow
-  // by the metadata a mesh pass touches (its candidate arrays, first used at the first pass).
+  // pages, meshed_bytes_total), and never grow through a compaction; up to the kernel's rounding
+  // of the "before" figure (see arenaPssKiB). The process total may grow by the metadata a mesh
+  // pass touches (its candidate arrays, first used at the first pass).
   long meshedKiB = static_cast<long>((after.meshed_bytes_total - before.meshed_bytes_total) / 1024);
   RC_ASSERT(arenaBefore >= 0);
   RC_ASSERT(meshes == 0 || meshedKiB >= static_cast<long>(kPage / 1024));
-  RC_ASSERT(arenaAfter <= arenaBefore - meshedKiB);
+  RC_ASSERT(arenaAfter <= arenaBefore - meshedKiB + fileMappingsBefore);
   RC_ASSERT(pssAfter <= pssBefore + kMetadataSlackKiB);
   for (const auto& kv : kept) std::free(kv.first);
 }
