@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "entry/background.h"
 #include "entry/runtime.h"
+#include "global/write_barrier.h"
 #include "platform/os.h"
 
 namespace mesh {
@@ -62,6 +63,7 @@ void collectStats(mesh_stats* out) {
   out->decayed_bytes = hs.decayedBytes;
   out->meshable_free_bytes = hs.meshableFreeBytes;
   out->background_thread = background::runningInThisProcess() ? 1 : 0;
+  out->barrier_waits = barrier::retries();
 }
 
 // One report line "label:   <bytes in MiB, one decimal>".

@@ -12,6 +12,8 @@ namespace {
 
 std::atomic<uint64_t> g_epoch{0};
 PauseHistogram g_waits;  // how long threads waited for a mesh to end (faults and wrapped calls)
+// waitWhileMeshing calls (only on the fault and EFAULT paths, never on a fast path).
+std::atomic<uint64_t> g_retries{0};
 std::atomic<bool> g_installed{false};
 std::atomic<uintptr_t> g_base{0};
 std::atomic<size_t> g_bytes{0};
@@ -284,6 +286,7 @@ bool meshing() { return (g_epoch.load(std::memory_order_acquire) & 1) != 0; }
 uint64_t epoch() { return g_epoch.load(std::memory_order_acquire); }
 
 void waitWhileMeshing() {
+  g_retries.fetch_add(1, std::memory_order_relaxed);
   if (!meshing()) return;
   uint64_t start = os::monotonicNs();
   while (meshing()) os::yieldSignalSafe();
@@ -291,6 +294,7 @@ void waitWhileMeshing() {
 }
 
 const PauseHistogram& waits() { return g_waits; }
+uint64_t retries() { return g_retries.load(std::memory_order_relaxed); }
 
 bool inArena(const void* p, size_t len) {
   uintptr_t base = g_base.load(std::memory_order_relaxed);

@@ -45,9 +45,13 @@ void begin();
 void end();
 bool meshing();
 uint64_t epoch();  // odd while meshing; changes on every begin/end
-void waitWhileMeshing();  // timed: see waits()
-// The times threads spent in waitWhileMeshing (a write fault or a wrapped system call that met a
-// span being meshed).
+// Called where a write met a span being meshed: the barrier's fault handler and the interposed
+// read()-family calls that failed with EFAULT. Counts the call (retries()), then returns once no
+// mesh runs, timing the wait if one was running (waits()); the caller then retries its write.
+void waitWhileMeshing();
+// How often waitWhileMeshing was called since start (the barrier_waits statistic).
+uint64_t retries();
+// The times threads spent waiting in waitWhileMeshing for a mesh to end (part of mesh_waits).
 const PauseHistogram& waits();
 bool inArena(const void* p, size_t len);
 

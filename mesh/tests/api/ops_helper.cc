@@ -22,12 +22,15 @@
 //                                   calling malloc or free; print what was returned
 //   mesh_ops_helper decay-free-path MS  the same, with small mallocs and frees every 50 ms
 //   mesh_ops_helper raise-usr1-thread  fragment, wait for the thread, raise SIGUSR1
-// Output is key=value lines written with write(2); while idle nothing allocates. Exit 0 on
+// Output is key=value lines written with write(2); while idle nothing allocates. The modes that
+// wait for a signal report capture fd 2 and poll it for the report (ReportCapture), then copy
+// it to stdout; exit code 5 (6 in handler-*) when it did not come within 20 s. Exit 0 on
 // success, other codes name the failed step.
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -276,14 +279,78 @@ int Decay(long ms, bool churn) {
   return 0;
 }
 
+// The background thread prints the signal reports to fd 2. While a mode waits for one, fd 2 is a
+// memory file of ours, read back (without allocating) until the report's text is there or a
+// deadline passes; at the end everything captured goes to stdout, where the test reads it.
+class ReportCapture {
+ public:
+  ReportCapture() {
+    saved_ = dup(2);
+    fd_ = memfd_create("ops-helper-stderr", MFD_CLOEXEC);
+    if (saved_ >= 0 && fd_ >= 0) dup2(fd_, 2);
+  }
+  ~ReportCapture() {
+    if (saved_ >= 0) dup2(saved_, 2);
+    size_t n = Read();
+    for (size_t done = 0; done < n;) {
+      ssize_t w = write(1, buf_ + done, n - done);
+      if (w <= 0) break;
+      done += size_t(w);
+    }
+    if (fd_ >= 0) close(fd_);
+    if (saved_ >= 0) close(saved_);
+  }
+  ReportCapture(const ReportCapture&) = delete;
+  ReportCapture& operator=(const ReportCapture&) = delete;
+
+  // Waits up to ms for a whole report (from its "(SIGUSRn)" header to the end of its
+  // "Background thread:" line) that starts at or after byte `from` of the captured text. Returns
+  // the offset just past it, or -1 when none came in time.
+  long WaitForReport(const char* sig, long from, long ms) {
+    char header[32];
+    snprintf(header, sizeof header, "(%s)\n", sig);
+    for (long waited = 0;; waited += 10) {
+      size_t n = Read();
+      const char* start = from <= long(n) ? strstr(buf_ + from, header) : nullptr;
+      const char* last = start ? strstr(start, "Background thread:") : nullptr;
+      const char* end = last ? strchr(last, '\n') : nullptr;
+      if (end != nullptr) return long(end + 1 - buf_);
+      if (waited >= ms) return -1;
+      SleepMs(10);
+    }
+  }
+
+ private:
+  size_t Read() {
+    ssize_t n = fd_ >= 0 ? pread(fd_, buf_, sizeof buf_ - 1, 0) : -1;
+    buf_[n > 0 ? n : 0] = '\0';
+    return n > 0 ? size_t(n) : 0;
+  }
+
+  int saved_ = -1, fd_ = -1;
+  static char buf_[1 << 18];
+};
+char ReportCapture::buf_[1 << 18];
+
+constexpr long kReportMs = 20000;  // a report not there by then is missing
+
 int Report() {
   WarmUp();
   Fragment();
   if (!WaitForThreads(2, 5000) || !WaitForHandler(SIGUSR1, 5000) || !WaitForHandler(SIGUSR2, 5000)) return 4;
-  raise(SIGUSR1);
-  SleepMs(1000);
-  raise(SIGUSR2);
-  SleepMs(1000);
+  {
+    ReportCapture capture;
+    raise(SIGUSR1);
+    long at = capture.WaitForReport("SIGUSR1", 0, kReportMs);
+    if (at < 0) return 5;
+    raise(SIGUSR2);
+    at = capture.WaitForReport("SIGUSR2", at, kReportMs);
+    if (at < 0) return 5;
+    // The detailed report's class lines follow its summary, with no end mark: a summary asked
+    // for now is printed after them (the thread has taken the SIGUSR2 request already).
+    raise(SIGUSR1);
+    if (capture.WaitForReport("SIGUSR1", at, kReportMs) < 0) return 5;
+  }
   Say("report_done\n");
   return Intact() ? 0 : 3;
 }
@@ -308,11 +375,17 @@ int Handler(bool first) {
     if (!WaitForHandler(SIGUSR1, 5000)) return 4;
     InstallAppHandler();
   }
-  raise(SIGUSR1);
-  SleepMs(500);
+  long reported;
+  {
+    // A report of SIGUSR1 by libmesh (wrong: the application took the signal) would come before
+    // the SIGUSR2 report raised after it, so waiting for that one is enough.
+    ReportCapture capture;
+    raise(SIGUSR1);  // runs the application's handler before raise() returns
+    raise(SIGUSR2);  // still ours
+    reported = capture.WaitForReport("SIGUSR2", 0, kReportMs);
+  }
   Say("app_handler_runs=%d\n", int(g_appHandlerRuns));
-  raise(SIGUSR2);  // still ours
-  SleepMs(1000);
+  if (reported < 0) return 6;
   return g_appHandlerRuns == 1 ? 0 : 5;
 }
 
@@ -375,10 +448,16 @@ int RaiseUsr1(bool waitForThread) {
   Fragment();
   if (EnvOn("MESH_BACKGROUND_THREAD") && !WaitForHandler(SIGUSR1, 5000)) return 4;
   if (waitForThread && !WaitForThreads(2, 10000)) return 4;
-  raise(SIGUSR1);
-  SleepMs(1000);
+  long reported;
+  {
+    ReportCapture capture;
+    raise(SIGUSR1);  // with the default action, the process ends here
+    // Still alive: a handler took it. Only libmesh's report handler may have (the test checks
+    // the output for the report); without it there is nothing to wait for.
+    reported = EnvOn("MESH_BACKGROUND_THREAD") ? capture.WaitForReport("SIGUSR1", 0, kReportMs) : 0;
+  }
   Say("survived\n");
-  return 0;
+  return reported < 0 ? 5 : 0;
 }
 
 // A report asked for before the thread runs: the process survives, and the thread prints the
@@ -386,13 +465,13 @@ int RaiseUsr1(bool waitForThread) {
 int Usr1Early() {
   free(malloc(16));  // libmesh is initialised, as in any program after its first malloc
   if (Threads() != 1) return 4;
+  ReportCapture capture;
   raise(SIGUSR1);
   Say("survived_early\n");
   WarmUp();
   Fragment();
   if (!WaitForThreads(2, 5000)) return 4;
-  SleepMs(1000);
-  return 0;
+  return capture.WaitForReport("SIGUSR1", 0, kReportMs) < 0 ? 5 : 0;
 }
 
 std::atomic<bool> g_stopChurn{false};
