@@ -491,6 +491,10 @@ bool Arena::writeFilePages(size_t filePage, size_t page, size_t pages) {
          copyIntoView(view_ + (filePage << os::kPageShift), pageAddress(page), pages << os::kPageShift, false);
 }
 
+void Arena::prefaultPages(size_t page, size_t pages) {
+  os::populateWritable(pageAddress(page), pages << os::kPageShift);
+}
+
 bool Arena::protectPages(size_t page, size_t pages, bool writable) {
   return os::protect(pageAddress(page), pages << os::kPageShift, writable);
 }

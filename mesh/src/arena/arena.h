@@ -148,6 +148,9 @@ class Arena {
   // False (nothing changed) when the file's pages cannot be allocated.
   bool writeFilePages(size_t filePage, size_t page, size_t pages);
   // Makes [page, +pages) read-only (writable=false) or read-write again.
+  // Fills the page tables of a range of file-backed pages (MADV_POPULATE_WRITE), so the program
+  // does not fault them in one by one; a hint, failures are ignored.
+  void prefaultPages(size_t page, size_t pages);
   bool protectPages(size_t page, size_t pages, bool writable);
   // Replaces [page, +pages) with fresh anonymous zero pages (whatever file pages were mapped
   // there are no longer referenced by this range).
