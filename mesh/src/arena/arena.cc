@@ -65,6 +65,9 @@ char* Arena::makeFileView(size_t bytes) const {
 bool Arena::init(const ArenaConfig& config) {
   maxDirtyPages_ = config.maxDirtyBytes >> os::kPageShift;
   strict_ = os::strictOvercommit();
+  // Under strict overcommit every kept free page is charged to the process (and counts against
+  // the machine's commit limit, a fork's too): keep at most kStrictMaxDirtyBytes.
+  if (strict_) maxDirtyPages_ = std::min(maxDirtyPages_, kStrictMaxDirtyBytes >> os::kPageShift);
   size_t limit = os::addressSpaceLimit();
   size_t maxBytes = std::max(config.maxBytes, config.reserveBytes);
   // Under an address-space limit the heap cannot outgrow it: neither can the page map.

@@ -51,12 +51,14 @@ namespace mesh {
 
 inline constexpr size_t kNoPage = ~size_t{0};
 
+inline constexpr size_t kStrictMaxDirtyBytes = size_t{64} << 20;
+
 struct ArenaConfig {
   size_t reserveBytes = size_t{64} << 30;  // first reservation, halved until it succeeds
   size_t minReserveBytes = size_t{64} << 20;
   // The arena grows in pieces, in place, up to this (0: reserveBytes, no growth).
   size_t maxBytes = 0;
-  size_t maxDirtyBytes = size_t{256} << 20;
+  size_t maxDirtyBytes = size_t{256} << 20;  // at most kStrictMaxDirtyBytes under strict overcommit
   bool useMemfd = true;
 };
 
