@@ -236,6 +236,7 @@ class GlobalHeap {
     std::atomic<uint64_t> exhaustedNs{0};
     std::atomic<bool> meshing{false};  // active: meshed until a step finds nothing
     std::atomic<bool> stepHolds{false};  // a mesh step holds the lock (its waiters are timed)
+    std::atomic<uint32_t> appWaiters{0};  // application threads waiting for a step's lock
   };
   // Takes a class lock for an application thread; a wait for a mesh step is timed (lockWaits_).
   class MESH_SCOPED_CAPABILITY ClassLock {

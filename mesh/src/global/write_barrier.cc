@@ -287,9 +287,14 @@ uint64_t epoch() { return g_epoch.load(std::memory_order_acquire); }
 
 void waitWhileMeshing() {
   g_retries.fetch_add(1, std::memory_order_relaxed);
-  if (!meshing()) return;
+  // Wait for the mesh running now to end, not for a moment with no mesh at all: the mesher
+  // starts the next pair at once, and a waiter that missed the gap would wait through all of a
+  // step's meshes (30 ms seen on kvstore). If the retried write meets the next mesh, it waits
+  // for that one in turn.
+  uint64_t seen = g_epoch.load(std::memory_order_acquire);
+  if ((seen & 1) == 0) return;
   uint64_t start = os::monotonicNs();
-  while (meshing()) os::yieldSignalSafe();
+  while (g_epoch.load(std::memory_order_acquire) == seen) os::yieldSignalSafe();
   g_waits.record(os::monotonicNs() - start);
 }
 
