@@ -18,8 +18,6 @@
 #include <utility>
 #include <vector>
 
-#include "common/pause_histogram.h"
-#include "global/write_barrier.h"
 #include "miniheap/mesh_candidates.h"
 #include "test_heap_fixture.h"
 #include "thread/thread_heap.h"
@@ -280,68 +278,6 @@ TEST_F(MeshOp, StepTimesGiveAMaximumAndAP99) {
   EXPECT_GT(s.meshPauseP99Ns, 0u);
   EXPECT_LE(s.meshPauseP99Ns, s.meshPauseMaxNs);
   EXPECT_TRUE(intact(live));
-}
-
-// An application thread that needs a class lock while a mesh step holds it has its wait timed:
-// that is the pause meshing causes, whatever the step itself took.
-TEST_F(MeshOp, WaitsForAStepAreTimed) {
-  ThreadHeap th(heap.get(), 18);
-  EXPECT_EQ(heap->stats().meshWaits, 0u);
-  std::atomic<bool> holding{false};
-  std::thread stepper([&] {
-    holding = true;
-    heap->holdClassAsStepForTest(3, 30'000'000);
-  });
-  while (!holding) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_NE(th.alloc(3), nullptr);  // attaches a span of class 3: waits for the step
-  stepper.join();
-  HeapStats s = heap->stats();
-  EXPECT_EQ(s.meshWaits, 1u);
-  EXPECT_GE(s.meshWaitMaxNs, 10'000'000u) << "the wait lasted until the step ended";
-  EXPECT_LE(s.meshWaitMaxNs, 30'000'000u);
-  EXPECT_EQ(s.meshWaitP99Ns, s.meshWaitMaxNs) << "one wait: its own percentile";
-  // An uncontended lock is not a wait.
-  ASSERT_NE(th.alloc(5), nullptr);
-  EXPECT_EQ(heap->stats().meshWaits, 1u);
-}
-
-// A thread that meets a mesh in progress (a write fault, a wrapped system call) waits in the
-// barrier, and that wait is timed too.
-TEST(WriteBarrier, WaitsWhileMeshingAreTimed) {
-  PauseHistogram::Snapshot before;
-  barrier::waits().addTo(&before);
-  barrier::waitWhileMeshing();  // no mesh: returns at once, no wait
-  barrier::begin();
-  std::atomic<bool> waiting{false};
-  std::thread waiter([&] {
-    waiting = true;
-    barrier::waitWhileMeshing();
-  });
-  while (!waiting) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  barrier::end();
-  waiter.join();
-  PauseHistogram::Snapshot after;
-  barrier::waits().addTo(&after);
-  EXPECT_EQ(after.total, before.total + 1);
-  EXPECT_GE(after.max, 15'000'000u);
-}
-
-TEST(PauseHistogram, PercentilesAreUpperBoundsWithinAQuarter) {
-  PauseHistogram h;
-  EXPECT_EQ(h.percentileNs(0.99), 0u) << "empty";
-  for (int i = 0; i < 98; ++i) h.record(1000);
-  h.record(1'000'000);
-  h.record(2'000'000);
-  EXPECT_EQ(h.maxNs(), 2'000'000u);
-  uint64_t p50 = h.percentileNs(0.5);
-  EXPECT_GE(p50, 1000u);
-  EXPECT_LE(p50, 1250u);
-  uint64_t p99 = h.percentileNs(0.99);  // the 99th of 100 values: 1 ms
-  EXPECT_GE(p99, 1'000'000u);
-  EXPECT_LE(p99, 1'250'000u);
-  EXPECT_EQ(h.percentileNs(1.0), 2'000'000u) << "never above the largest time";
 }
 
 TEST(MapsCounter, CountsInBoundedSteps) {
