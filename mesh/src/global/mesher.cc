@@ -206,9 +206,6 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
 // arena for good (a virtual leak, never a file page on the free lists).
 void GlobalHeap::holdClassAsStepForTest(int cls, uint64_t ns) {
   ClassState& c = classes_[cls];
-  // An application thread that waited for the last step goes first: the lock is not fair, and a
-  // step taken again at once would make it wait through several (30 ms seen on kvstore).
-  for (int i = 0; i < 256 && c.appWaiters.load(std::memory_order_relaxed) != 0; ++i) os::yieldThread();
   LockGuard guard(c.lock);
   c.stepHolds.store(true, std::memory_order_relaxed);
   for (uint64_t start = os::monotonicNs(); os::monotonicNs() - start < ns;) os::yieldThread();
