@@ -16,11 +16,20 @@
 //                real fault; an SA_ONSTACK handler must run on the alternate stack on a stack
 //                overflow; an SA_RESETHAND handler must run once and the next fault kill; with
 //                SIG_IGN a raised SIGSEGV must be ignored (each case in a child process);
+//   syscalls     with meshing going on (a thread fragments and compacts), two threads make raw
+//                system calls (fstat, getrandom, epoll_wait, clock_gettime: no C library
+//                wrapper, so nothing libmesh interposes) that write into live objects of the
+//                heap being compacted, and count the calls that fail with EFAULT. The counts are
+//                printed; any EFAULT fails the round where libmesh reports that kernel writes
+//                wait (kernel_writes_wait, the userfaultfd write protection) or under --no-efault;
 //   strict       (--strict-overcommit, as root) sets vm.overcommit_memory=2 for the round and
 //                restores it afterwards: a child process allocates, frees, forks and checks its
 //                objects there; the parent restores the setting whatever the child did.
 // Exit status 0 when every check passed; 1 with a FAIL line naming the first check that did not.
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,6 +50,7 @@ struct Options {
   uint64_t seed = stress::default_seed();
   uint64_t timeout = 300;
   bool strict = false;
+  bool noEfault = false;
   bool quiet = false;
 };
 
@@ -57,6 +67,9 @@ Options parse(int argc, char** argv) {
              0, 1u << 30);
   cli.flag("strict-overcommit",
            "also run each round under vm.overcommit_memory=2 (root only; restored afterwards)", o.strict);
+  cli.flag("no-efault",
+           "fail on any EFAULT in the syscalls round even where libmesh does not report that "
+           "kernel writes wait", o.noEfault);
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.parse(argc, argv);
   return o;
@@ -265,6 +278,78 @@ void signals_round(const Options& o, uint64_t seed, stress::CompactFn compact) {
   heap.verify("signals: parent");
 }
 
+// libmesh's kernel_writes_wait statistic (through mesh_stats_json, so that the program needs
+// no libmesh header): 1 when kernel writes into a span being meshed wait, 0 otherwise or under
+// another allocator.
+bool kernel_writes_wait() {
+  using JsonFn = size_t (*)(char*, size_t);
+  auto json = reinterpret_cast<JsonFn>(dlsym(RTLD_DEFAULT, "mesh_stats_json"));
+  char buf[4096];
+  if (json == nullptr || json(buf, sizeof buf) >= sizeof buf) return false;
+  const char* key = std::strstr(buf, "\"kernel_writes_wait\":");
+  return key != nullptr && key[std::strlen("\"kernel_writes_wait\":")] == '1';
+}
+
+void syscalls_round(const Options& o, uint64_t seed, stress::CompactFn compact) {
+  constexpr size_t kBuf = 256;  // room for struct stat (144 bytes) and the others
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  int fds[2];
+  if (ep < 0 || pipe2(fds, O_CLOEXEC) != 0 || write(fds[1], "x", 1) != 1) stress::fail("syscalls: set-up failed");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  epoll_ctl(ep, EPOLL_CTL_ADD, fds[0], &ev);
+  std::atomic<bool> stop{false};
+  std::atomic<std::vector<void*>*> targets{nullptr};
+  std::atomic<long> calls{0}, efaults[4] = {};
+  auto caller = [&](size_t i) {
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::vector<void*>* t = targets.load(std::memory_order_acquire);
+      if (t == nullptr || t->empty()) continue;
+      void* b = (*t)[(i += 13) % t->size()];
+      if (syscall(SYS_fstat, fds[0], b) < 0 && errno == EFAULT) efaults[0]++;
+      if (syscall(SYS_getrandom, b, 16, 0) < 0 && errno == EFAULT) efaults[1]++;
+      if (syscall(SYS_epoll_wait, ep, b, 1, 0) < 0 && errno == EFAULT) efaults[2]++;
+      if (syscall(SYS_clock_gettime, CLOCK_MONOTONIC, b) < 0 && errno == EFAULT) efaults[3]++;
+      calls += 4;
+    }
+  };
+  std::thread a(caller, 0), b(caller, 5);
+  std::vector<std::vector<void*>> rounds(20);  // freed only after the callers stopped
+  stress::Rng rng(seed);
+  size_t meshes = 0;
+  for (auto& live : rounds) {
+    std::vector<void*> all(o.objects / 2);
+    for (auto& p : all) p = stress::xmalloc(kBuf, "syscalls: buffer");
+    for (void* p : all) {
+      if (rng.one_in(4)) {
+        live.push_back(p);
+      } else {
+        std::free(p);
+      }
+    }
+    targets.store(&live, std::memory_order_release);
+    meshes += stress::compact_now(compact);
+  }
+  stop = true;
+  a.join();
+  b.join();
+  for (auto& live : rounds) {
+    for (void* p : live) std::free(p);
+  }
+  close(ep);
+  close(fds[0]);
+  close(fds[1]);
+  long total = efaults[0] + efaults[1] + efaults[2] + efaults[3];
+  bool waits = kernel_writes_wait();
+  if (!o.quiet) {
+    std::printf("syscalls: %zu meshes, %ld calls, EFAULT: fstat %ld getrandom %ld epoll_wait %ld clock_gettime %ld (kernel writes %s)\n",
+                meshes, calls.load(), efaults[0].load(), efaults[1].load(), efaults[2].load(), efaults[3].load(),
+                waits ? "wait" : "may fail");
+  }
+  if (total > 0 && (waits || o.noEfault))
+    stress::fail("syscalls: %ld system calls failed with EFAULT while the heap was meshed", total);
+}
+
 const char* kOvercommit = "/proc/sys/vm/overcommit_memory";
 
 long read_overcommit() {
@@ -317,6 +402,7 @@ int main(int argc, char** argv) {
     descriptors_round(o, seed, compact);
     fd_limit_round(o, seed + 2, compact);
     signals_round(o, seed + 4, compact);
+    syscalls_round(o, seed + 5, compact);
     if (o.strict) strict_round(o, seed + 3, compact);
     if (!o.quiet) std::printf("round %" PRIu64 " ok\n", r + 1);
   }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "arena/write_protect.h"
 #include "common/lock.h"
 #include "common/log.h"
 #include "entry/runtime.h"
@@ -37,6 +38,7 @@ constexpr uint64_t kAutoStartBytes = uint64_t{4} << 20;
 // the kernel interrupt the CPUs running the program's threads, and the thread competes with
 // them for CPU time), all of it while the program has stopped freeing.
 constexpr uint64_t kFullPaceGainBytes = uint64_t{48} << 20;
+constexpr uint64_t kJobSliceNs = 5 * kMs;  // meshing handed to the write-protection service at once
 
 // pid of the process in which the thread runs, 0 when it runs nowhere. A fork child inherits the
 // parent's value: the child handler clears it, and comparing with getpid() covers whatever runs
@@ -116,6 +118,36 @@ void printSignalReport(int sig, int level) {
   printReport(2, level);
 }
 
+// A round's meshing, on the write-protection service's thread when it runs (so that system
+// calls writing into a span being meshed wait instead of failing), else here. Handed over in
+// slices: a mesh_compact() waiting for the service ends the round (it will mesh what is left),
+// rather than waiting for the whole of it.
+size_t meshPacedOnService(Runtime& rt, uint64_t budget) {
+  struct Job {
+    Runtime* rt;
+    uint64_t budget;
+    size_t meshes;
+  };
+  auto run = [](void* p) {
+    auto* j = static_cast<Job*>(p);
+    DepthGuard depth;
+    j->meshes = j->rt->heap.meshPaced(j->budget, true);
+  };
+  uint64_t start = os::monotonicNs();
+  size_t total = 0;
+  for (uint64_t used = 0; used < budget; used = os::monotonicNs() - start) {
+    Job job{&rt, budget - used < kJobSliceNs ? budget - used : kJobSliceNs, 0};
+    if (!wp::run(run, &job)) {
+      job.budget = budget - used;
+      run(&job);
+      return total + job.meshes;
+    }
+    total += job.meshes;
+    if (job.meshes == 0 || wp::waiting()) break;
+  }
+  return total;
+}
+
 // One period's work: queued remote frees folded (so emptied spans are released and the
 // meshable-free counts are current), bounded mesh steps for as long as the gain warrants, then
 // the decay of free pages. quiet: the application has not freed since the last round, so the
@@ -133,7 +165,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool
     if (budget < meshPeriodNs / 20) budget = meshPeriodNs / 20;
     if (quiet) budget = meshPeriodNs;
     if (budget > 500 * kMs) budget = 500 * kMs;
-    meshes = rt.heap.meshPaced(budget, true);
+    meshes = meshPacedOnService(rt, budget);
   }
   size_t released = rt.heap.maybeDecay(decayNs, meshPeriodNs > 0 ? meshPeriodNs / 5 : 20 * kMs);
   *dirty = decayNs > 0 && rt.heap.arena().stats().dirtyBytes > 0;
@@ -151,6 +183,9 @@ bool applicationGone(Runtime& rt) {
 void* serviceMain(void*) {
   os::nameThisThread("mesh-bg");
   Runtime& rt = runtime();
+  // The thread's meshes run on the write-protection service (see meshPacedOnService): start it
+  // before the first round, which then already uses it.
+  startWriteProtectService();
   uint64_t lastTick = 0, nextTick = os::monotonicNs();
   unsigned idleShift = 0;
   auto activity = [&rt] { return g_freeRounds.load(std::memory_order_relaxed) + rt.heap.refillCount(); };
@@ -243,6 +278,7 @@ void start(bool asked) {
 // before the new thread is printed by it.
 void afterForkInChild() {
   os::forgetProcessId();
+  wp::afterForkInChild();
   g_threadPid.store(0, std::memory_order_relaxed);
   g_startingPid.store(0, std::memory_order_relaxed);
   g_idle.store(false, std::memory_order_relaxed);
@@ -283,7 +319,10 @@ int onSlowFrees() {
   if (!runningHere()) {
     if (mode == kOn || freephys) start(true);
     else if (mode == kAuto && worthAThread(rt)) start(false);
-    return 0;
+    // By default the free path does not mesh either: below kAutoStartBytes there is little to
+    // win, and the thread's meshes wait for system calls writing into the spans (see
+    // arena/write_protect.h) where the free path's would make them fail with EFAULT.
+    return mode == kAuto && !g_startFailed.load(std::memory_order_relaxed) ? kThreadMeshes : 0;
   }
   g_freeRounds.fetch_add(1, std::memory_order_relaxed);
   if (g_idle.load(std::memory_order_relaxed) && g_idle.exchange(false, std::memory_order_relaxed)) {

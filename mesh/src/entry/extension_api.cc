@@ -1,6 +1,7 @@
 // The libmesh extension API (include/mesh/mesh.h).
 #include <cerrno>
 
+#include "arena/write_protect.h"
 #include "common/options.h"
 #include "entry/allocate.h"
 #include "entry/runtime.h"
@@ -27,6 +28,7 @@ int mesh_set_option(const char* name, long value) {
   if (!runtime().options.set(static_cast<Opt>(i), value)) return EINVAL;
   if (static_cast<Opt>(i) == Opt::max_map_count) runtime().heap.setMaxMapCount(value);
   if (static_cast<Opt>(i) == Opt::same_thread_meshing) runtime().heap.setSameThreadMeshing(value != 0);
+  if (static_cast<Opt>(i) == Opt::uffd) wp::setEnabled(value != 0);
   return 0;
 }
 
@@ -44,11 +46,14 @@ size_t mesh_compact(void) {
     return 0;
   }
   size_t meshes;
+  startWriteProtectService();  // (not under a lock; it may allocate)
   if (t_thread.heap != nullptr) flushAllFreed(t_thread.heap);  // their objects are free to mesh around
-  {
+  // On the write-protection service's thread when it runs (see arena/write_protect.h).
+  auto job = [](void* out) {
     DepthGuard depth;
-    meshes = runtime().heap.meshAll();
-  }
+    *static_cast<size_t*>(out) = runtime().heap.meshAll();
+  };
+  if (!wp::run(job, &meshes)) job(&meshes);
   releaseFreeMemoryForApi();
   return meshes;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <new>
 
+#include "arena/write_protect.h"
 #include "common/log.h"
 #include "entry/allocate.h"
 #include "entry/background.h"
@@ -237,7 +238,22 @@ static bool initialize() {
   if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
   pthread_atfork(forkPrepare, forkParent, forkChild);
   background::onOptionsLoaded();
+  wp::setEnabled(rt->options.get(Opt::uffd) != 0);
   return true;
+}
+
+// The write-protection service's test for whether the program still has threads (see
+// wp::start): a heap is made for every thread that allocates.
+static bool programAlive() {
+  Runtime& rt = runtime();
+  DepthGuard depth;
+  LockGuard guard(rt.registryLock);
+  return rt.liveThreadHeaps > 0;
+}
+
+void startWriteProtectService() {
+  Runtime& rt = runtime();
+  if (rt.options.get(Opt::uffd) != 0 && rt.options.get(Opt::period_ms) != 0 && !wp::active()) wp::start(programAlive);
 }
 
 bool ensureInitialized() {

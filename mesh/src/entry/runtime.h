@@ -148,6 +148,9 @@ class DepthGuard {
 // True once the heap is usable. Initialises on first call; false while initialisation runs on
 // this thread (re-entry) or when it failed.
 bool ensureInitialized();
+// Starts the userfaultfd write-protection service (arena/write_protect.h) unless MESH_UFFD=0,
+// meshing is off, or it runs. Call with no allocator lock held: it may allocate.
+void startWriteProtectService();
 // This thread's heap, creating it; nullptr after the thread's heap was torn down (exiting
 // thread) or when no memory is left.
 ThreadHeap* currentThreadHeapSlow();

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "arena/write_protect.h"
 #include "common/log.h"
 #include "entry/background.h"
 #include "entry/runtime.h"
@@ -63,7 +64,8 @@ void collectStats(mesh_stats* out) {
   out->decayed_bytes = hs.decayedBytes;
   out->meshable_free_bytes = hs.meshableFreeBytes;
   out->background_thread = background::runningInThisProcess() ? 1 : 0;
-  out->barrier_waits = barrier::retries();
+  out->kernel_writes_wait = wp::active() ? 1 : 0;
+  out->barrier_waits = barrier::retries() + wp::waits();
 }
 
 // One report line "label:   <bytes in MiB, one decimal>".
@@ -99,6 +101,10 @@ void printReport(int fd, int level) {
   addMiBLine(line, "Decayed MB:", s.decayed_bytes);
   addMiBLine(line, "Dirty MB:", s.dirty_bytes);
   line.add("Background thread:").pad(24).addU(s.background_thread).add('\n');
+  line.add("Barrier waits:").pad(24).addU(s.barrier_waits).add('\n');
+  line.add("Kernel writes wait:").pad(24).addU(s.kernel_writes_wait);
+  if (const char* why = wp::unavailableReason()) line.add(" (").add(why).add(')');
+  line.add('\n');
   line.writeTo(fd);
   if (level < 2 || !ensureInitialized()) return;
   for (int cls = 0; cls < kNumClasses; ++cls) {

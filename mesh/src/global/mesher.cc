@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "arena/write_protect.h"
 #include "common/log.h"
 #include "global/global_heap.h"
 #include "global/write_barrier.h"
@@ -78,23 +79,73 @@ bool GlobalHeap::mappingRoomFor(long mappings) const {
 }
 
 // Step 2 of the mesh: moves the anonymous span mh into the memfd at its own offset, keeping its
-// contents. The barrier must be on: writers of mh wait while it is read-only. False (mh
-// unchanged and writable) on failure. The whole span is written with one pwrite: copying only
-// the live objects through a temporary shared window costs two more system calls and a page
-// fault per page, and made compaction about 25% slower on the fragmenter.
+// contents. mh must be write-protected (MeshGuard): its writers wait meanwhile. False (mh
+// unchanged) on failure. The whole span is written with one copy through the file's view:
+// copying only the live objects through a temporary shared window costs two more system calls
+// and a page fault per page, and made compaction about 25% slower on the fragmenter.
 bool GlobalHeap::moveToFileLocked(MiniHeap* mh) {
   size_t page = mh->spanPage(), pages = mh->pages();
-  if (!arena_.protectPages(page, pages, false)) return false;
-  bool ok = arena_.writeFilePages(page, page, pages) && arena_.aliasPages(page, page, pages);
-  if (!ok) {
-    if (!arena_.protectPages(page, pages, true)) fatal("could not undo a failed mesh");
-    return false;
-  }
+  if (!arena_.writeFilePages(page, page, pages) || !arena_.aliasPages(page, page, pages)) return false;
   mh->setFileBacked(true);
   fileSpans_.fetch_add(1, std::memory_order_relaxed);
   mapAddedSince_ += 2;
   return true;
 }
+
+// The write protection of one mesh's spans, from before the first copy until the last remap.
+// Through the userfaultfd when the mesh runs on the write-protection service's thread (every
+// write waits, the kernel's too; arena/write_protect.h), else with
+// mprotect (the program's writes fault and wait in the barrier; a system call writing there
+// fails with EFAULT). A range remapped meanwhile is writable on its new pages; end() makes the
+// others writable again and wakes whatever waited.
+class MeshGuard {
+ public:
+  MeshGuard(Arena& arena, size_t pages) : arena_(arena), pages_(pages) {}
+  void add(size_t page) { page_[count_++] = page; }
+  bool protect() {
+    wp::Range r[wp::kMaxRanges];
+    for (int i = 0; i < count_; ++i) r[i] = range(i);
+    uffd_ = wp::onService() && wp::protect(r, count_);
+    if (uffd_) {
+      startNs_ = os::monotonicNs();
+      return true;
+    }
+    for (int i = 0; i < count_; ++i) {
+      if (arena_.protectPages(page_[i], pages_, false)) continue;
+      for (int u = 0; u < i; ++u) {
+        if (!arena_.protectPages(page_[u], pages_, true)) fatal("could not undo a failed mesh");
+      }
+      return false;
+    }
+    return true;
+  }
+  // The range of page was mapped anew (read-write): it no longer needs to be made writable.
+  void remapped(size_t page) {
+    for (int i = 0; i < count_; ++i) remapped_[i] = remapped_[i] || page_[i] == page;
+  }
+  void end() {
+    if (uffd_) {
+      wp::Range r[wp::kMaxRanges];
+      for (int i = 0; i < count_; ++i) r[i] = range(i);
+      uint64_t waited = wp::finish(r, remapped_, count_);
+      if (waited > 0) barrier::noteKernelWaits(waited, os::monotonicNs() - startNs_);
+      return;
+    }
+    for (int i = 0; i < count_; ++i) {
+      if (!remapped_[i] && !arena_.protectPages(page_[i], pages_, true)) fatal("could not undo a failed mesh");
+    }
+  }
+
+ private:
+  wp::Range range(int i) const { return wp::Range{arena_.pageAddress(page_[i]), pages_ << os::kPageShift}; }
+  Arena& arena_;
+  size_t pages_;
+  size_t page_[wp::kMaxRanges];
+  bool remapped_[wp::kMaxRanges] = {};
+  int count_ = 0;
+  bool uffd_ = false;
+  uint64_t startNs_ = 0;
+};
 
 // Whether a virtual neighbour of mh's span is a file-backed span at its own offset: moving mh
 // into the file then extends that mapping instead of splitting an anonymous one (two mappings
@@ -125,18 +176,20 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
 
   barrier::begin();
   bool moved = !dst->fileBacked();
-  if (moved && !moveToFileLocked(dst)) {
+  MeshGuard guard(arena_, pages);
+  if (moved) guard.add(dst->spanPage());
+  for (uint32_t k = 0; k < count; ++k) guard.add(spans[k]);
+  if (!guard.protect()) {
     barrier::end();
     return false;
   }
-  for (uint32_t k = 0; k < count; ++k) {
-    if (!arena_.protectPages(spans[k], pages, false)) {
-      for (uint32_t u = 0; u < k; ++u) {
-        if (!arena_.protectPages(spans[u], pages, true)) fatal("could not undo a failed mesh");
-      }
+  if (moved) {
+    if (!moveToFileLocked(dst)) {
+      guard.end();
       barrier::end();
       return false;
     }
+    guard.remapped(dst->spanPage());
   }
   uint32_t size = src->objectSize();
   for (int w = 0; w < 4; ++w) {
@@ -146,18 +199,22 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
     }
   }
   for (uint32_t k = 0; k < count; ++k) {
-    if (arena_.aliasPages(spans[k], dst->spanPage(), pages)) continue;
+    if (arena_.aliasPages(spans[k], dst->spanPage(), pages)) {
+      guard.remapped(spans[k]);
+      continue;
+    }
     // Nothing changed for src's objects. An anonymous src backs no other span, so k is 0 and
     // only the protection is undone; a src with other spans is file-backed, and its file pages
     // still hold its objects: point the spans moved so far back at them (src's own span onto
-    // itself) and make every span writable.
+    // itself); the guard makes the others writable.
     bool undone = true;
     for (uint32_t u = 0; u < k; ++u) undone = undone && arena_.aliasPages(spans[u], srcPage, pages);
-    for (uint32_t u = k; u < count; ++u) undone = undone && arena_.protectPages(spans[u], pages, true);
     if (!undone) fatal("could not undo a failed mesh");
+    guard.end();
     barrier::end();
     return false;
   }
+  guard.end();
   barrier::end();
   // The remaps left the program's page tables empty for these ranges: fill them here rather than
   // let the program's threads fault every page in again (about 10 us a fault on the development

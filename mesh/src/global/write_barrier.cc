@@ -299,6 +299,10 @@ void waitWhileMeshing() {
 }
 
 const PauseHistogram& waits() { return g_waits; }
+
+void noteKernelWaits(uint64_t count, uint64_t ns) {
+  for (uint64_t i = 0; i < count && i < 64; ++i) g_waits.record(ns);
+}
 uint64_t retries() { return g_retries.load(std::memory_order_relaxed); }
 
 bool inArena(const void* p, size_t len) {

@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -125,7 +127,24 @@ void closeFd(int fd) {
 
 bool makePipe(int fds[2]) { return ::pipe2(fds, O_CLOEXEC) == 0; }
 
+static thread_local bool t_ownDescriptorTable = false;
+
+void setOwnDescriptorTable() { t_ownDescriptorTable = true; }
+
 void writeAll(int fd, const void* buf, size_t len) {
+  if (t_ownDescriptorTable && fd >= 0 && fd <= 2) {
+    // The program's descriptor, reopened for this write (the thread-group leader's table is
+    // the one /proc/self/fd shows).
+    char path[] = "/proc/self/fd/0";
+    path[sizeof path - 2] = static_cast<char>('0' + fd);
+    int own = ::open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
+    if (own < 0) return;
+    t_ownDescriptorTable = false;
+    writeAll(own, buf, len);
+    t_ownDescriptorTable = true;
+    ::close(own);
+    return;
+  }
   const char* p = static_cast<const char*>(buf);
   while (len > 0) {
     ssize_t n = ::write(fd, p, len);
@@ -282,6 +301,43 @@ int processId() {
 }
 
 void forgetProcessId() { g_pid.store(0, std::memory_order_relaxed); }
+
+bool unshareEmptyDescriptorTable() {
+  constexpr unsigned kUnshare = 1u << 1;  // CLOSE_RANGE_UNSHARE
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+  return ::syscall(SYS_close_range, 0u, ~0u, kUnshare) == 0;
+}
+
+int userfaultfdOpen(uint64_t features, int* error) {
+#ifndef SYS_userfaultfd
+  *error = ENOSYS;
+  return -1;
+#else
+  int fd = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+  if (fd < 0) {
+    *error = errno;
+    return -1;
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  api.features = features;
+  if (::ioctl(fd, UFFDIO_API, &api) != 0 || (api.features & features) != features) {
+    *error = errno != 0 ? errno : EINVAL;
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+#endif
+}
+
+int ioctlRetry(int fd, unsigned long request, void* arg) {
+  for (;;) {
+    if (::ioctl(fd, request, arg) == 0) return 0;
+    if (errno != EINTR && errno != EAGAIN) return errno;
+  }
+}
 
 bool startDaemonThread(void* (*fn)(void*), void* arg) {
   // The new thread inherits the creator's signal mask: block every asynchronous signal around

@@ -116,6 +116,22 @@ void futexWaitFor(const int* word, int expected, uint64_t timeoutNs);
 int processId();
 void forgetProcessId();
 
+// --- userfaultfd write protection (arena/write_protect.cc) -------------------------------------
+// Gives the calling thread a descriptor table of its own, empty: close_range(0, ~0U,
+// CLOSE_RANGE_UNSHARE) takes no reference to any of the program's files. Descriptors the thread
+// opens afterwards are invisible to the program (and out of reach of its close_range). False
+// when the kernel cannot (before 5.9).
+bool unshareEmptyDescriptorTable();
+// Marks the calling thread as one with a table of its own: writeAll() to descriptors 0-2 then
+// reopens the program's (through /proc/self/fd, for messages such as fatal()'s).
+void setOwnDescriptorTable();
+// A userfaultfd (close-on-exec, non-blocking) that also handles faults taken by the kernel
+// (copy_to_user), with the API handshake done for `features`; -1 when unavailable (no
+// privilege, no syscall, a feature missing). *error gets the errno of the failing step.
+int userfaultfdOpen(uint64_t features, int* error);
+// ioctl(fd, request, arg), retried on EINTR and EAGAIN; returns the errno, 0 on success.
+int ioctlRetry(int fd, unsigned long request, void* arg);
+
 // --- threads -------------------------------------------------------------------------------
 // Starts fn(arg) on a new detached thread that has every asynchronous signal blocked (so the
 // application's signals go to its own threads). False when no thread can be created. May

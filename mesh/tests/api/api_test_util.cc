@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -214,6 +215,15 @@ bool WaitPidTimeout(pid_t pid, int* status, int timeout_ms) {
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, nullptr);
   }
+}
+
+bool UffdExpected() {
+  const char* env = getenv("MESH_UFFD");
+  if (geteuid() != 0 || (env != nullptr && strcmp(env, "0") == 0)) return false;
+  struct utsname u {};
+  int major = 0, minor = 0;
+  if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 19);
 }
 
 ChildResult RunInChild(const std::function<int()>& body, int timeout_ms) {

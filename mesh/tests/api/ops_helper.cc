@@ -26,6 +26,7 @@
 // wait for a signal report capture fd 2 and poll it for the report (ReportCapture), then copy
 // it to stdout; exit code 5 (6 in handler-*) when it did not come within 20 s. Exit 0 on
 // success, other codes name the failed step.
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -84,13 +85,35 @@ long PssKiB() {
 }
 
 // Field 20 of /proc/self/stat (after the parenthesised command name).
+// Threads of the process named name (/proc/self/task/*/comm).
+long ThreadsNamed(const char* name) {
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  long n = 0;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char path[300], comm[64];
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    if (ReadProc(path, comm, sizeof comm) && strcmp(comm, name) == 0) ++n;
+  }
+  closedir(dir);
+  return n;
+}
+
+// The write-protection service (mesh-wp, arena/write_protect.h) starts with the background
+// thread where the kernel allows it; its own tests count it (WpThreads).
+long WpThreads() { return ThreadsNamed("mesh-wp\n"); }
+
+// The process's threads, apart from the write-protection service.
 long Threads() {
   char buf[1024];
   if (!ReadProc("/proc/self/stat", buf, sizeof buf)) return -1;
   const char* p = strrchr(buf, ')');
   if (p == nullptr) return -1;
   for (int field = 2; field < 20 && p != nullptr; ++field) p = strchr(p + 1, ' ');
-  return p ? strtol(p + 1, nullptr, 10) : -1;
+  long all = p ? strtol(p + 1, nullptr, 10) : -1;
+  long wp = WpThreads();
+  return all < 0 || wp < 0 ? -1 : all - wp;
 }
 
 bool EnvOn(const char* name) {
@@ -211,12 +234,13 @@ int DefaultIdleMode(long ms) {
   Say("threads_at_main=%ld\n", Threads());
   WarmUp();
   SleepMs(300);  // a thread started by the warm-up would be there by now
-  Say("threads_after_warmup=%ld\nthread_stat_after_warmup=%llu\n", Threads(),
-      (unsigned long long)Stats().background_thread);
+  Say("threads_after_warmup=%ld\nthread_stat_after_warmup=%llu\nwp_threads_after_warmup=%ld\n", Threads(),
+      (unsigned long long)Stats().background_thread, WpThreads());
   unsigned long long meshes = Fragment();
   const char* mode = getenv("MESH_BACKGROUND_THREAD");
   WaitForThreads(2, mode != nullptr && strcmp(mode, "0") == 0 ? 0 : 10000);
-  Say("threads_after_fragment=%ld\n", Threads());
+  Say("threads_after_fragment=%ld\nwp_threads_after_fragment=%ld\nkernel_writes_wait=%llu\n", Threads(),
+      WpThreads(), (unsigned long long)Stats().kernel_writes_wait);
   int rc = Idle("idle", ms, meshes, 3072);
   mesh_stats s = Stats();
   Say("thread_stat=%llu\npaced_meshes=%llu\npaced_mesh_ns=%llu\nmeshable_free_kb=%llu\n",

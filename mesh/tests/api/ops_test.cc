@@ -63,6 +63,13 @@ TEST(DefaultPacing, SmallProgramHasNoThreadAndAnIdleFragmentedHeapShrinks) {
   EXPECT_EQ(Value(r.output, "thread_stat_after_warmup"), 0) << r.output;
   EXPECT_EQ(Value(r.output, "threads_after_fragment"), 2) << "8 MiB to give back and no thread:\n" << r.output;
   EXPECT_EQ(Value(r.output, "thread_stat"), 1) << r.output;
+  // The write-protection service (mesh-wp) starts with the background thread, where the kernel
+  // lets it handle kernel faults.
+  EXPECT_EQ(Value(r.output, "wp_threads_after_warmup"), 0) << r.output;
+  EXPECT_EQ(Value(r.output, "wp_threads_after_fragment"), Value(r.output, "kernel_writes_wait")) << r.output;
+  if (mesh_api_test::UffdExpected()) {
+    EXPECT_EQ(Value(r.output, "kernel_writes_wait"), 1) << r.output;
+  }
   // No malloc or free while idle, no API call: meshes happen and PSS falls by 3 MiB of the
   // 8.4 MiB freed.
   EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_start") + 50) << r.output;
