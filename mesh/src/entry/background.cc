@@ -143,7 +143,9 @@ size_t meshPacedOnService(Runtime& rt, uint64_t budget) {
       return total + job.meshes;
     }
     total += job.meshes;
-    if (job.meshes == 0 || wp::waiting()) break;
+    // A slice that ended before its time found nothing left to try.
+    bool exhausted = os::monotonicNs() - start - used < job.budget;
+    if (exhausted || wp::waiting()) break;
   }
   return total;
 }
@@ -183,9 +185,7 @@ bool applicationGone(Runtime& rt) {
 void* serviceMain(void*) {
   os::nameThisThread("mesh-bg");
   Runtime& rt = runtime();
-  // The thread's meshes run on the write-protection service (see meshPacedOnService): start it
-  // before the first round, which then already uses it.
-  startWriteProtectService();
+
   uint64_t lastTick = 0, nextTick = os::monotonicNs();
   unsigned idleShift = 0;
   auto activity = [&rt] { return g_freeRounds.load(std::memory_order_relaxed) + rt.heap.refillCount(); };
@@ -262,6 +262,10 @@ void start(bool asked) {
     // Published before the thread exists: the thread's own exit resets it (never the reverse).
     g_threadPid.store(me, std::memory_order_release);
     t_allocFromBootstrap = true;
+    // The thread's meshes run on the write-protection service (see meshPacedOnService): started
+    // first (start returns once it is ready), so the first round already uses it, and when this
+    // call returns both threads exist and have their names.
+    startWriteProtectService();
     bool started = os::startDaemonThread(serviceMain, nullptr);
     t_allocFromBootstrap = false;
     if (!started) {

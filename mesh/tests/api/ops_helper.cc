@@ -137,12 +137,15 @@ unsigned char Mark(size_t i) { return static_cast<unsigned char>(i * 131 + 7); }
 
 // Returns the mesh count read just before: a background thread may start meshing while this
 // runs, so meshes are counted from there.
+long g_fragmentPeakPss = -1;  // PSS with every object of Fragment() live, before its frees
+
 unsigned long long Fragment() {
   unsigned long long meshes = Stats().mesh_count;
   for (size_t i = 0; i < kObjects; ++i) {
     g_objects[i] = static_cast<unsigned char*>(malloc(kSize));
     memset(g_objects[i], Mark(i), kSize);
   }
+  g_fragmentPeakPss = PssKiB();
   uint64_t x = 0x9e3779b97f4a7c15ull;
   for (size_t i = 0; i < kObjects; ++i) {
     x ^= x << 13;
@@ -216,7 +219,8 @@ int Idle(const char* who, long ms, unsigned long long meshesAtStart, long wantDr
   }
   Say("%s_mesh_before=%llu\n%s_mesh_after=%llu\n", who, (unsigned long long)before.mesh_count, who,
       (unsigned long long)after.mesh_count);
-  Say("%s_pss_before=%ld\n%s_pss_after=%ld\n%s_idle_ms=%ld\n", who, pssBefore, who, pssAfter, who, waited);
+  Say("%s_pss_before=%ld\n%s_pss_after=%ld\n%s_idle_ms=%ld\n%s_fragment_peak_pss=%ld\n", who, pssBefore, who,
+      pssAfter, who, waited, who, g_fragmentPeakPss);
   return Intact() ? 0 : 3;
 }
 

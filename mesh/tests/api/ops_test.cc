@@ -43,7 +43,8 @@ TEST(BackgroundThread, IdleProcessCompactsAndTheThreadStartsLazily) {
   EXPECT_EQ(Value(r.output, "threads_after_warmup"), 2) << r.output;
   // No malloc or free while idle, yet meshes happen and PSS falls.
   EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_start") + 50) << r.output;
-  EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before") - 1024) << r.output;
+  EXPECT_LE(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before")) << r.output;
+  EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_fragment_peak_pss") - 1024) << r.output;
 }
 
 // Default options (none set, whatever the suite's environment holds), plus `set`.
@@ -70,10 +71,12 @@ TEST(DefaultPacing, SmallProgramHasNoThreadAndAnIdleFragmentedHeapShrinks) {
   if (mesh_api_test::UffdExpected()) {
     EXPECT_EQ(Value(r.output, "kernel_writes_wait"), 1) << r.output;
   }
-  // No malloc or free while idle, no API call: meshes happen and PSS falls by 3 MiB of the
-  // 8.4 MiB freed.
+  // No API call: meshes happen (from the frees on, and while idle) and PSS falls by 3 MiB of
+  // the 8.4 MiB freed, from the fragmented heap's peak (the thread, started during the frees,
+  // may have done most of it before the idle phase began).
   EXPECT_GT(Value(r.output, "idle_mesh_after"), Value(r.output, "idle_mesh_start") + 50) << r.output;
-  EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before") - 3072) << r.output;
+  EXPECT_LE(Value(r.output, "idle_pss_after"), Value(r.output, "idle_pss_before")) << r.output;
+  EXPECT_LT(Value(r.output, "idle_pss_after"), Value(r.output, "idle_fragment_peak_pss") - 3072) << r.output;
   EXPECT_GT(Value(r.output, "paced_meshes"), 50) << r.output;
   EXPECT_GT(Value(r.output, "paced_mesh_ns"), 0) << r.output;
 }
@@ -93,7 +96,10 @@ TEST(DefaultPacing, ForkChildRestartsTheThreadAndCompacts) {
   EXPECT_EQ(Value(r.output, "child_threads_at_fork"), 1) << r.output;
   EXPECT_EQ(Value(r.output, "child_threads_after_fragment"), 2) << r.output;
   EXPECT_GT(Value(r.output, "child_mesh_after"), Value(r.output, "child_mesh_start") + 50) << r.output;
-  EXPECT_LT(Value(r.output, "child_pss_after"), Value(r.output, "child_pss_before") - 1024) << r.output;
+  // From the fragmented heap's peak: the restarted thread may mesh most of it before the idle
+  // phase begins.
+  EXPECT_LE(Value(r.output, "child_pss_after"), Value(r.output, "child_pss_before")) << r.output;
+  EXPECT_LT(Value(r.output, "child_pss_after"), Value(r.output, "child_fragment_peak_pss") - 1024) << r.output;
   EXPECT_GT(Value(r.output, "parent_mesh_after"), Value(r.output, "parent_mesh_start") + 50) << r.output;
 }
 
