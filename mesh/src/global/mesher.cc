@@ -39,6 +39,7 @@ namespace mesh {
 // contiguous offsets merge, so the real count is often lower).
 static constexpr long kMappingsPerMesh = 4;
 static constexpr uint64_t kFreePathStepNs = 1000000;
+static constexpr size_t kMaxStepCandidates = 2048;  // spans one step considers, at most
 
 // Mapping budget: meshing keeps a reserve below vm.max_map_count for the application. Counting
 // /proc/self/maps is expensive (about 0.7 us per mapping), so the count is an estimate: the last
@@ -330,7 +331,7 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   // listedFree says whether it is at an occupancy meshing accepts (counted when it was
   // relisted: the drain above relisted every span whose bits changed), without reading its
   // bitmap's cache line.
-  size_t maxCandidates = 2048;
+  size_t maxCandidates = kMaxStepCandidates;
   if (stepBudgetNs < kStepBudgetNs) {
     maxCandidates = maxPairs == 0 || maxPairs >= 16 ? 1024 : maxPairs <= 2 ? 128 : 64 * maxPairs;
   }
@@ -339,7 +340,9 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   for (MiniHeap* list : c.partial) {
     for (MiniHeap* mh = list; mh != nullptr && meshCandidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
       --visits;
-      if (mh->listedFree == 0) continue;
+      // (A span that already backs the most virtual spans a chain may have cannot take part
+      // in another mesh, on either side.)
+      if (mh->listedFree == 0 || mh->extraSpanCount() >= kMaxExtraSpans) continue;
       if (!meshCandidates_.pushBack(mh)) break;
     }
   }
@@ -437,12 +440,25 @@ size_t GlobalHeap::meshAll() {
   for (int pass = 0; pass < kMaxPasses; ++pass) {
     size_t made = 0;
     for (int cls = 0; cls < kNumClasses; ++cls) {
+      // A step ends at kPairsPerStep meshes or at its time budget; a step that made any mesh
+      // may leave more to do. A step sees at most kMaxStepCandidates spans and moves the ones it
+      // could not pair to the end of the lists: a class with more spans gets as many fruitless
+      // steps in a row as it takes to look at all of them (seen: a first compaction that met
+      // only a window of older, unmatched spans and made nothing, while the next made 19).
+      uint64_t spans;
+      {
+        LockGuard guard(classes_[cls].lock);
+        spans = classes_[cls].spans;
+      }
+      uint64_t fruitless = 0, allowed = 2 + spans / kMaxStepCandidates;
       for (;;) {
-        // A step ends at kPairsPerStep meshes or at its time budget; a step that made any
-        // mesh may leave more to do.
         size_t step = meshClass(cls, kPairsPerStep);
         made += step;
-        if (step == 0) break;
+        if (step > 0) {
+          fruitless = 0;
+        } else if (++fruitless >= allowed) {
+          break;
+        }
       }
     }
     total += made;

@@ -358,17 +358,21 @@ void AllocatingHandler(int) {
   errno = saved_errno;
 }
 
-// Installs handler for SIGALRM and a timer raising it every usec microseconds.
+// Installs handler for SIGPROF and a timer raising it every usec microseconds of this process's
+// CPU time. (Wall-clock time starved the program on a loaded machine: a handler that interrupts
+// the allocator inside its arena lock, and so cannot have the lock, yields a few times before it
+// gives up; each yield to another job's busy loop took milliseconds, so every handler outlasted
+// the 200-us period and the interrupted thread never ran again to release the lock.)
 bool StartSignalTimer(void (*handler)(int), long usec) {
   struct sigaction sa {};
   sa.sa_handler = handler;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGALRM, &sa, nullptr) != 0) return false;
+  if (sigaction(SIGPROF, &sa, nullptr) != 0) return false;
   itimerval it{};
   it.it_interval.tv_usec = usec;
   it.it_value.tv_usec = usec;
-  return setitimer(ITIMER_REAL, &it, nullptr) == 0;
+  return setitimer(ITIMER_PROF, &it, nullptr) == 0;
 }
 
 int SignalChurnChild() {
@@ -380,7 +384,7 @@ int SignalChurnChild() {
   stop = true;
   other.join();
   itimerval off{};
-  setitimer(ITIMER_REAL, &off, nullptr);
+  setitimer(ITIMER_PROF, &off, nullptr);
   fprintf(stderr, "signals handled: %llu, handler errors: %llu (first: kind %d, %zu bytes)\n",
           static_cast<unsigned long long>(g_signals.load()),
           static_cast<unsigned long long>(g_signal_errors.load()), g_signal_error_kind.load(),

@@ -35,8 +35,13 @@ bool FragmentAndMesh(std::vector<std::unique_ptr<Fragmented>>* keep, uint64_t se
   if (!HaveLibmesh()) return true;
   uint64_t before = Stats().mesh_count;
   keep->push_back(std::make_unique<Fragmented>(100000, seed));
-  Compact();
-  return Stats().mesh_count > before;
+  size_t made = Compact();
+  mesh_stats s = Stats();
+  if (s.mesh_count > before) return true;
+  fprintf(stderr, "no mesh: mesh_compact made %zu (a second one: %zu); mesh_count %llu; meshable bytes %llu\n", made,
+          Compact(), static_cast<unsigned long long>(s.mesh_count),
+          static_cast<unsigned long long>(s.meshable_free_bytes));
+  return false;
 }
 
 // Every descriptor of this process with what it refers to.
