@@ -235,9 +235,9 @@ const char* unavailableReason() {
   switch (g_error.load(std::memory_order_relaxed)) {
     case EPERM:
     case EACCES:
-      return "no permission to handle kernel faults (vm.unprivileged_userfaultfd=0, no CAP_SYS_PTRACE)";
+      return "no permission to handle kernel faults: vm.unprivileged_userfaultfd=0 and no CAP_SYS_PTRACE";
     case ENOSYS:
-      return "no userfaultfd in this kernel, or a seccomp filter";
+      return "no userfaultfd in this kernel, or a seccomp filter forbids it";
     case EINVAL:
       return "the kernel lacks write protection of shmem (5.19+)";
     default:
