@@ -185,7 +185,6 @@ bool applicationGone(Runtime& rt) {
 void* serviceMain(void*) {
   os::nameThisThread("mesh-bg");
   Runtime& rt = runtime();
-
   uint64_t lastTick = 0, nextTick = os::monotonicNs();
   unsigned idleShift = 0;
   auto activity = [&rt] { return g_freeRounds.load(std::memory_order_relaxed) + rt.heap.refillCount(); };

@@ -253,7 +253,8 @@ static bool programAlive() {
 
 void startWriteProtectService() {
   Runtime& rt = runtime();
-  if (rt.options.get(Opt::uffd) != 0 && rt.options.get(Opt::period_ms) != 0 && !wp::active()) wp::start(programAlive);
+  bool wanted = rt.options.get(Opt::uffd) != 0 && rt.options.get(Opt::period_ms) != 0;
+  if (wanted && !wp::active()) wp::start(programAlive);
 }
 
 bool ensureInitialized() {
