@@ -4,6 +4,7 @@
 
 #include <atomic>
 
+#include "platform/cpu.h"
 #include "platform/os.h"
 
 #if defined(__clang__)
@@ -52,7 +53,7 @@ class MESH_CAPABILITY("mutex") Mutex {
     for (int tries = 1; !tryLock(); ++tries) {
       if (tries == 256) return false;
       if (tries % 64 == 0) os::yieldSignalSafe();
-      __builtin_ia32_pause();
+      cpu::relax();
     }
     return true;
   }
@@ -67,7 +68,7 @@ class MESH_CAPABILITY("mutex") Mutex {
           state_.compare_exchange_weak(expected, 1, std::memory_order_acquire)) {
         return;
       }
-      __builtin_ia32_pause();
+      cpu::relax();
     }
     while (state_.exchange(2, std::memory_order_acquire) != 0) {
       os::futexWait(reinterpret_cast<const int*>(&state_), 2);

@@ -15,6 +15,7 @@
 #include "global/global_heap.h"
 #include "miniheap/miniheap.h"
 #include "miniheap/size_classes.h"
+#include "platform/cpu.h"
 
 namespace mesh {
 
@@ -294,17 +295,10 @@ class ThreadHeap {
     return *reinterpret_cast<ClassCache*>(reinterpret_cast<char*>(caches_) + line);
   }
 
-  // Adds delta to a counter only this thread writes (others only read it): no atomic
-  // read-modify-write, but one instruction on x86-64 where a relaxed load and store would be
-  // three. An aligned 8-byte add is never seen torn.
+  // Adds delta to a counter only this thread writes (see cpu::addOwned).
   template <typename T, typename D>
   static void bump(std::atomic<T>& counter, D delta) {
-    static_assert(sizeof(std::atomic<T>) == sizeof(T) && sizeof(T) == 8);
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-    asm("addq %1, %0" : "+m"(*reinterpret_cast<T*>(&counter)) : "er"(static_cast<int64_t>(delta)));
-#else
-    counter.store(counter.load(std::memory_order_relaxed) + static_cast<T>(delta), std::memory_order_relaxed);
-#endif
+    cpu::addOwned(counter, delta);
   }
   // The top of the free-slot array (count > 0) and of the freed stack (freed > 0).
   MESH_FAST_PATH void* popAt(int cls, ClassCache& c, uint32_t count) {
