@@ -1,6 +1,5 @@
 #include "entry/background.h"
 
-#include <pthread.h>
 
 #include <atomic>
 #include <cerrno>
@@ -291,9 +290,9 @@ void afterForkInChild() {
 }
 
 // Registering costs nothing when the options are off; doing it here rather than when the thread
-// starts keeps pthread_atfork (which takes glibc's fork-handler lock) off the free path, where it
+// starts keeps pthread_atfork (os::registerForkHandlers, which takes glibc's fork-handler lock) off the free path, where it
 // could run inside another library's fork handler and deadlock.
-__attribute__((constructor)) void registerForkHandler() { pthread_atfork(nullptr, nullptr, afterForkInChild); }
+__attribute__((constructor)) void registerForkHandler() { os::registerForkHandlers(nullptr, nullptr, afterForkInChild); }
 
 __attribute__((destructor)) void stopAtExit() { g_exiting.store(true, std::memory_order_relaxed); }
 

@@ -235,8 +235,8 @@ static bool initialize() {
                   static_cast<uint64_t>(os::currentThreadId());
   config.freedKey = (salt * 0x9E3779B97F4A7C15ull) ^ (salt >> 29) ^ 0x6d65736866726565ull;
   if (!rt->heap.init(config)) return false;
-  if (pthread_key_create(&rt->exitKey, onThreadExit) != 0) return false;
-  pthread_atfork(forkPrepare, forkParent, forkChild);
+  if (!os::createThreadExitKey(&rt->exitKey, onThreadExit)) return false;
+  os::registerForkHandlers(forkPrepare, forkParent, forkChild);
   background::onOptionsLoaded();
   wp::setEnabled(rt->options.get(Opt::uffd) != 0);
   return true;
@@ -295,7 +295,7 @@ ThreadHeap* currentThreadHeapSlow() {
     t_state = 1;
   }
   // May allocate (second-level key storage); t_thread.heap is already set, so that works.
-  pthread_setspecific(rt.exitKey, t_thread.heap);
+  os::setThreadExitValue(rt.exitKey, t_thread.heap);
   return t_thread.heap;
 }
 

@@ -3,8 +3,6 @@
 // buffer for calls that arrive while we initialise), thread exit and fork.
 #pragma once
 
-#include <pthread.h>
-
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -14,6 +12,7 @@
 #include "common/meta_memory.h"
 #include "common/options.h"
 #include "global/global_heap.h"
+#include "platform/os.h"
 #include "thread/thread_heap.h"
 
 namespace mesh {
@@ -68,7 +67,7 @@ class Runtime {
   ThreadHeap* threads MESH_GUARDED_BY(registryLock) = nullptr;
   MetaPool<ThreadHeap> threadPool MESH_GUARDED_BY(registryLock);
   uint64_t liveThreadHeaps MESH_GUARDED_BY(registryLock) = 0;
-  pthread_key_t exitKey{};
+  os::ThreadExitKey exitKey{};
   std::atomic<int> initState{0};  // 0 not started, 1 running, 2 ready, 3 failed
 };
 

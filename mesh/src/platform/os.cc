@@ -339,6 +339,21 @@ int ioctlRetry(int fd, unsigned long request, void* arg) {
   }
 }
 
+static_assert(sizeof(ThreadExitKey) == sizeof(pthread_key_t));
+
+bool createThreadExitKey(ThreadExitKey* key, void (*destructor)(void*)) {
+  pthread_key_t k;
+  if (pthread_key_create(&k, destructor) != 0) return false;
+  *key = k;
+  return true;
+}
+
+void setThreadExitValue(ThreadExitKey key, void* value) { pthread_setspecific(key, value); }
+
+void registerForkHandlers(void (*prepare)(), void (*parent)(), void (*child)()) {
+  pthread_atfork(prepare, parent, child);
+}
+
 bool startDaemonThread(void* (*fn)(void*), void* arg) {
   // The new thread inherits the creator's signal mask: block every asynchronous signal around
   // pthread_create. The kernel's mask is built by hand: the synchronous signals stay open (the

@@ -137,6 +137,14 @@ int ioctlRetry(int fd, unsigned long request, void* arg);
 // application's signals go to its own threads). False when no thread can be created. May
 // allocate through malloc (pthread_create does).
 bool startDaemonThread(void* (*fn)(void*), void* arg);
+// A per-thread slot whose destructor runs at thread exit with the slot's value (if non-null):
+// pthread_key_create. False when the C library has no key left.
+using ThreadExitKey = unsigned int;
+bool createThreadExitKey(ThreadExitKey* key, void (*destructor)(void*));
+// Sets the calling thread's value of key (pthread_setspecific).
+void setThreadExitValue(ThreadExitKey key, void* value);
+// Fork handlers run by the C library's fork() (pthread_atfork); any may be nullptr.
+void registerForkHandlers(void (*prepare)(), void (*parent)(), void (*child)());
 // Names the calling thread (as seen in /proc/self/task/*/comm); at most 15 characters.
 void nameThisThread(const char* name);
 
