@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sanitizer builds of the allocator's own tests (ROBUSTNESS.md D18), see ci/README.md.
+# Sanitizer builds of the allocator's own tests (docs/behaviour.md D18), see ci/README.md.
 #   ci/sanitizers.sh [address|thread|undefined|all]     (default: all)
 # For each sanitizer: configure build-asan / build-tsan / build-ubsan with MESH_SANITIZER=<name>
 # and the sanitizer in CMAKE_CXX_FLAGS (so mesh_core itself is instrumented, not only the test

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md G28/G31 on the process allocator, through /proc/self/pagemap (root only): after
+// docs/behaviour.md G28/G31 on the process allocator, through /proc/self/pagemap (root only): after
 // a compaction that made meshes, every page of a surviving object has a physical frame, each
 // meshed page sits on the frame of its partner (the other virtual page that maps the same page
 // of libmesh's arena file, as /proc/self/maps shows), pages that map different file pages or

@@ -1,5 +1,5 @@
 // The C allocation API, exported under the standard names. Each function is a thin wrapper over
-// entry/allocate.h; the behaviour on bad input follows ROBUSTNESS.md section A.
+// entry/allocate.h; the behaviour on bad input follows docs/behaviour.md section A.
 #include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section A, items A6-A7: posix_memalign, aligned_alloc, memalign, valloc and
+// docs/behaviour.md section A, items A6-A7: posix_memalign, aligned_alloc, memalign, valloc and
 // pvalloc (the rest of section A is in malloc_api_test.cc).
 #include <gtest/gtest.h>
 #include <malloc.h>

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section B: operator new/delete (B11-B12).
+// docs/behaviour.md section B: operator new/delete (B11-B12).
 #include <gtest/gtest.h>
 #include <malloc.h>
 

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section F: resource exhaustion (F24 address-space limit, F25 failing system
+// docs/behaviour.md section F: resource exhaustion (F24 address-space limit, F25 failing system
 // calls injected with strace). The work runs in mesh_api_helper (linked like the tests).
 #include <gtest/gtest.h>
 #include <sys/resource.h>

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section E: fork, posix_spawn/vfork and signal handlers (E19, E20).
+// docs/behaviour.md section E: fork, posix_spawn/vfork and signal handlers (E19, E20).
 #include <gtest/gtest.h>
 #include <malloc.h>
 #include <poll.h>

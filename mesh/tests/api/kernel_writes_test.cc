@@ -1,4 +1,4 @@
-// System calls that write into the heap while it is meshed (ROBUSTNESS.md E22; issue "Never harm
+// System calls that write into the heap while it is meshed (docs/behaviour.md E22; issue "Never harm
 // the host, part 2", item 2): with the write-protection service (arena/write_protect.h), a call
 // that writes into a span being meshed waits for the mesh like a thread's store does, so no
 // call fails with EFAULT, whether or not libmesh wraps it. The calls here are raw syscall(2)s,
@@ -136,7 +136,7 @@ Counts MeshWhileCalling(int minRounds, int maxRounds, Done done) {
     }                                                                                                     \
   } while (0)
 
-TEST(KernelWrites, E23_UnwrappedSystemCallsNeverFailWithEfaultWhileMeshing) {
+TEST(KernelWrites, E22_UnwrappedSystemCallsNeverFailWithEfaultWhileMeshing) {
   { Round warm(1); mesh_compact(); }  // starts the service
   REQUIRE_SERVICE_OR_SKIP();
   // 20 rounds, and more (up to 400) until some call has met a mesh: on a loaded machine the
@@ -153,7 +153,7 @@ TEST(KernelWrites, E23_UnwrappedSystemCallsNeverFailWithEfaultWhileMeshing) {
 
 // The service's descriptor is in a table of its own: a program that closes every descriptor and
 // reuses the numbers cannot take it away.
-TEST(KernelWrites, E23_ClosingEveryDescriptorLeavesTheProtectionInPlace) {
+TEST(KernelWrites, E22_ClosingEveryDescriptorLeavesTheProtectionInPlace) {
   { Round warm(2); mesh_compact(); }
   REQUIRE_SERVICE_OR_SKIP();
   ChildResult r = RunInChild(
@@ -178,7 +178,7 @@ TEST(KernelWrites, E23_ClosingEveryDescriptorLeavesTheProtectionInPlace) {
 
 // The control: with MESH_UFFD=0 (mprotect, as before the service) the same calls do fail. It
 // shows that the test above can fail, and is the limit the user guide documents.
-TEST(KernelWrites, E23_WithMprotectTheSameCallsCanFailWithEfault) {
+TEST(KernelWrites, E22_WithMprotectTheSameCallsCanFailWithEfault) {
   { Round warm(4); mesh_compact(); }  // the service runs (where it can), and is then switched off
   ASSERT_EQ(mesh_set_option("uffd", 0), 0);
   EXPECT_EQ(Stats().kernel_writes_wait, 0u);

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section A: the C allocation API contract (A1-A5, A8-A10; the aligned
+// docs/behaviour.md section A: the C allocation API contract (A1-A5, A8-A10; the aligned
 // allocation functions A6-A7 are in aligned_api_test.cc).
 #include <dlfcn.h>
 #include <gtest/gtest.h>

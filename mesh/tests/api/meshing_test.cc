@@ -1,4 +1,4 @@
-// Meshing through the process allocator (ROBUSTNESS.md G27-G31, E21-E22): contents, PSS,
+// Meshing through the process allocator (docs/behaviour.md G27-G31, E21-E22): contents, PSS,
 // concurrent writers, kernel writes, application SIGSEGV handlers, blocked SIGSEGV, fork after
 // meshing. (G28, aliasing seen in the page frames, is in meshing_frames_test.cc.)
 #include <fcntl.h>
@@ -273,7 +273,7 @@ TEST(Meshing, ReportShowsMeshFigures) {
   EXPECT_LT(s.mapping_count, s.mapping_limit);
 }
 
-// ---- fork with a partly meshed heap (ROBUSTNESS.md E19, DESIGN.md invariant 6) ------------
+// ---- fork with a partly meshed heap (docs/behaviour.md E19, DESIGN.md invariant 6) ------------
 // Only meshed spans live in the shared memfd; everything else is private anonymous memory that
 // fork copies lazily. Both kinds must be private to each side after fork.
 

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section C: misuse is detected cheaply, never made worse (C13-C15).
+// docs/behaviour.md section C: misuse is detected cheaply, never made worse (C13-C15).
 //
 // libmesh reports misuse as one stderr line, then abort():
 //   mesh: double free of 0x<hex>

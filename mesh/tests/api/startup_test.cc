@@ -1,4 +1,4 @@
-// ROBUSTNESS.md E23: allocation before main (constructors, dlopen/dlsym), in thread-local and
+// docs/behaviour.md E23: allocation before main (constructors, dlopen/dlsym), in thread-local and
 // pthread-key destructors, and in atexit handlers.
 #include <dlfcn.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// ROBUSTNESS.md section D (light): cross-thread frees with content checks on every object.
+// docs/behaviour.md section D (light): cross-thread frees with content checks on every object.
 #include <gtest/gtest.h>
 #include <malloc.h>
 
