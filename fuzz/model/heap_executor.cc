@@ -88,7 +88,7 @@ void* FreshHeapExecutor::allocate(size_t n) {
 
 void* FreshHeapExecutor::allocateAligned(size_t n, size_t align) {
   if (align <= 16) return allocate(n);
-  if (n <= kMaxSmallSize && align <= kClassPage) {
+  if (n <= kMaxSmallSize && align <= kSpanPageBytes) {
     int cls = classForAligned(n, align);
     if (cls >= 0) return allocateSmall(cls);
   }
@@ -143,7 +143,7 @@ void FreshHeapExecutor::release(void* p) {
   if (mh->isLarge()) {
     heap_->unpin(mh);
     if (p == mh->spanStart() && mh->pages() <= (kLargeCacheMaxBlock >> os::kPageShift)) {
-      mh->freeRemote(0, p);
+      mh->markLargeFreed(p);
       th.keepLarge(mh);
       return;
     }
@@ -167,7 +167,7 @@ void FreshHeapExecutor::release(void* p) {
   if (!th.pushFreed(cls, p)) releaseNow(p);
 }
 
-// The entry layer's freeNow: pin the miniheap (a mesh can then neither move nor recycle it while
+// The entry layer's freeToGlobalHeap: pin the miniheap (a mesh can then neither move nor recycle it while
 // we look at it), then free through the owner's cache or the remote path.
 void FreshHeapExecutor::releaseNow(void* p) {
   uintptr_t entry = heap_->entryFor(p);
@@ -201,7 +201,7 @@ size_t FreshHeapExecutor::usableSize(void* p) {
   if (mh == nullptr) fatalPointer("usable size of a pointer that is no block:", p);
   if (mh->isLarge()) {
     if (p != mh->spanStart()) fatalPointer("usable size of the interior of a block:", p);
-    if (mh->isRemoteFreed(0)) fatalPointer("usable size of a freed block:", p);  // kept by a thread
+    if (mh->largeFreed()) fatalPointer("usable size of a freed block:", p);  // kept by a thread
     return mh->pages() << os::kPageShift;
   }
   uint32_t slot;

@@ -53,7 +53,7 @@ class FreshHeapExecutor final : public Executor {
   ThreadHeap& current();
   void* allocateSmall(int cls);
   void* allocateLarge(size_t n, size_t align, bool* zeroed);
-  // The entry layer's unbatched free (freeNow): the owner's slot array or the remote path.
+  // The entry layer's unbatched free (freeToGlobalHeap): the owner's slot array or the remote path.
   void releaseNow(void* p);
   void flushFreed(ThreadHeap& th, int cls, uint32_t n);
   void collectIdleFreed(ThreadHeap& th);

@@ -23,7 +23,7 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
       // The interrupted code may hold one class's lock: a larger class serves as well.
       for (int cls = classForSize(n); cls < kNumClasses && p == nullptr; ++cls) {
         p = runtime().heap.allocUnattachedNested(cls);
-        if (p != nullptr) countWithoutThreadHeap(true, sizeClass(cls).size);
+        if (p != nullptr) countInSharedCounters(true, sizeClass(cls).size);
       }
     }
     if (p == nullptr) p = bootstrap().alloc(n, align);
@@ -34,13 +34,13 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
   bool useCache = !cacheBusy();
   DepthGuard depth;
   Runtime& rt = runtime();
-  if (n <= kMaxSmallSize && align <= kClassPage) {
+  if (n <= kMaxSmallSize && align <= kSpanPageBytes) {
     int cls = align <= 16 ? classForSize(n) : classForAligned(n, align);
     if (cls >= 0) {
       ThreadHeap* th = useCache ? currentThreadHeapSlow() : nullptr;
       if (th != nullptr) collectIdleFreed(th);
       void* p = th != nullptr ? th->alloc(cls) : rt.heap.allocUnattached(cls);
-      if (p != nullptr && th == nullptr) countWithoutThreadHeap(true, sizeClass(cls).size);
+      if (p != nullptr && th == nullptr) countInSharedCounters(true, sizeClass(cls).size);
       if (p == nullptr) errno = ENOMEM;
       return p;
     }
@@ -55,7 +55,7 @@ void* allocateSlow(size_t n, size_t align, bool* zeroed) {
     errno = ENOMEM;
     return nullptr;
   }
-  countWithoutThreadHeap(true, ((n == 0 ? 1 : n) + os::kPageSize - 1) & ~(os::kPageSize - 1));
+  countInSharedCounters(true, ((n == 0 ? 1 : n) + os::kPageSize - 1) & ~(os::kPageSize - 1));
   return p;
 }
 
@@ -101,7 +101,7 @@ static bool isStackedObject(void* p) {
 }
 
 // Frees p, which is not in a span attached to this thread, without deferring it.
-static void freeNow(void* p) {
+static void freeToGlobalHeap(void* p) {
   Runtime& rt = runtime();
   if (bootstrap().contains(p)) {
     bootstrap().release(p);
@@ -121,7 +121,7 @@ static void freeNow(void* p) {
     if (nested) return;  // nested in our locked code: leak rather than deadlock
     size_t bytes = mh->pages() << os::kPageShift;
     rt.heap.freeLarge(mh, p);
-    countWithoutThreadHeap(false, bytes);
+    countInSharedCounters(false, bytes);
     // Large frees count too, by their pages (their memory is what decay returns).
     maybeMeshFromFreePath(bytes >> os::kPageShift < 256 ? static_cast<uint32_t>(bytes >> os::kPageShift) : 256);
     return;
@@ -150,11 +150,11 @@ static void freeNow(void* p) {
   rt.heap.freeNonOwnerPinned(mh, slot, p);
   maybeMeshFromFreePath(1);
   if (th != nullptr) th->countRemoteFree(cls);
-  else countWithoutThreadHeap(false, sizeClass(cls).size);
+  else countInSharedCounters(false, sizeClass(cls).size);
 }
 
 static void flushFreed(ThreadHeap* th, int cls, uint32_t n) {
-  n = th->flushFreed(cls, n, [](void* rejected) { freeNow(rejected); });
+  n = th->flushFreed(cls, n, [](void* rejected) { freeToGlobalHeap(rejected); });
   maybeMeshFromFreePath(n);
 }
 
@@ -172,7 +172,7 @@ void flushAllFreed(ThreadHeap* th) {
 }
 
 // freeSlow for everything but a large block this thread keeps with room to spare.
-MESH_SLOW_PATH static void freeSlowRest(void* p);
+MESH_SLOW_PATH static void freeBeyondCache(void* p);
 
 // Whether p (whose page-map entry gave mh) is a large block small enough for a thread to keep.
 static bool keepableLarge(const MiniHeap* mh, const void* p) {
@@ -189,15 +189,15 @@ void freeSlow(void* p) {
     // free is recorded first, so a second free of the block aborts, whichever thread makes it.
     if (keepableLarge(mh, p) && th->largeKeepHasRoom(mh)) {
       FastPathMark mark(th);
-      mh->freeRemote(0, p);
+      mh->markLargeFreed(p);
       th->keepLarge(mh);
       return;
     }
   }
-  freeSlowRest(p);
+  freeBeyondCache(p);
 }
 
-static void freeSlowRest(void* p) {
+static void freeBeyondCache(void* p) {
   if (p == nullptr) return;
   ThreadHeap* th = t_thread.fast;  // the cache is usable
   if (th == nullptr && t_thread.heap == nullptr && !nestedCall() && runtime().heap.arena().contains(p)) {
@@ -211,14 +211,14 @@ static void freeSlowRest(void* p) {
   }
   if (th != nullptr) {
     // The fast path found the freed-object stack of p's class full, or p is a large block (kept
-    // for reuse if small enough), or misuse to report, or not ours (freeNow handles those).
+    // for reuse if small enough), or misuse to report, or not ours (freeToGlobalHeap handles those).
     GlobalHeap& heap = runtime().heap;
     uintptr_t entry = heap.entryFor(p);
     MiniHeap* mh = entryMiniHeap(entry);
     if (keepableLarge(mh, p)) {
       // Kept by this thread (see freeSlow), giving older blocks back to the arena (locks).
       DepthGuard depth;
-      mh->freeRemote(0, p);
+      mh->markLargeFreed(p);
       th->keepLarge(mh);
       return;
     }
@@ -238,7 +238,7 @@ static void freeSlowRest(void* p) {
       if (th->pushFreed(cls, p)) return;
     }
   }
-  freeNow(p);
+  freeToGlobalHeap(p);
 }
 
 [[noreturn]] static void badPointer(const char* caller, const char* what, const void* p) {
@@ -262,7 +262,7 @@ size_t usableSize(void* p, const char* caller) {
   if (mh->isLarge()) {
     size = mh->pages() << os::kPageShift;
     if (p != mh->spanStart()) problem = " of a pointer into a block ";
-    else if (mh->isRemoteFreed(0)) problem = " of freed pointer ";  // kept by a thread cache
+    else if (mh->largeFreed()) problem = " of freed pointer ";  // kept by a thread cache
   } else {
     uint32_t slot;
     size = mh->objectSize();
@@ -292,7 +292,7 @@ void* reallocate(void* p, size_t n) {
       if (pages < before && !lockedSection()) {
         DepthGuard depth;
         heap.shrinkLarge(mh, pages);
-        countWithoutThreadHeap(false, (before - pages) << os::kPageShift);
+        countInSharedCounters(false, (before - pages) << os::kPageShift);
       }
       return p;
     }

@@ -299,7 +299,7 @@ ThreadHeap* currentThreadHeapSlow() {
   return t_thread.heap;
 }
 
-void countWithoutThreadHeap(bool alloc, size_t bytes) {
+void countInSharedCounters(bool alloc, size_t bytes) {
   RetiredCounters& r = runtime().retired;
   if (alloc) {
     r.allocs.fetch_add(1, std::memory_order_relaxed);

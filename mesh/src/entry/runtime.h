@@ -153,7 +153,8 @@ void startWriteProtectService();
 // This thread's heap, creating it; nullptr after the thread's heap was torn down (exiting
 // thread) or when no memory is left.
 ThreadHeap* currentThreadHeapSlow();
-// Counters for calls served without a thread heap.
-void countWithoutThreadHeap(bool alloc, size_t bytes);
+// Counts an allocation or a free in the process-wide counters (allocs, frees, bytes in use):
+// every large block, and the small ones no thread heap counts (served without one).
+void countInSharedCounters(bool alloc, size_t bytes);
 
 }  // namespace mesh

@@ -105,7 +105,7 @@ void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
   }
   // A remote freer may still be between its fetch_or and its last look at this miniheap (it
   // had a live object here a moment ago); wait for it before the object is reused.
-  while (mh->remoteFreeInFlight()) os::yieldThread();
+  while (mh->pinned()) os::yieldThread();
   mh->alive = false;
   // A span still linked in the class queue is recycled by the drain that pops it.
   if (!mh->markQueued()) return;
@@ -205,10 +205,10 @@ MiniHeap* GlobalHeap::pin(const void* ptr, uintptr_t* entry) {
   for (;;) {
     MiniHeap* mh = entryMiniHeap(*entry);
     if (mh == nullptr) return nullptr;
-    mh->beginRemoteFree();
+    mh->pin();
     uintptr_t now = arena_.mapEntrySeqCst(page);
     if (now == *entry) return mh;
-    mh->endRemoteFree();
+    mh->unpin();
     *entry = now;
   }
 }
@@ -356,7 +356,7 @@ void* GlobalHeap::allocLarge(size_t bytes, size_t alignPages, bool* zeroed) {
 
 void GlobalHeap::freeLarge(MiniHeap* mh, const void* ptr) {
   if (ptr != mh->spanStart()) fatalPointer("invalid free of", ptr);
-  mh->freeRemote(0, ptr);  // detects a racing double free
+  mh->markLargeFreed(ptr);  // detects a racing double free
   releaseLarge(mh);
 }
 

@@ -111,7 +111,7 @@ class GlobalHeap {
   // the caller's reading of ptr's page-map entry and is updated to the stable one. nullptr (and
   // no pin) when the page has no miniheap: *entry then is 0 or kTombstoneEntry.
   MiniHeap* pin(const void* ptr, uintptr_t* entry);
-  void unpin(MiniHeap* mh) { mh->endRemoteFree(); }
+  void unpin(MiniHeap* mh) { mh->unpin(); }
   // Free of a small object by anyone but the span's owner, mh pinned by the caller (this
   // unpins it). Lock-free except an occasional queue drain.
   void freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr);

@@ -227,7 +227,7 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   for (uint32_t k = 0; k < count; ++k) {
     for (size_t i = 0; i < pages; ++i) arena_.setMapEntrySeqCst(spans[k] + i, encodeEntry(dst, i));
   }
-  while (src->remoteFreeInFlight()) os::yieldThread();
+  while (src->pinned()) os::yieldThread();
   dst->absorbRemote(*src);
   dst->foldRemote();
   for (uint32_t k = 0; k < count; ++k) dst->addExtraSpan(spans[k]);

@@ -125,6 +125,10 @@ class alignas(64) MiniHeap {
     uint64_t old = remote_[slot >> 6].fetch_or(bit, std::memory_order_seq_cst);
     if (MESH_UNLIKELY((old & bit) != 0)) reportDoubleFree(ptr);
   }
+  // A large block's one slot is 0: its free is recorded like a remote free of slot 0, whoever
+  // frees it (the block is then kept by a thread cache, or returned). Aborts on a double free.
+  void markLargeFreed(const void* ptr) { freeRemote(0, ptr); }
+  bool largeFreed() const { return isRemoteFreed(0); }
   // A large block whose free was recorded (a thread cache kept it) is handed out again.
   void reuseLarge() { remote_[0].store(0, std::memory_order_relaxed); }
 
@@ -170,11 +174,11 @@ class alignas(64) MiniHeap {
     for (int i = 0; i < 4; ++i) out[i] = live_[i].load(std::memory_order_relaxed);
   }
 
-  // --- in-flight remote frees: a span is not recycled while one is between its first and last
-  // touch of this miniheap (see GlobalHeap::freeNonOwner).
-  void beginRemoteFree() { pending_.fetch_add(1, std::memory_order_seq_cst); }
-  void endRemoteFree() { pending_.fetch_sub(1, std::memory_order_release); }
-  bool remoteFreeInFlight() const { return pending_.load(std::memory_order_acquire) != 0; }
+  // --- pins: a remote free holds one from its first to its last touch of this miniheap, and
+  // the span is neither recycled nor meshed away meanwhile (see GlobalHeap::freeNonOwner).
+  void pin() { pending_.fetch_add(1, std::memory_order_seq_cst); }
+  void unpin() { pending_.fetch_sub(1, std::memory_order_release); }
+  bool pinned() const { return pending_.load(std::memory_order_acquire) != 0; }
 
   // --- queue of spans with pending remote frees (per class, lock-free push) -----------------
   // True when the caller must push this span (it was not queued yet).

@@ -17,7 +17,7 @@ inline constexpr int kNumClasses = 36;
 inline constexpr size_t kMaxSmallSize = 16384;
 inline constexpr uint32_t kMaxObjectsPerSpan = 256;
 inline constexpr uint32_t kMaxSpanPages = 16;
-inline constexpr size_t kClassPage = 4096;
+inline constexpr size_t kSpanPageBytes = 4096;  // the page size, which spans count in
 // A class takes the shortest span (of at least 16 objects where 16 pages allow it) whose unused
 // tail is under 1/kShortSpanWasteDivisor of the span; see makeClass.
 inline constexpr uint64_t kShortSpanWasteDivisor = 32;
@@ -46,12 +46,12 @@ constexpr uint32_t classSizeAt(int i) {
 }
 
 constexpr SizeClass makeClass(uint32_t size) {
-  uint32_t maxObjs = static_cast<uint32_t>(kMaxSpanPages * kClassPage / size);
+  uint32_t maxObjs = static_cast<uint32_t>(kMaxSpanPages * kSpanPageBytes / size);
   uint32_t minObjs = maxObjs < 16 ? maxObjs : 16;
   SizeClass best{size, 0, 0, 0};
   uint64_t bestWaste = ~0ull, bestSpan = 1;
   for (uint32_t pages = 1; pages <= kMaxSpanPages; ++pages) {
-    uint64_t span = pages * kClassPage;
+    uint64_t span = pages * kSpanPageBytes;
     uint64_t objs = span / size;
     if (objs > kMaxObjectsPerSpan) objs = kMaxObjectsPerSpan;
     if (objs < minObjs) continue;
@@ -116,7 +116,7 @@ static_assert(detail::classSizeAt(kNumClasses - 1) == kMaxSmallSize);
 // MiniHeap::slotStartForOffset).
 constexpr bool slotBoundInBitmap() {
   for (const SizeClass& c : kClassTable.classes) {
-    if ((c.pages * kClassPage - 1) / c.size >= kMaxObjectsPerSpan) return false;
+    if ((c.pages * kSpanPageBytes - 1) / c.size >= kMaxObjectsPerSpan) return false;
   }
   return true;
 }

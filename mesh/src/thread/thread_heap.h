@@ -62,7 +62,7 @@ class ThreadHeap {
 
   // Frees ptr, an object of mh, a span attached to this heap, at byte offset `offset` inside its
   // span, straight back into the free-slot array (the unbatched path of the entry layer's
-  // freeNow). Aborts on an invalid or double free.
+  // freeToGlobalHeap). Aborts on an invalid or double free.
   void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
     uint32_t slot;
     if (MESH_UNLIKELY(!mh->slotForOffset(offset, &slot))) fatalPointer("invalid free of", ptr);
@@ -128,7 +128,7 @@ class ThreadHeap {
     // (one it was meshed with before, reached through another range, takes the batch).
     MiniHeap* own = c.mh;
     uintptr_t ownStart = own != nullptr ? reinterpret_cast<uintptr_t>(own->spanStart()) : 0;
-    size_t ownBytes = own != nullptr ? size_t{own->pages()} * kClassPage : 0;
+    size_t ownBytes = own != nullptr ? size_t{own->pages()} * kSpanPageBytes : 0;
     uint32_t count = c.count.load(std::memory_order_relaxed);
     void* batch[kMaxFreedPerClass];
     uint32_t batched = 0;

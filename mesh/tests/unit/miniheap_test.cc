@@ -44,7 +44,7 @@ TEST(MiniHeap, FastPathSlotNeedsNoBound) {
     MiniHeap mh(cls, 0, g_span);
     for (uint32_t i = 0; i < mh.objectCount(); ++i) mh.setLive(i);
     size_t passed = 0;
-    for (size_t off = 0; off < mh.pages() * kClassPage; off += 16) {
+    for (size_t off = 0; off < mh.pages() * kSpanPageBytes; off += 16) {
       size_t slot;
       bool start = mh.slotStartForOffset(off, &slot);
       ASSERT_EQ(start, off % mh.objectSize() == 0) << "class " << cls << " offset " << off;
@@ -84,7 +84,7 @@ TEST(PageEntry, RoundTrip) {
     uintptr_t e = encodeEntry(&mh, k);
     EXPECT_EQ(entryMiniHeap(e), &mh);
     EXPECT_EQ(entryPageInSpan(e), k);
-    EXPECT_EQ(entryOffsetInSpan(e), k * kClassPage);
+    EXPECT_EQ(entryOffsetInSpan(e), k * kSpanPageBytes);
   }
   EXPECT_EQ(entryMiniHeap(kTombstoneEntry), nullptr);
   EXPECT_EQ(entryMiniHeap(0), nullptr);

@@ -28,7 +28,7 @@ TEST(SizeClasses, SpansRespectBitmapAndPageLimits) {
     EXPECT_LE(sc.objects, kMaxObjectsPerSpan);
     EXPECT_GE(sc.pages, 1u);
     EXPECT_LE(sc.pages, kMaxSpanPages);
-    EXPECT_LE(size_t{sc.objects} * sc.size, size_t{sc.pages} * kClassPage);
+    EXPECT_LE(size_t{sc.objects} * sc.size, size_t{sc.pages} * kSpanPageBytes);
     EXPECT_GE(sc.objects, 4u) << "class " << sc.size << " refills too often";
   }
 }
@@ -38,7 +38,7 @@ TEST(SizeClasses, SpansRespectBitmapAndPageLimits) {
 TEST(SizeClasses, MagicDividesEveryOffsetExactly) {
   for (int c = 0; c < kNumClasses; ++c) {
     const SizeClass& sc = sizeClass(c);
-    for (uint64_t off = 0; off < 64 * kClassPage; ++off) {
+    for (uint64_t off = 0; off < 64 * kSpanPageBytes; ++off) {
       unsigned __int128 product = static_cast<unsigned __int128>(sc.magic) * off;
       ASSERT_EQ(static_cast<uint64_t>(product >> 64), off / sc.size) << "size " << sc.size << " off " << off;
       ASSERT_EQ(static_cast<uint64_t>(product) < sc.magic, off % sc.size == 0) << "size " << sc.size << " off " << off;
@@ -54,7 +54,7 @@ TEST(SizeClasses, WorstCaseWasteIsSmall) {
   std::printf("class  size  pages  objects  waste-bytes  waste%%\n");
   for (int c = 0; c < kNumClasses; ++c) {
     const SizeClass& sc = sizeClass(c);
-    size_t span = size_t{sc.pages} * kClassPage;
+    size_t span = size_t{sc.pages} * kSpanPageBytes;
     size_t waste = span - size_t{sc.objects} * sc.size;
     double pct = 100.0 * static_cast<double>(waste) / static_cast<double>(span);
     std::printf("%5d %5u %6u %8u %12zu %6.2f\n", c, sc.size, sc.pages, sc.objects, waste, pct);
@@ -72,9 +72,9 @@ TEST(SizeClasses, WorstCaseWasteIsSmall) {
 TEST(SizeClasses, SpansAreTheShortestThatWasteLittle) {
   for (int c = 0; c < kNumClasses; ++c) {
     const SizeClass& sc = sizeClass(c);
-    uint32_t minObjs = std::min<uint32_t>(16, kMaxSpanPages * kClassPage / sc.size);
+    uint32_t minObjs = std::min<uint32_t>(16, kMaxSpanPages * kSpanPageBytes / sc.size);
     for (uint32_t pages = 1; pages < sc.pages; ++pages) {
-      uint64_t span = pages * kClassPage;
+      uint64_t span = pages * kSpanPageBytes;
       uint64_t objs = std::min<uint64_t>(span / sc.size, kMaxObjectsPerSpan);
       bool fits = objs >= minObjs && (span - objs * sc.size) * kShortSpanWasteDivisor < span;
       EXPECT_FALSE(fits) << "size " << sc.size << ": " << pages << " pages would do, not " << sc.pages;
