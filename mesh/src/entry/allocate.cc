@@ -68,7 +68,7 @@ void maybeMeshFromFreePath(uint32_t frees) {
   // interrupted the allocator (it could hold the locks meshing takes).
   uint32_t before = t_slowFrees;
   t_slowFrees = before + frees;
-  if (t_thread.busy != 2 || ((before ^ t_slowFrees) & ~255u) == 0) return;
+  if (t_thread.lockedDepth != 1 || ((before ^ t_slowFrees) & ~255u) == 0) return;
   int onThread = background::onSlowFrees();  // what the background thread does instead
   Runtime& rt = runtime();
   long periodMs = rt.options.get(Opt::period_ms);

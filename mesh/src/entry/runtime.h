@@ -84,18 +84,18 @@ bool reserveForkFile();
 // variable, so the fast paths find both fields through a single TLS offset.
 struct ThreadState {
   // The fast paths' one test: the thread heap when they may use its cache right now (heap set,
-  // busy == 0, not inside a fast path), else nullptr. A fast path clears it while it updates the
+  // lockedDepth == 0, not inside a fast path), else nullptr. A fast path clears it while it updates the
   // cache (FastPathMark), so a call nested in a signal handler that interrupts it sees nullptr
   // and takes a slow path that leaves the cache alone (cacheBusy()).
   ThreadHeap* fast = nullptr;
   ThreadHeap* heap = nullptr;
-  // Twice the depth of sections that may hold allocator locks (DepthGuard). A call arriving with
-  // lockedSection() is nested in one (a signal handler) and must neither wait for a lock nor
-  // use the thread cache.
-  uint32_t busy = 0;
+  // How many sections that may hold allocator locks (DepthGuard) this thread is in. A call
+  // arriving with lockedSection() is nested in one (a signal handler) and must neither wait for
+  // a lock nor use the thread cache.
+  uint32_t lockedDepth = 0;
 };
 extern __thread ThreadState t_thread __attribute__((tls_model("initial-exec")));
-inline bool lockedSection() { return t_thread.busy >= 2; }
+inline bool lockedSection() { return t_thread.lockedDepth >= 1; }
 // Set while this thread creates the background thread (from the free path, in a locked
 // section): what pthread_create allocates (the new thread's TLS vector) comes from the bootstrap
 // buffer, not from the heap, so starting the thread in the middle of a free hands out no block
@@ -104,23 +104,23 @@ extern __thread bool t_allocFromBootstrap __attribute__((tls_model("initial-exec
 // A signal handler interrupted a fast path of this thread, which is mid-update of the cache.
 // (Also true for the instant between the end of a locked section and fast being set again:
 // such a call then merely avoids the cache.)
-inline bool cacheBusy() { return t_thread.fast == nullptr && t_thread.busy == 0 && t_thread.heap != nullptr; }
+inline bool cacheBusy() { return t_thread.fast == nullptr && t_thread.lockedDepth == 0 && t_thread.heap != nullptr; }
 // Nested in our own code in any way: in a locked section or in a fast path.
-inline bool nestedCall() { return t_thread.busy != 0 || cacheBusy(); }
+inline bool nestedCall() { return t_thread.lockedDepth != 0 || cacheBusy(); }
 // Sets this thread's heap (nullptr: none, or torn down).
 inline void setThreadHeap(ThreadHeap* th) {
   t_thread.heap = th;
-  t_thread.fast = t_thread.busy == 0 ? th : nullptr;
+  t_thread.fast = t_thread.lockedDepth == 0 ? th : nullptr;
 }
 // A section that may hold allocator locks (DepthGuard, fork handlers). Returns whether the
 // section began inside a signal handler that interrupted a fast path of this thread: then
 // leaving it must not open the cache again (pass the value to leaveLockedSection). The order
 // makes every interruption safe: before fast is cleared a handler may still use the cache (we
-// have not touched anything yet); after busy drops to 0 and before fast is set, it avoids the
+// have not touched anything yet); after lockedDepth drops to 0 and before fast is set, it avoids the
 // cache.
 inline bool enterLockedSection() {
   bool interrupted = cacheBusy();
-  t_thread.busy += 2;
+  t_thread.lockedDepth += 1;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_thread.fast = nullptr;
   std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -128,9 +128,9 @@ inline bool enterLockedSection() {
 }
 inline void leaveLockedSection(bool interrupted) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  t_thread.busy -= 2;
+  t_thread.lockedDepth -= 1;
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (t_thread.busy == 0 && !interrupted) t_thread.fast = t_thread.heap;
+  if (t_thread.lockedDepth == 0 && !interrupted) t_thread.fast = t_thread.heap;
 }
 
 class DepthGuard {
