@@ -23,14 +23,7 @@ MESH_EXPORT void cfree(void* p) { deallocate(p); }
 
 MESH_EXPORT void* calloc(size_t count, size_t size) { return allocateZeroed(count, size); }
 
-MESH_EXPORT void* realloc(void* p, size_t n) {
-  if (p == nullptr) return allocate(n);
-  if (n == 0) {
-    deallocate(p);
-    return nullptr;
-  }
-  return reallocate(p, n);
-}
+MESH_EXPORT void* realloc(void* p, size_t n) { return reallocate(p, n); }
 
 MESH_EXPORT void* reallocarray(void* p, size_t count, size_t size) {
   size_t n;

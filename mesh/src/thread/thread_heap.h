@@ -61,7 +61,7 @@ class ThreadHeap {
   }
 
   // Frees ptr, an object of mh, a span attached to this heap, at byte offset `offset` inside its
-  // span, straight back into the free-slot array (the unbatched path of the entry layer's
+  // span, straight back into the free-slot array (the unbatched path of Frontend::
   // freeToGlobalHeap). Aborts on an invalid or double free.
   void freeOwned(MiniHeap* mh, size_t offset, void* ptr) {
     uint32_t slot;

@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """Fails when a file in mesh/src includes a header from a higher layer.
 
-Layers, lowest first: platform, common, arena, miniheap, global, thread, entry.
+Layers, lowest first: platform, common, arena, miniheap, global, thread, frontend, entry.
 """
 import pathlib
 import re
 import sys
 
-LAYERS = ["platform", "common", "arena", "miniheap", "global", "thread", "entry"]
+LAYERS = ["platform", "common", "arena", "miniheap", "global", "thread", "frontend", "entry"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"', re.M)
 
 
