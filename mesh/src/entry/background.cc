@@ -4,11 +4,11 @@
 #include <atomic>
 #include <cerrno>
 
-#include "arena/write_protect.h"
 #include "common/lock.h"
 #include "common/log.h"
 #include "entry/runtime.h"
 #include "entry/stats_report.h"
+#include "meshing/write_protect.h"
 #include "platform/os.h"
 
 namespace mesh::background {
@@ -130,7 +130,7 @@ size_t meshPacedOnService(Runtime& rt, uint64_t budget) {
   auto run = [](void* p) {
     auto* j = static_cast<Job*>(p);
     DepthGuard depth;
-    j->meshes = j->rt->heap.meshPaced(j->budget, true);
+    j->meshes = j->rt->heap.mesher().meshPaced(j->budget, true);
   };
   uint64_t start = os::monotonicNs();
   size_t total = 0;
@@ -159,7 +159,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool
   DepthGuard depth;
   rt.heap.drainAll();
   size_t meshes = 0;
-  uint64_t gain = meshPeriodNs > 0 ? rt.heap.meshGainBytes() : 0;
+  uint64_t gain = meshPeriodNs > 0 ? rt.heap.mesher().meshGainBytes() : 0;
   if (gain > 0) {
     uint64_t share = gain < kFullPaceGainBytes ? gain : kFullPaceGainBytes;
     uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) / 4;
@@ -170,7 +170,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool
   }
   size_t released = rt.heap.maybeDecay(decayNs, meshPeriodNs > 0 ? meshPeriodNs / 5 : 20 * kMs);
   *dirty = decayNs > 0 && rt.heap.arena().stats().dirtyBytes > 0;
-  return meshes > 0 || released > 0 || (gain > 0 && rt.heap.meshGainBytes() > 0);
+  return meshes > 0 || released > 0 || (gain > 0 && rt.heap.mesher().meshGainBytes() > 0);
 }
 
 // No application thread with a heap is left: main() called pthread_exit() and the others have
@@ -301,7 +301,7 @@ __attribute__((destructor)) void stopAtExit() { g_exiting.store(true, std::memor
 bool worthAThread(Runtime& rt) {
   bool meshes = rt.options.get(Opt::period_ms) > 0;
   bool decays = rt.options.get(Opt::decay_ms) > 0;
-  uint64_t bytes = (meshes ? rt.heap.meshableFreeBytes() : 0) + (decays ? rt.heap.arena().stats().dirtyBytes : 0);
+  uint64_t bytes = (meshes ? rt.heap.mesher().meshableFreeBytes() : 0) + (decays ? rt.heap.arena().stats().dirtyBytes : 0);
   return bytes >= kAutoStartBytes;
 }
 
@@ -323,7 +323,7 @@ int onSlowFrees() {
     else if (mode == kAuto && worthAThread(rt)) start(false);
     // By default the free path does not mesh either: below kAutoStartBytes there is little to
     // win, and the thread's meshes wait for system calls writing into the spans (see
-    // arena/write_protect.h) where the free path's would make them fail with EFAULT.
+    // meshing/write_protect.h) where the free path's would make them fail with EFAULT.
     return mode == kAuto && !g_startFailed.load(std::memory_order_relaxed) ? kThreadMeshes : 0;
   }
   g_freeRounds.fetch_add(1, std::memory_order_relaxed);

@@ -1,12 +1,12 @@
 // The libmesh extension API (include/mesh/mesh.h).
 #include <cerrno>
 
-#include "arena/write_protect.h"
 #include "common/options.h"
 #include "entry/allocate.h"
 #include "entry/runtime.h"
 #include "entry/stats_report.h"
 #include "mesh/mesh.h"
+#include "meshing/write_protect.h"
 
 using namespace mesh;
 
@@ -26,8 +26,8 @@ int mesh_set_option(const char* name, long value) {
   int i = Options::find(name);
   if (i < 0 || !ensureInitialized()) return EINVAL;
   if (!runtime().options.set(static_cast<Opt>(i), value)) return EINVAL;
-  if (static_cast<Opt>(i) == Opt::max_map_count) runtime().heap.setMaxMapCount(value);
-  if (static_cast<Opt>(i) == Opt::same_thread_meshing) runtime().heap.setSameThreadMeshing(value != 0);
+  if (static_cast<Opt>(i) == Opt::max_map_count) runtime().heap.mesher().setMaxMapCount(value);
+  if (static_cast<Opt>(i) == Opt::same_thread_meshing) runtime().heap.mesher().setSameThreadMeshing(value != 0);
   if (static_cast<Opt>(i) == Opt::uffd) wp::setEnabled(value != 0);
   return 0;
 }
@@ -48,7 +48,7 @@ size_t mesh_compact(void) {
   size_t meshes;
   startWriteProtectService();  // (not under a lock; it may allocate)
   if (t_thread.heap != nullptr) flushAllFreed(t_thread.heap);  // their objects are free to mesh around
-  // On the write-protection service's thread when it runs (see arena/write_protect.h).
+  // On the write-protection service's thread when it runs (see meshing/write_protect.h).
   auto job = [](void* out) {
     DepthGuard depth;
     *static_cast<size_t*>(out) = runtime().heap.meshAll();

@@ -15,9 +15,10 @@
 #include <atomic>
 
 #include "common/compiler.h"
+#include "entry/fork_handlers.h"
 #include "entry/interpose.h"
 #include "entry/runtime.h"
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
 #include "platform/os.h"
 
 using namespace mesh;

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <new>
 
-#include "arena/write_protect.h"
 #include "common/log.h"
 #include "entry/allocate.h"
 #include "entry/background.h"
-#include "global/write_barrier.h"
+#include "entry/fork_handlers.h"
+#include "meshing/write_protect.h"
 #include "platform/os.h"
 
 namespace mesh {
@@ -20,106 +20,6 @@ static __thread bool t_initializing __attribute__((tls_model("initial-exec"))) =
 
 alignas(Runtime) char g_runtimeStorage[sizeof(Runtime)];
 
-// Zero-initialised static storage: its pages cost nothing until used.
-static BootstrapBuffer g_bootstrap;
-BootstrapBuffer& bootstrap() { return g_bootstrap; }
-
-// --- bootstrap buffer ------------------------------------------------------------------------
-
-void* BootstrapBuffer::alloc(size_t n, size_t align) {
-  if (align < 16) align = 16;
-  if (align > 4096) return nullptr;
-  if (n > kMaxSmallSize) {
-    void* p = allocMapped(n, align);
-    if (p != nullptr || n > kBytes) return p;
-  }
-  size_t need = (n + 15) / 16 * 16;
-  if (n <= kMaxSmallSize && align == 16) {
-    int cls = classForSize(n);
-    need = sizeClass(cls).size;
-    if (freeLockTry()) {
-      void* p = freeLists_[cls];
-      if (p != nullptr) freeLists_[cls] = *static_cast<void**>(p);
-      freeLock_.unlock();
-      if (p != nullptr) return p;
-    }
-  }
-  size_t old = used_.load(std::memory_order_relaxed);
-  for (;;) {
-    size_t start = (old + 16 + align - 1) & ~(align - 1);  // 16 bytes for the size header
-    if (start + need > kBytes) return nullptr;
-    if (used_.compare_exchange_weak(old, start + need, std::memory_order_relaxed)) {
-      reinterpret_cast<size_t*>(buf_ + start)[-1] = need;
-      return buf_ + start;
-    }
-  }
-}
-
-bool BootstrapBuffer::freeLockTry() { return freeLock_.tryLockBounded(); }
-
-// A block of its own mapping: the usable size sits in the word before it (as for buffer blocks)
-// and the block's offset from the mapping's start in the word before that.
-void* BootstrapBuffer::allocMapped(size_t n, size_t align) {
-  size_t offset = align < 16 ? 16 : align;
-  size_t need = (n + 15) / 16 * 16;
-  if (need < n || need > (size_t{1} << 46)) return nullptr;
-  size_t len = (offset + need + os::kPageSize - 1) & ~(os::kPageSize - 1);
-  for (int i = 0; i < kMaxMapped; ++i) {
-    void* none = nullptr;
-    // Claim the entry with a marker first, so no other call can take it while we map.
-    void* claim = reinterpret_cast<void*>(uintptr_t{1});
-    if (mapped_[i].load(std::memory_order_relaxed) != nullptr ||
-        !mapped_[i].compare_exchange_strong(none, claim, std::memory_order_acq_rel)) {
-      continue;
-    }
-    char* base = static_cast<char*>(os::mapAnonymous(len));
-    if (base == nullptr) {
-      mapped_[i].store(nullptr, std::memory_order_release);
-      return nullptr;
-    }
-    char* block = base + offset;
-    reinterpret_cast<size_t*>(block)[-1] = need;
-    reinterpret_cast<size_t*>(block)[-2] = offset;
-    mappedCount_.fetch_add(1, std::memory_order_acq_rel);
-    mapped_[i].store(block, std::memory_order_release);
-    return block;
-  }
-  return nullptr;  // table full: the caller falls back to the buffer
-}
-
-int BootstrapBuffer::findMapped(const void* p) const {
-  for (int i = 0; i < kMaxMapped; ++i) {
-    if (mapped_[i].load(std::memory_order_acquire) == p) return i;
-  }
-  return -1;
-}
-
-void BootstrapBuffer::release(void* p) {
-  int i = findMapped(p);
-  if (i >= 0) {
-    void* expected = p;
-    // Only one free of a block can win the entry; a second (a double free) finds it gone.
-    if (!mapped_[i].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) return;
-    mappedCount_.fetch_sub(1, std::memory_order_acq_rel);
-    size_t need = usableSize(p);
-    size_t offset = reinterpret_cast<const size_t*>(p)[-2];
-    char* base = static_cast<char*>(p) - offset;
-    os::unmap(base, (offset + need + os::kPageSize - 1) & ~(os::kPageSize - 1));
-    return;
-  }
-  size_t size = usableSize(p);
-  if (size > kMaxSmallSize) return;  // kept: large bootstrap blocks are rare
-  int cls = classForSize(size);
-  if (sizeClass(cls).size != size || !freeLockTry()) return;  // leaked rather than blocking
-  *static_cast<void**>(p) = freeLists_[cls];
-  freeLists_[cls] = p;
-  freeLock_.unlock();
-}
-
-size_t BootstrapBuffer::usableSize(const void* p) const {
-  return reinterpret_cast<const size_t*>(p)[-1];
-}
-
 // Adds an exiting thread heap's counters to the retired totals.
 static void retireCounters(const ThreadHeap& th) {
   ThreadHeap::Totals t = th.totals();
@@ -128,75 +28,6 @@ static void retireCounters(const ThreadHeap& th) {
   r.frees.fetch_add(t.frees, std::memory_order_relaxed);
   r.bytes.fetch_add(t.bytes, std::memory_order_relaxed);
   runtime().heap.addLargeAllocs(t.largeAllocs);
-}
-
-// --- fork ------------------------------------------------------------------------------------
-
-// Whether the fork's prepare handler ran in a signal handler that interrupted a fast path.
-static __thread bool t_forkInterrupted __attribute__((tls_model("initial-exec"))) = false;
-// Whether prepareFork could give the child private copies of the meshed spans.
-static bool g_forkSafe = true;
-
-bool reserveForkFile() {
-  Runtime& rt = runtime();
-  if (rt.initState.load(std::memory_order_acquire) != 2) return true;
-  return rt.heap.reserveForkFile();
-}
-
-static void forkPrepare() MESH_NO_THREAD_SAFETY_ANALYSIS {
-  Runtime& rt = runtime();
-  t_forkInterrupted = enterLockedSection();
-  rt.registryLock.lock();
-  rt.heap.lockAll();
-  // The meshed spans' data is copied for the child now (see global/fork.cc).
-  g_forkSafe = rt.heap.prepareFork();
-}
-
-static void forkParent() MESH_NO_THREAD_SAFETY_ANALYSIS {
-  Runtime& rt = runtime();
-  rt.heap.finishForkInParent();
-  rt.heap.unlockAll();
-  rt.registryLock.unlock();
-  leaveLockedSection(t_forkInterrupted);
-}
-
-static void forkChild() MESH_NO_THREAD_SAFETY_ANALYSIS {
-  os::forgetProcessId();
-  Runtime& rt = runtime();
-  barrier::afterForkInChild();
-  // Sharing the meshed pages with the parent would let each change the other's objects: a
-  // child that cannot have its own copy stops before it runs any of the program's code. (Only
-  // a fork that does not go through fork() itself, e.g. daemon(), can get here: fork() fails
-  // with ENOMEM instead; see the wrapper in interpose.cc.)
-  if (!g_forkSafe) {
-    LineBuffer line;
-    line.add("mesh: fork: no memory for the child's copy of the meshed heap; the child exits with 127\n");
-    line.writeTo(2);
-    os::exitNow(127);
-  }
-  if (!rt.heap.finishForkInChild()) {
-    fatal("fork: could not map the child's copy of the meshed heap");
-  }
-  rt.registryLock.resetAfterFork();
-  // Only this thread survives in the child: give back the spans other threads had attached.
-  ThreadHeap* th = rt.threads;
-  while (th != nullptr) {
-    ThreadHeap* next = th->registryNext;
-    if (th != t_thread.heap) {
-      th->dropFreed();  // possibly mid-update when the fork happened
-      th->dropLarge();
-      th->detachAll();
-      if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
-      else rt.threads = th->registryNext;
-      if (th->registryNext != nullptr) th->registryNext->registryPrev = th->registryPrev;
-      retireCounters(*th);
-      --rt.liveThreadHeaps;
-      th->~ThreadHeap();
-      rt.threadPool.release(th);
-    }
-    th = next;
-  }
-  leaveLockedSection(t_forkInterrupted);
 }
 
 // --- thread exit -----------------------------------------------------------------------------
@@ -210,6 +41,11 @@ static void onThreadExit(void* arg) {
   setThreadHeap(nullptr);
   t_state = 2;
   LockGuard guard(rt.registryLock);
+  retireThreadHeap(th);
+}
+
+void retireThreadHeap(ThreadHeap* th) MESH_NO_THREAD_SAFETY_ANALYSIS {
+  Runtime& rt = runtime();
   if (th->registryPrev != nullptr) th->registryPrev->registryNext = th->registryNext;
   else rt.threads = th->registryNext;
   if (th->registryNext != nullptr) th->registryNext->registryPrev = th->registryPrev;
@@ -236,7 +72,7 @@ static bool initialize() {
   config.freedKey = (salt * 0x9E3779B97F4A7C15ull) ^ (salt >> 29) ^ 0x6d65736866726565ull;
   if (!rt->heap.init(config)) return false;
   if (!os::createThreadExitKey(&rt->exitKey, onThreadExit)) return false;
-  os::registerForkHandlers(forkPrepare, forkParent, forkChild);
+  registerForkHandlers();
   background::onOptionsLoaded();
   wp::setEnabled(rt->options.get(Opt::uffd) != 0);
   return true;

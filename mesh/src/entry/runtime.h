@@ -1,6 +1,7 @@
 // Runtime: the one process-wide allocator instance behind the exported entry points. It owns the
-// global heap, the options, the registry of thread heaps, start-up (including the bootstrap
-// buffer for calls that arrive while we initialise), thread exit and fork.
+// global heap, the options, the registry of thread heaps, start-up and thread exit. The
+// bootstrap buffer for calls that arrive while we initialise is in entry/bootstrap.h, the fork
+// handlers in entry/fork_handlers.h.
 #pragma once
 
 #include <atomic>
@@ -11,46 +12,12 @@
 #include "common/lock.h"
 #include "common/meta_memory.h"
 #include "common/options.h"
+#include "entry/bootstrap.h"
 #include "global/global_heap.h"
 #include "platform/os.h"
 #include "thread/thread_heap.h"
 
 namespace mesh {
-
-// A bump allocator over static memory for the calls we cannot route through the heap:
-// allocations while the heap is being initialised (dlsym, pthread_atfork may calloc) and
-// allocations nested inside our own locked sections (a signal handler interrupting us). Blocks
-// of small sizes are rounded to a size class and reused through per-class free lists; their
-// lock is only ever tried (bounded), never waited for, so a handler cannot deadlock on it.
-// Larger blocks get a private mapping of their own (mmap is async-signal-safe), recorded in a
-// lock-free table and unmapped when freed, so handlers that allocate large blocks now and then
-// cannot use up the static buffer; only when that table is full do they come from the buffer
-// (and are then never reused).
-class BootstrapBuffer {
- public:
-  void* alloc(size_t n, size_t align);
-  void release(void* p);
-  bool contains(const void* p) const {
-    if (static_cast<size_t>(static_cast<const char*>(p) - buf_) < kBytes) return true;
-    return mappedCount_.load(std::memory_order_acquire) != 0 && findMapped(p) >= 0;
-  }
-  size_t usableSize(const void* p) const;
-
- private:
-  bool freeLockTry() MESH_TRY_ACQUIRE(true, freeLock_);
-  void* allocMapped(size_t n, size_t align);
-  int findMapped(const void* p) const;
-
-  static constexpr size_t kBytes = size_t{16} << 20;
-  static constexpr int kMaxMapped = 64;
-  alignas(4096) char buf_[kBytes];
-  std::atomic<size_t> used_;
-  Mutex freeLock_;
-  void* freeLists_[kNumClasses];  // zero-initialised static storage
-  // Blocks with a mapping of their own (nullptr: free entry), and how many there are.
-  std::atomic<void*> mapped_[kMaxMapped];
-  std::atomic<int> mappedCount_;
-};
 
 struct RetiredCounters {
   std::atomic<uint64_t> allocs{0};
@@ -75,10 +42,9 @@ class Runtime {
 // and atexit handlers may still call free while the process exits).
 alignas(Runtime) extern char g_runtimeStorage[sizeof(Runtime)];
 inline Runtime& runtime() { return *reinterpret_cast<Runtime*>(g_runtimeStorage); }
-BootstrapBuffer& bootstrap();
-// Called by the fork() wrapper before the real fork: false when the child could not be given a
-// private copy of the meshed heap (fork must then fail with ENOMEM).
-bool reserveForkFile();
+// Takes th, whose spans are detached, out of the registry and destroys it; its counters go to the
+// retired totals. The caller holds registryLock (thread exit, fork child).
+void retireThreadHeap(ThreadHeap* th);
 
 // Thread-local state (initial-exec TLS: no allocation, no lazy TLS initialisation). One
 // variable, so the fast paths find both fields through a single TLS offset.
@@ -147,7 +113,7 @@ class DepthGuard {
 // True once the heap is usable. Initialises on first call; false while initialisation runs on
 // this thread (re-entry) or when it failed.
 bool ensureInitialized();
-// Starts the userfaultfd write-protection service (arena/write_protect.h) unless MESH_UFFD=0,
+// Starts the userfaultfd write-protection service (meshing/write_protect.h) unless MESH_UFFD=0,
 // meshing is off, or it runs. Call with no allocator lock held: it may allocate.
 void startWriteProtectService();
 // This thread's heap, creating it; nullptr after the thread's heap was torn down (exiting

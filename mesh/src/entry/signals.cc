@@ -1,5 +1,5 @@
 // The C library's signal functions, as the write barrier needs them and as the application must
-// still see them (global/write_barrier.h; the contract is docs/host-contract.md, "Signals").
+// still see them (meshing/write_barrier.h; the contract is docs/host-contract.md, "Signals").
 //
 // Dispositions: every function that sets one for SIGSEGV goes through barrier::segvAction,
 // which keeps the application's as the chained disposition once our handler is installed. The
@@ -33,7 +33,7 @@
 #include "common/compiler.h"
 #include "entry/background.h"
 #include "entry/interpose.h"
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
 #include "platform/os.h"
 
 using namespace mesh;

@@ -4,11 +4,11 @@
 
 #include <cstring>
 
-#include "arena/write_protect.h"
 #include "common/log.h"
 #include "entry/background.h"
 #include "entry/runtime.h"
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
+#include "meshing/write_protect.h"
 #include "platform/os.h"
 
 namespace mesh {

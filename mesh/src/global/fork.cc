@@ -14,7 +14,7 @@
 // parent. The cost is proportional to the meshed data, not to the heap.
 #include "common/log.h"
 #include "global/global_heap.h"
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
 #include "miniheap/page_entry.h"
 
 namespace mesh {
@@ -60,7 +60,7 @@ bool GlobalHeap::reserveForkFile() {
 }
 
 void GlobalHeap::lockAll() {
-  meshLock_.lock();
+  mesher_.lockForFork();
   for (ClassState& c : classes_) c.lock.lock();
   arena_.lockForFork();
   metaLock_.lock();
@@ -100,7 +100,7 @@ void GlobalHeap::unlockAll() {
   metaLock_.unlock();
   arena_.unlockAfterFork();
   for (ClassState& c : classes_) c.lock.unlock();
-  meshLock_.unlock();
+  mesher_.unlockAfterFork();
 }
 
 bool GlobalHeap::finishForkInChild() {
@@ -118,8 +118,7 @@ bool GlobalHeap::finishForkInChild() {
   metaLock_.resetAfterFork();
   arena_.unlockAfterFork();
   for (ClassState& c : classes_) c.lock.resetAfterFork();
-  mapCounter_.reset();  // it was reading the parent's mappings
-  meshLock_.resetAfterFork();
+  mesher_.resetInChild();
   return ok;
 }
 

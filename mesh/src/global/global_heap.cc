@@ -3,16 +3,13 @@
 #include <new>
 
 #include "common/log.h"
-#include "global/write_barrier.h"
 
 namespace mesh {
 
 bool GlobalHeap::init(const HeapConfig& config) {
   largeReleaseBytes_ = config.arena.maxDirtyBytes / 4;
-  meshProbes_ = config.meshProbes;
-  meshMaxOccupancyPct_ = config.meshMaxOccupancyPct;
-  maxMapCountOverride_.store(config.maxMapCount, std::memory_order_relaxed);
-  sameThreadMeshing_.store(config.sameThreadMeshing, std::memory_order_relaxed);
+  mesher_.init(config.meshProbes, config.meshMaxOccupancyPct, config.maxMapCount,
+               config.sameThreadMeshing);
   freedKey_ = config.freedKey;
   return arena_.init(config.arena);
 }
@@ -80,7 +77,8 @@ void GlobalHeap::unlinkLocked(ClassState& c, MiniHeap* mh) {
   mh->bin = kNoBin;
 }
 
-void GlobalHeap::moveToTailLocked(ClassState& c, MiniHeap* mh) {
+void GlobalHeap::moveToTailLocked(int cls, MiniHeap* mh) {
+  ClassState& c = classes_[cls];
   uint8_t bin = mh->bin;
   if (bin == kNoBin || mh->next == nullptr) return;
   mh->next->prev = mh->prev;
@@ -99,28 +97,38 @@ void GlobalHeap::releaseSpanLocked(MiniHeap* mh) {
   --c.spans;
   setEntries(mh->spanPage(), mh->pages(), nullptr);
   if (mh->fileBacked()) {
-    releaseFileBackedLocked(mh);  // back to anonymous memory, with the spans meshed into it
+    // Back to anonymous memory, with the spans meshed into it.
+    mesher_.releaseFileBackedLocked(mh, classes_[mh->sizeClassIndex()].lock);
   } else {
     arena_.freePages(mh->spanPage(), mh->pages(), false);
   }
   // A remote freer may still be between its fetch_or and its last look at this miniheap (it
   // had a live object here a moment ago); wait for it before the object is reused.
   while (mh->pinned()) os::yieldThread();
+  forget(mh);
+}
+
+void GlobalHeap::dropMeshedLocked(int cls, MiniHeap* src) {
+  ClassState& c = classes_[cls];
+  unlinkLocked(c, src);
+  --c.spans;
+  ++c.meshes;
+  forget(src);
+}
+
+void GlobalHeap::forget(MiniHeap* mh) {
   mh->alive = false;
   // A span still linked in the class queue is recycled by the drain that pops it.
-  if (!mh->markQueued()) return;
-  recycleMiniHeap(mh);
+  if (mh->markQueued()) recycleMiniHeap(mh);
 }
 
 // A listed span's free slots count towards its class's meshable-free total while meshing would
-// consider the span (the occupancy test of meshClass). Counting here, where every change of a
-// detached span's live count ends (relistLocked), keeps the total exact without a scan; a span
-// whose bits change without a relist (a failed mesh folds remote frees) is set right at its
-// next relist.
+// consider the span (Mesher::considers, the occupancy test of a mesh step). Counting here, where
+// every change of a detached span's live count ends (relistLocked), keeps the total exact without
+// a scan; a span whose bits change without a relist (a failed mesh folds remote frees) is set
+// right at its next relist.
 void GlobalHeap::noteListedFreeLocked(ClassState& c, MiniHeap* mh, uint32_t live) {
-  uint32_t objects = mh->objectCount();
-  bool meshable = mh->objectSize() < kMaxMeshedObjectSize && live * 100 <= objects * meshMaxOccupancyPct_;
-  uint16_t free = static_cast<uint16_t>(meshable ? objects - live : 0);
+  uint16_t free = static_cast<uint16_t>(mesher_.considers(mh, live) ? mh->objectCount() - live : 0);
   if (free == mh->listedFree) return;
   c.meshableFree.store(c.meshableFree.load(std::memory_order_relaxed) + free - mh->listedFree,
                        std::memory_order_relaxed);
@@ -167,6 +175,38 @@ void GlobalHeap::drainLocked(int cls) {
     }
     mh = next;
   }
+}
+
+void GlobalHeap::lockContended(ClassState& c) {
+  if (!c.stepHolds.load(std::memory_order_relaxed)) {
+    c.lock.lock();
+    return;
+  }
+  uint64_t start = os::monotonicNs();
+  c.appWaiters.fetch_add(1, std::memory_order_relaxed);
+  c.lock.lock();
+  c.appWaiters.fetch_sub(1, std::memory_order_relaxed);
+  mesher_.noteStepWait(os::monotonicNs() - start);
+}
+
+void GlobalHeap::lockForStep(int cls) {
+  // An application thread that waited for the last step goes first: the lock is not fair, and a
+  // step taken again at once would make it wait through several (30 ms seen on kvstore).
+  for (int i = 0; i < 256 && classes_[cls].appWaiters.load(std::memory_order_relaxed) != 0; ++i) {
+    os::yieldThread();
+  }
+  classes_[cls].lock.lock();
+  classes_[cls].stepHolds.store(true, std::memory_order_relaxed);
+}
+
+void GlobalHeap::unlockAfterStep(int cls) {
+  classes_[cls].stepHolds.store(false, std::memory_order_relaxed);
+  classes_[cls].lock.unlock();
+}
+
+uint64_t GlobalHeap::spanCount(int cls) {
+  LockGuard guard(classes_[cls].lock);
+  return classes_[cls].spans;
 }
 
 MiniHeap* GlobalHeap::attach(int cls, void* owner) {
@@ -415,35 +455,14 @@ size_t GlobalHeap::maybeDecay(uint64_t decayNs, uint64_t budgetNs) {
 
 HeapStats GlobalHeap::stats() {
   HeapStats s{};
+  static_cast<MeshStats&>(s) = mesher_.stats();
   s.mhAllocCount = mhAllocs_.load(std::memory_order_relaxed);
   s.mhFreeCount = mhFrees_.load(std::memory_order_relaxed);
   s.mhLive = s.mhAllocCount - s.mhFreeCount;
   s.mhHighWater = mhHighWater_.load(std::memory_order_relaxed);
   s.largeAllocs = largeAllocs_.load(std::memory_order_relaxed);
   s.largeBytes = largeBytes_.load(std::memory_order_relaxed);
-  s.meshCount = meshCount_.load(std::memory_order_relaxed);
-  s.meshedBytesTotal = meshedBytesTotal_.load(std::memory_order_relaxed);
-  s.meshedPages = meshedPages_.load(std::memory_order_relaxed);
-  s.meshedPagesHwm = meshedPagesHwm_.load(std::memory_order_relaxed);
-  s.meshPauseMaxNs = meshSteps_.maxNs();
-  s.meshPauseP99Ns = meshSteps_.percentileNs(0.99);
-  PauseHistogram::Snapshot waits;
-  lockWaits_.addTo(&waits);
-  barrier::waits().addTo(&waits);
-  s.meshWaits = waits.total;
-  s.meshWaitMaxNs = waits.max;
-  s.meshWaitP99Ns = waits.percentileNs(0.99);
-  {
-    LockGuard guard(meshLock_);
-    s.mappingEstimate = mapMeasured_ < 0 ? 0 : static_cast<uint64_t>(mapMeasured_ + mapAddedSince_);
-    s.mappingLimit = static_cast<uint64_t>(mapLimit_);
-  }
-  s.fileBackedSpans = fileSpans_.load(std::memory_order_relaxed);
-  s.pacedMeshes = pacedMeshes_.load(std::memory_order_relaxed);
-  s.pacedMeshedBytes = pacedMeshedBytes_.load(std::memory_order_relaxed);
-  s.pacedMeshNs = pacedMeshNs_.load(std::memory_order_relaxed);
   s.decayedBytes = decayedBytes_.load(std::memory_order_relaxed);
-  s.meshableFreeBytes = meshableFreeBytes();
   s.arena = arena_.stats();
   return s;
 }

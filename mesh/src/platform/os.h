@@ -116,7 +116,7 @@ void futexWaitFor(const int* word, int expected, uint64_t timeoutNs);
 int processId();
 void forgetProcessId();
 
-// --- userfaultfd write protection (arena/write_protect.cc) -------------------------------------
+// --- userfaultfd write protection (meshing/write_protect.cc) -----------------------------------
 // Gives the calling thread a descriptor table of its own, empty: close_range(0, ~0U,
 // CLOSE_RANGE_UNSHARE) takes no reference to any of the program's files. Descriptors the thread
 // opens afterwards are invisible to the program (and out of reach of its close_range). False

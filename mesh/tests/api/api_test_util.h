@@ -128,7 +128,7 @@ std::string AddrRegex(const void* p);
 // Runs fn with stderr redirected into a temporary file and returns what was written.
 std::string CaptureStderr(const std::function<void()>& fn);
 
-// Whether this machine lets libmesh's write-protection service run (arena/write_protect.h):
+// Whether this machine lets libmesh's write-protection service run (meshing/write_protect.h):
 // root (CAP_SYS_PTRACE, for kernel faults) on Linux 5.19 or later, MESH_UFFD not 0. Tests then
 // require it instead of accepting the mprotect fallback.
 bool UffdExpected();

@@ -1,5 +1,5 @@
 // System calls that write into the heap while it is meshed (docs/behaviour.md E22; issue "Never harm
-// the host, part 2", item 2): with the write-protection service (arena/write_protect.h), a call
+// the host, part 2", item 2): with the write-protection service (meshing/write_protect.h), a call
 // that writes into a span being meshed waits for the mesh like a thread's store does, so no
 // call fails with EFAULT, whether or not libmesh wraps it. The calls here are raw syscall(2)s,
 // which no wrapper can see. docs/host-contract.md, section 5.

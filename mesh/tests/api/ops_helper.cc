@@ -100,7 +100,7 @@ long ThreadsNamed(const char* name) {
   return n;
 }
 
-// The write-protection service (mesh-wp, arena/write_protect.h) starts with the background
+// The write-protection service (mesh-wp, meshing/write_protect.h) starts with the background
 // thread where the kernel allows it; its own tests count it (WpThreads).
 long WpThreads() { return ThreadsNamed("mesh-wp\n"); }
 

@@ -88,7 +88,7 @@ TEST_F(FreshHeap, MeshableFreeCountsTheFreeSlotsOfListedSpansMeshingWouldTake) {
   heap->detach(low);
   heap->detach(high);
   EXPECT_EQ(heap->classStats(kCls).meshableFree, 56u);
-  EXPECT_EQ(heap->meshableFreeBytes(), 56u * 64);
+  EXPECT_EQ(heap->mesher().meshableFreeBytes(), 56u * 64);
   // Frees in the span (remote, folded by the drain) grow the count; the fuller span crosses 80%.
   for (uint32_t i = 0; i < 4; ++i) heap->freeNonOwner(low->slotAddress(i), heap->entryFor(low->slotAddress(i)), i);
   for (uint32_t i = 0; i < 20; ++i) heap->freeNonOwner(high->slotAddress(i), heap->entryFor(high->slotAddress(i)), i);

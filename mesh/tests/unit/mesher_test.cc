@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "miniheap/mesh_candidates.h"
+#include "meshing/mesh_candidates.h"
 #include "test_heap_fixture.h"
 #include "thread/thread_heap.h"
 
@@ -262,10 +262,10 @@ TEST_F(MeshOp, MeshedSpansMeshAgainIntoLongerChains) {
 TEST_F(MeshOp, MappingBudgetStopsMeshingWithoutFailing) {
   ThreadHeap th(heap.get(), 14);
   std::vector<char*> live = fragment(th, 16);
-  heap->setMaxMapCount(10);  // far below what the process already uses
+  heap->mesher().setMaxMapCount(10);  // far below what the process already uses
   EXPECT_EQ(heap->meshAll(), 0u);
   EXPECT_TRUE(intact(live));
-  heap->setMaxMapCount(0);  // back to vm.max_map_count
+  heap->mesher().setMaxMapCount(0);  // back to vm.max_map_count
   EXPECT_GT(heap->meshAll(), 0u);
 }
 
@@ -336,20 +336,20 @@ TEST(MapsCounter, NeverReadsOrClosesADescriptorTheApplicationReused) {
 TEST_F(MeshOp, AttachedAndLargeClassesAreNeverMeshed) {
   ThreadHeap th(heap.get(), 15);
   for (int i = 0; i < 64; ++i) th.alloc(kClass);  // attached span: not a candidate
-  EXPECT_EQ(heap->meshClass(kClass, 0), 0u);
-  EXPECT_EQ(heap->meshClass(27, 0), 0u);  // 4 KiB class: never meshed
+  EXPECT_EQ(heap->mesher().meshClass(kClass, 0), 0u);
+  EXPECT_EQ(heap->mesher().meshClass(27, 0), 0u);  // 4 KiB class: never meshed
   th.detachAll();
 }
 
 TEST_F(MeshOp, PacedStepMeshesEverythingWithinItsBudget) {
   ThreadHeap th(heap.get(), 16);
   std::vector<char*> live = fragment(th, 160);  // 560 KiB of free slots: above kMinGainBytes
-  EXPECT_GT(heap->meshGainBytes(), 0u);
-  EXPECT_EQ(heap->meshPaced(0, false), 0u) << "no budget, no work";
-  size_t meshes = heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false);
+  EXPECT_GT(heap->mesher().meshGainBytes(), 0u);
+  EXPECT_EQ(heap->mesher().meshPaced(0, false), 0u) << "no budget, no work";
+  size_t meshes = heap->mesher().meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false);
   EXPECT_GT(meshes, 0u);
-  EXPECT_EQ(heap->meshGainBytes(), 0u) << "the class is exhausted";
-  EXPECT_EQ(heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false), 0u) << "the first call left work";
+  EXPECT_EQ(heap->mesher().meshGainBytes(), 0u) << "the class is exhausted";
+  EXPECT_EQ(heap->mesher().meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false), 0u) << "the first call left work";
   HeapStats s = heap->stats();
   EXPECT_EQ(s.meshCount, meshes);
   EXPECT_EQ(s.pacedMeshes, meshes);
@@ -364,11 +364,11 @@ TEST_F(MeshOp, PacingRetriesAnExhaustedClassOnlyAfterNewFrees) {
   ThreadHeap th(heap.get(), 21);
   // Every span keeps slots 0, 8, ..., 56: nothing can mesh.
   std::vector<char*> live = fragmentWith({&th}, 1200, [](size_t, size_t slot, size_t) { return slot % 8 == 0; });
-  uint64_t gain = heap->meshGainBytes();
-  EXPECT_EQ(gain, heap->meshableFreeBytes());
-  EXPECT_GE(gain, GlobalHeap::kMinGainBytes);
-  EXPECT_EQ(heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false), 0u);
-  EXPECT_EQ(heap->meshGainBytes(), 0u) << "a futile step marks the class exhausted";
+  uint64_t gain = heap->mesher().meshGainBytes();
+  EXPECT_EQ(gain, heap->mesher().meshableFreeBytes());
+  EXPECT_GE(gain, Mesher::kMinGainBytes);
+  EXPECT_EQ(heap->mesher().meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false), 0u);
+  EXPECT_EQ(heap->mesher().meshGainBytes(), 0u) << "a futile step marks the class exhausted";
   // Frees: spans on odd pages keep slots 8, 24, 40, 56, the others 0, 16, 32, 48, so every odd
   // span now meshes with every even one. 4 slots of 1200 spans: 300 KiB of new room.
   auto freeSome = [&](size_t limit) {
@@ -389,14 +389,14 @@ TEST_F(MeshOp, PacingRetriesAnExhaustedClassOnlyAfterNewFrees) {
     live = kept;
   };
   freeSome(1000);  // 62.5 KiB: under the threshold, nothing changes
-  EXPECT_EQ(heap->meshGainBytes(), 0u);
+  EXPECT_EQ(heap->mesher().meshGainBytes(), 0u);
   freeSome(~size_t{0});
-  EXPECT_EQ(heap->meshGainBytes(), 0u) << "not again within kRetryNs";
-  std::this_thread::sleep_for(std::chrono::nanoseconds(GlobalHeap::kRetryNs));
-  EXPECT_GT(heap->meshGainBytes(), 0u);
-  size_t meshes = heap->meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false);
+  EXPECT_EQ(heap->mesher().meshGainBytes(), 0u) << "not again within kRetryNs";
+  std::this_thread::sleep_for(std::chrono::nanoseconds(Mesher::kRetryNs));
+  EXPECT_GT(heap->mesher().meshGainBytes(), 0u);
+  size_t meshes = heap->mesher().meshPaced(uint64_t{10} * 1000 * 1000 * 1000, false);
   EXPECT_GT(meshes, 100u);
-  EXPECT_EQ(heap->meshGainBytes(), 0u);
+  EXPECT_EQ(heap->mesher().meshGainBytes(), 0u);
   EXPECT_TRUE(intact(live));
 }
 
@@ -406,9 +406,9 @@ TEST_F(MeshOp, SameThreadMeshingNeverPairsSpansOfTwoThreads) {
   ThreadHeap th1(heap.get(), 17), th2(heap.get(), 18);
   std::vector<char*> live =
       fragmentWith({&th1, &th2}, 16, [](size_t thread, size_t slot, size_t) { return slot % 16 == thread; });
-  heap->setSameThreadMeshing(true);
+  heap->mesher().setSameThreadMeshing(true);
   EXPECT_EQ(heap->meshAll(), 0u);
-  heap->setSameThreadMeshing(false);
+  heap->mesher().setSameThreadMeshing(false);
   EXPECT_GT(heap->meshAll(), 0u) << "the default pairs spans of different threads";
   EXPECT_TRUE(intact(live));
 }
@@ -421,7 +421,7 @@ TEST_F(MeshOp, SameThreadMeshingMeshesWithinEachThread) {
   std::set<void*> owners;
   for (char* p : live) owners.insert(allocatedBy[p] = entryMiniHeap(heap->entryFor(p))->lastOwner());
   ASSERT_EQ(owners, (std::set<void*>{&th1, &th2}));
-  heap->setSameThreadMeshing(true);
+  heap->mesher().setSameThreadMeshing(true);
   ASSERT_GT(heap->meshAll(), 0u);
   // Every object now lives on a span last owned by the thread heap that allocated it.
   size_t aliased = 0;

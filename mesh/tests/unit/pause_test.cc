@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "common/pause_histogram.h"
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
 #include "test_heap_fixture.h"
 #include "thread/thread_heap.h"
 
@@ -24,7 +24,7 @@ TEST_F(FreshHeap, WaitsForAStepAreTimed) {
   std::atomic<bool> holding{false};
   std::thread stepper([&] {
     holding = true;
-    heap->holdClassAsStepForTest(3, 30'000'000);
+    heap->mesher().holdClassAsStepForTest(3, 30'000'000);
   });
   while (!holding) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(5));

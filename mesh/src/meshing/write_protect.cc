@@ -1,4 +1,4 @@
-#include "arena/write_protect.h"
+#include "meshing/write_protect.h"
 
 #include <errno.h>
 #include <linux/userfaultfd.h>

@@ -1,4 +1,4 @@
-#include "miniheap/mesh_candidates.h"
+#include "meshing/mesh_candidates.h"
 
 namespace mesh {
 

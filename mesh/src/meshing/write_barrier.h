@@ -54,7 +54,7 @@ uint64_t retries();
 // The times threads spent waiting in waitWhileMeshing for a mesh to end (part of mesh_waits).
 const PauseHistogram& waits();
 bool inArena(const void* p, size_t len);
-// Writes that waited in the kernel on a userfaultfd-protected span (arena/write_protect.h), for
+// Writes that waited in the kernel on a userfaultfd-protected span (meshing/write_protect.h), for
 // at most ns each (the time the span was protected): part of waits(), up to 64 per mesh.
 void noteKernelWaits(uint64_t count, uint64_t ns);
 

@@ -1,6 +1,7 @@
-// Meshing: the GlobalHeap operations that merge two spans of one size class onto one set of
-// physical pages. Candidate search is in miniheap/mesh_candidates.h, the write barrier in
-// global/write_barrier.h; this file holds the policy and the mesh operation itself.
+// Meshing: merging two spans of one size class onto one set of physical pages. Candidate search
+// is in meshing/mesh_candidates.h, the write barrier in meshing/write_barrier.h and
+// meshing/write_protect.h, the mapping budget in meshing/mapping_budget.h; this file holds the
+// policy and the mesh operation itself.
 //
 // Spans live in private anonymous memory until they take part in a mesh (fork then copies them
 // lazily); the memfd only holds mesh destinations, each at its own arena offset.
@@ -17,7 +18,7 @@
 //   6. barrier off
 //   7. dst takes src's live bits, then the page map of src's pages points to dst
 //   8. wait until no remote free is between its announcement and its end on src, move src's
-//      remote frees to dst (see GlobalHeap::freeNonOwner for the handshake)
+//      remote frees to dst (see GlobalHeap::pin for the handshake)
 //   9. if src was itself file-backed, punch its old file pages
 // Any failure undoes the step that failed and skips the pair; a dst already moved into the file
 // stays there (it is a valid file-backed span without extra spans).
@@ -27,56 +28,23 @@
 #include <algorithm>
 #include <cstring>
 
-#include "arena/write_protect.h"
+#include "meshing/mesher.h"
+
 #include "common/log.h"
-#include "global/global_heap.h"
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
+#include "meshing/write_protect.h"
+#include "miniheap/page_entry.h"
 
 namespace mesh {
 
-// Mappings one mesh can add: mapping src's range onto the file splits its mapping in up to
-// three, and so does moving an anonymous dst into the file (adjacent file-backed spans at
-// contiguous offsets merge, so the real count is often lower).
-static constexpr long kMappingsPerMesh = 4;
 static constexpr uint64_t kFreePathStepNs = 1000000;
 static constexpr size_t kMaxStepCandidates = 2048;  // spans one step considers, at most
 
-// Mapping budget: meshing keeps a reserve below vm.max_map_count for the application. Counting
-// /proc/self/maps is expensive (about 0.7 us per mapping), so the count is an estimate: the last
-// count plus what each mesh may have added since (an overestimate: the kernel merges many). When
-// the estimate passes the soft limit (limit - reserve) a new count starts, spread over the calls
-// that follow, at most kCountBytesPerCall of the file each (about 1 ms), and never under a
-// class lock. Meshing goes on meanwhile while the estimate stays below the hard limit
-// (limit - reserve / 2).
-static constexpr size_t kCountBytesPerCall = 96 * 1024;
-
-void GlobalHeap::refreshMappingLimits() {
-  long limit = maxMapCountOverride_.load(std::memory_order_relaxed);
-  if (limit <= 0) limit = os::readLongFile("/proc/sys/vm/max_map_count", 65530);
-  mapLimit_ = limit;
-  long reserve = limit / 8 > 1024 ? limit / 8 : (limit > 2048 ? 1024 : limit / 2);
-  mapSoftLimit_ = limit - reserve;
-  mapHardLimit_ = limit - reserve / 2;
-}
-
-bool GlobalHeap::mappingBudgetAllows() {
-  refreshMappingLimits();
-  if (mapMeasured_ < 0 || mapCounter_.inProgress() ||
-      mapMeasured_ + mapAddedSince_ + kMappingsPerMesh > mapSoftLimit_) {
-    if (!mapCounter_.inProgress()) mapAddedAtCountStart_ = mapAddedSince_;
-    long count;
-    if (mapCounter_.step(kCountBytesPerCall, &count)) {
-      if (count < 0) return false;
-      mapMeasured_ = count;
-      // Mappings added while the file was read may be in the count or not: keep them.
-      mapAddedSince_ -= mapAddedAtCountStart_;
-    }
-  }
-  return mappingRoomFor(kMappingsPerMesh);
-}
-
-bool GlobalHeap::mappingRoomFor(long mappings) const {
-  return mapMeasured_ >= 0 && mapMeasured_ + mapAddedSince_ + mappings <= mapHardLimit_;
+void Mesher::init(uint32_t probes, uint32_t maxOccupancyPct, long maxMapCount, bool sameThread) {
+  probes_ = probes;
+  maxOccupancyPct_ = maxOccupancyPct;
+  setMaxMapCount(maxMapCount);
+  sameThreadMeshing_.store(sameThread, std::memory_order_relaxed);
 }
 
 // Step 2 of the mesh: moves the anonymous span mh into the memfd at its own offset, keeping its
@@ -84,18 +52,18 @@ bool GlobalHeap::mappingRoomFor(long mappings) const {
 // unchanged) on failure. The whole span is written with one copy through the file's view:
 // copying only the live objects through a temporary shared window costs two more system calls
 // and a page fault per page, and made compaction about 25% slower on the fragmenter.
-bool GlobalHeap::moveToFileLocked(MiniHeap* mh) {
+bool Mesher::moveToFileLocked(MiniHeap* mh) {
   size_t page = mh->spanPage(), pages = mh->pages();
   if (!arena_.writeFilePages(page, page, pages) || !arena_.aliasPages(page, page, pages)) return false;
   mh->setFileBacked(true);
   fileSpans_.fetch_add(1, std::memory_order_relaxed);
-  mapAddedSince_ += 2;
+  budget_.noteAdded(2);
   return true;
 }
 
 // The write protection of one mesh's spans, from before the first copy until the last remap.
 // Through the userfaultfd when the mesh runs on the write-protection service's thread (every
-// write waits, the kernel's too; arena/write_protect.h), else with
+// write waits, the kernel's too; meshing/write_protect.h), else with
 // mprotect (the program's writes fault and wait in the barrier; a system call writing there
 // fails with EFAULT). A range remapped meanwhile is writable on its new pages; end() makes the
 // others writable again and wakes whatever waited.
@@ -151,7 +119,7 @@ class MeshGuard {
 // Whether a virtual neighbour of mh's span is a file-backed span at its own offset: moving mh
 // into the file then extends that mapping instead of splitting an anonymous one (two mappings
 // fewer). A hint: the neighbour may belong to another class and change meanwhile.
-bool GlobalHeap::besideFileBacked(const MiniHeap* mh) const {
+bool Mesher::besideFileBacked(const MiniHeap* mh) const {
   auto ownFileBacked = [&](size_t page) {
     uintptr_t e = arena_.mapEntry(page);
     const MiniHeap* n = entryMiniHeap(e);
@@ -161,7 +129,7 @@ bool GlobalHeap::besideFileBacked(const MiniHeap* mh) const {
   return (first > 0 && ownFileBacked(first - 1)) || (end < arena_.pageCount() && ownFileBacked(end));
 }
 
-bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
+bool Mesher::meshPairLocked(int cls, MiniHeap* dst, MiniHeap* src) {
   dst->foldRemote();
   src->foldRemote();
   SpanBits a, b;
@@ -239,54 +207,35 @@ bool GlobalHeap::meshPairLocked(MiniHeap* dst, MiniHeap* src) {
   } else {
     arena_.noteReleased(pages);
   }
-  mapAddedSince_ += 2 * static_cast<long>(count);
+  budget_.noteAdded(2 * static_cast<long>(count));
+  lists_.dropMeshedLocked(cls, src);
+  lists_.relistLocked(cls, dst);
+  countMesh(pages);
+  return true;
+}
 
-  ClassState& c = classes_[src->sizeClassIndex()];
-  unlinkLocked(c, src);
-  --c.spans;
-  ++c.meshes;
-  src->alive = false;
-  if (src->markQueued()) recycleMiniHeap(src);  // else the queue drain recycles it
-  relistLocked(dst);
-
+void Mesher::countMesh(size_t pages) {
   meshCount_.fetch_add(1, std::memory_order_relaxed);
   meshedBytesTotal_.fetch_add(pages << os::kPageShift, std::memory_order_relaxed);
   uint64_t now = meshedPages_.fetch_add(pages, std::memory_order_relaxed) + pages;
   uint64_t hwm = meshedPagesHwm_.load(std::memory_order_relaxed);
   while (now > hwm && !meshedPagesHwm_.compare_exchange_weak(hwm, now)) {
   }
-  return true;
 }
 
-// A file-backed span is being released (it is empty; its page-map entries are cleared): map it
-// and each virtual span meshed into it anonymous again, punch its file pages and return all of
-// them to the arena as zeroed pages. A range whose mapping cannot be replaced is left out of the
-// arena for good (a virtual leak, never a file page on the free lists).
-void GlobalHeap::holdClassAsStepForTest(int cls, uint64_t ns) {
-  ClassState& c = classes_[cls];
-  LockGuard guard(c.lock);
-  c.stepHolds.store(true, std::memory_order_relaxed);
+void Mesher::holdClassAsStepForTest(int cls, uint64_t ns) {
+  lists_.lockForStep(cls);
   for (uint64_t start = os::monotonicNs(); os::monotonicNs() - start < ns;) os::yieldThread();
-  c.stepHolds.store(false, std::memory_order_relaxed);
+  lists_.unlockAfterStep(cls);
 }
 
-void GlobalHeap::lockContended(ClassState& c) {
-  if (!c.stepHolds.load(std::memory_order_relaxed)) {
-    c.lock.lock();
-    return;
-  }
-  uint64_t start = os::monotonicNs();
-  c.appWaiters.fetch_add(1, std::memory_order_relaxed);
-  c.lock.lock();
-  c.appWaiters.fetch_sub(1, std::memory_order_relaxed);
-  lockWaits_.record(os::monotonicNs() - start);
-}
-
-void GlobalHeap::releaseFileBackedLocked(MiniHeap* mh) {
+// A range whose mapping cannot be replaced is left out of the arena for good (a virtual leak,
+// never a file page on the free lists).
+void Mesher::releaseFileBackedLocked(MiniHeap* mh, Mutex& classLock) {
   size_t pages = mh->pages();
   for (uint32_t i = 0; i < mh->extraSpanCount(); ++i) {
     size_t page = mh->extraSpan(i);
-    setEntries(page, pages, nullptr);
+    for (size_t k = 0; k < pages; ++k) arena_.setMapEntry(page + k, kTombstoneEntry);
     meshedPages_.fetch_sub(pages, std::memory_order_relaxed);
     if (arena_.unsharePages(page, pages)) arena_.freeUnsharedPages(page, pages);
   }
@@ -298,32 +247,24 @@ void GlobalHeap::releaseFileBackedLocked(MiniHeap* mh) {
   fileSpans_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
-  if (meshingBroken_ || !arena_.memfdBacked() || sizeClass(cls).size >= kMaxMeshedObjectSize) return 0;
-  LockGuard meshGuard(meshLock_);
+size_t Mesher::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
+  if (!canMesh() || sizeClass(cls).size >= kMaxMeshedObjectSize) return 0;
+  LockGuard meshGuard(lock_);
   if (!barrier::install(arena_.base(), arena_.pageCount() << os::kPageShift)) {
-    meshingBroken_ = true;
+    broken_ = true;
     return 0;
   }
-  if (!mappingBudgetAllows()) return 0;
-  ClassState& c = classes_[cls];
-  // An application thread that waited for the last step goes first: the lock is not fair, and a
-  // step taken again at once would make it wait through several (30 ms seen on kvstore).
-  for (int i = 0; i < 256 && c.appWaiters.load(std::memory_order_relaxed) != 0; ++i) os::yieldThread();
-  LockGuard guard(c.lock);
-  c.stepHolds.store(true, std::memory_order_relaxed);
+  if (!budget_.allowsMesh()) return 0;
+  lists_.lockForStep(cls);
   uint64_t start = os::monotonicNs();
-  // Every return below ends the step: its time is recorded and waiters are no longer timed.
-  struct StepEnd {
-    GlobalHeap& heap;
-    ClassState& c;
-    uint64_t start;
-    ~StepEnd() {
-      heap.meshSteps_.record(os::monotonicNs() - start);
-      c.stepHolds.store(false, std::memory_order_relaxed);
-    }
-  } stepEnd{*this, c, start};
-  drainLocked(cls);
+  size_t made = stepLocked(cls, maxPairs, stepBudgetNs, start);
+  steps_.record(os::monotonicNs() - start);
+  lists_.unlockAfterStep(cls);
+  return made;
+}
+
+size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint64_t start) {
+  lists_.drainLocked(cls);
   // At most 2048 spans per step (for the shorter steps of the pacing, 64 per mesh the step may
   // make, 128 to 1024), found among at most four times as many listed spans, keep the search
   // (and so the pause) bounded; emptier spans come first (lower bins), which is where meshing
@@ -335,25 +276,11 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   if (stepBudgetNs < kStepBudgetNs) {
     maxCandidates = maxPairs == 0 || maxPairs >= 16 ? 1024 : maxPairs <= 2 ? 128 : 64 * maxPairs;
   }
-  size_t visits = 4 * maxCandidates;
-  meshCandidates_.clear();
-  for (MiniHeap* list : c.partial) {
-    for (MiniHeap* mh = list; mh != nullptr && meshCandidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
-      --visits;
-      // (A span that already backs the most virtual spans a chain may have cannot take part
-      // in another mesh, on either side.)
-      if (mh->listedFree == 0 || mh->extraSpanCount() >= kMaxExtraSpans) continue;
-      if (!meshCandidates_.pushBack(mh)) break;
-    }
-  }
-  uint32_t n = static_cast<uint32_t>(meshCandidates_.size());
-  if (n < 2 || !meshBits_.resize(n) || !meshOrder_.resize(n) || !meshUsed_.resize(n) ||
-      !meshPairs_.resize(n / 2)) {
-    return 0;
-  }
+  uint32_t n = static_cast<uint32_t>(collectCandidatesLocked(cls, maxCandidates));
+  if (n < 2 || !bits_.resize(n) || !order_.resize(n) || !used_.resize(n) || !pairs_.resize(n / 2)) return 0;
   bool sameThread = sameThreadMeshing_.load(std::memory_order_relaxed);
   if (sameThread) {
-    std::sort(meshCandidates_.begin(), meshCandidates_.end(), [](MiniHeap* x, MiniHeap* y) {
+    std::sort(candidates_.begin(), candidates_.end(), [](MiniHeap* x, MiniHeap* y) {
       return reinterpret_cast<uintptr_t>(x->lastOwner()) < reinterpret_cast<uintptr_t>(y->lastOwner());
     });
   }
@@ -362,26 +289,26 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   uint32_t cheap = 0;
   if (!sameThread) {
     for (uint32_t i = 0; i < n; ++i) {
-      if (meshCandidates_[i]->fileBacked()) std::swap(meshCandidates_[i], meshCandidates_[cheap++]);
+      if (candidates_[i]->fileBacked()) std::swap(candidates_[i], candidates_[cheap++]);
     }
   }
-  for (uint32_t i = 0; i < n; ++i) meshCandidates_[i]->copyLiveBits(meshBits_[i].w);
+  for (uint32_t i = 0; i < n; ++i) candidates_[i]->copyLiveBits(bits_[i].w);
   size_t limit = maxPairs == 0 ? n / 2 : maxPairs;
   // Search for up to four times `limit` pairs (the search stops there, which keeps a step short
   // when pairs are plentiful), then mesh at most `limit`: a pair that cannot be meshed (its
   // chains would be too long) must not use up the step.
   size_t want = limit < n / 8 ? 4 * limit : n / 2;
   size_t pairs = sameThread ? findPairsPerOwnerLocked(n)
-                            : findMeshPairs(meshBits_.begin(), n, meshRng_, meshProbes_, meshOrder_.begin(),
-                                            meshUsed_.begin(), meshPairs_.begin(), want, cheap);
+                            : findMeshPairs(bits_.begin(), n, rng_, probes_, order_.begin(),
+                                            used_.begin(), pairs_.begin(), want, cheap);
   size_t made = 0;
-  for (uint32_t i = 0; i < n; ++i) meshUsed_[i] = false;  // from here on: meshed in this step
+  for (uint32_t i = 0; i < n; ++i) used_[i] = false;  // from here on: meshed in this step
   for (size_t i = 0; i < pairs && made < limit; ++i) {
     // Bounded by time as well: a pair whose source backs several spans costs several remaps,
     // and the class lock is held throughout.
     if (made > 0 && os::monotonicNs() - start > stepBudgetNs) break;
-    MiniHeap* a = meshCandidates_[meshPairs_[i].a];
-    MiniHeap* b = meshCandidates_[meshPairs_[i].b];
+    MiniHeap* a = candidates_[pairs_[i].a];
+    MiniHeap* b = candidates_[pairs_[i].b];
     // Both then back 2 + a's extras + b's extras virtual spans, which must fit. The
     // destination is the one already in the memfd (no move needed); of two in the memfd, the
     // one with more extra spans (fewer to remap); of two anonymous ones, one beside a span in
@@ -394,20 +321,37 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
     else aIsDst = a->liveCount() >= b->liveCount();
     MiniHeap* dst = aIsDst ? a : b;
     MiniHeap* src = aIsDst ? b : a;
-    long needed = kMappingsPerMesh + 2 * static_cast<long>(src->extraSpanCount());
-    if (!mappingRoomFor(needed)) break;  // counted again before the next step, not here
-    if (meshPairLocked(dst, src)) {
+    long needed = MappingBudget::kMappingsPerMesh + 2 * static_cast<long>(src->extraSpanCount());
+    if (!budget_.roomFor(needed)) break;  // counted again before the next step, not here
+    if (meshPairLocked(cls, dst, src)) {
       ++made;
-      meshUsed_[meshPairs_[i].a] = meshUsed_[meshPairs_[i].b] = true;
+      used_[pairs_[i].a] = used_[pairs_[i].b] = true;
     }
   }
   // The candidates left over go to the end of their lists, so the next step looks at others
   // (else the same unmatched spans would fill every step's window and the class would look
   // exhausted while spans further down could mesh).
   for (uint32_t i = 0; i < n; ++i) {
-    if (!meshUsed_[i]) moveToTailLocked(c, meshCandidates_[i]);
+    if (!used_[i]) lists_.moveToTailLocked(cls, candidates_[i]);
   }
   return made;
+}
+
+// Up to maxCandidates listed spans that could mesh, found among at most four times as many.
+size_t Mesher::collectCandidatesLocked(int cls, size_t maxCandidates) {
+  size_t visits = 4 * maxCandidates;
+  candidates_.clear();
+  for (int bin = 0; bin < SpanLists::kBins; ++bin) {
+    for (MiniHeap* mh = lists_.firstListedLocked(cls, bin);
+         mh != nullptr && candidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
+      --visits;
+      // (A span that already backs the most virtual spans a chain may have cannot take part
+      // in another mesh, on either side.)
+      if (mh->listedFree == 0 || mh->extraSpanCount() >= kMaxExtraSpans) continue;
+      if (!candidates_.pushBack(mh)) break;
+    }
+  }
+  return candidates_.size();
 }
 
 // MESH_SAME_THREAD_MESHING: the candidates are sorted by last owner; each run of one owner is
@@ -415,15 +359,15 @@ size_t GlobalHeap::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
 // together stay together, which is kinder to its caches). Every run is searched in full: with a
 // cap, the first runs would take all of it, and once their spans are meshed destinations (which
 // cannot mesh with each other) a step would find nothing else. The caller stops at its limit.
-size_t GlobalHeap::findPairsPerOwnerLocked(uint32_t n) {
+size_t Mesher::findPairsPerOwnerLocked(uint32_t n) {
   size_t pairs = 0;
   for (uint32_t start = 0, end; start < n; start = end) {
-    void* owner = meshCandidates_[start]->lastOwner();
-    for (end = start + 1; end < n && meshCandidates_[end]->lastOwner() == owner; ++end) {
+    void* owner = candidates_[start]->lastOwner();
+    for (end = start + 1; end < n && candidates_[end]->lastOwner() == owner; ++end) {
     }
-    MeshPair* out = meshPairs_.begin() + pairs;
-    size_t found = findMeshPairs(meshBits_.begin() + start, end - start, meshRng_, meshProbes_,
-                                 meshOrder_.begin() + start, meshUsed_.begin() + start, out, (end - start) / 2);
+    MeshPair* out = pairs_.begin() + pairs;
+    size_t found = findMeshPairs(bits_.begin() + start, end - start, rng_, probes_,
+                                 order_.begin() + start, used_.begin() + start, out, (end - start) / 2);
     for (size_t i = 0; i < found; ++i) {
       out[i].a += start;
       out[i].b += start;
@@ -433,7 +377,7 @@ size_t GlobalHeap::findPairsPerOwnerLocked(uint32_t n) {
   return pairs;
 }
 
-size_t GlobalHeap::meshAll() {
+size_t Mesher::meshAll() {
   constexpr size_t kPairsPerStep = 16;  // bounds how long one class lock is held
   constexpr int kMaxPasses = 16;        // meshed spans can mesh again, a little fuller each time
   size_t total = 0;
@@ -445,12 +389,7 @@ size_t GlobalHeap::meshAll() {
       // could not pair to the end of the lists: a class with more spans gets as many fruitless
       // steps in a row as it takes to look at all of them (seen: a first compaction that met
       // only a window of older, unmatched spans and made nothing, while the next made 19).
-      uint64_t spans;
-      {
-        LockGuard guard(classes_[cls].lock);
-        spans = classes_[cls].spans;
-      }
-      uint64_t fruitless = 0, allowed = 2 + spans / kMaxStepCandidates;
+      uint64_t fruitless = 0, allowed = 2 + lists_.spanCount(cls) / kMaxStepCandidates;
       for (;;) {
         size_t step = meshClass(cls, kPairsPerStep);
         made += step;
@@ -468,9 +407,10 @@ size_t GlobalHeap::meshAll() {
 }
 
 // --- pacing ----------------------------------------------------------------------------------
-// Meshing work follows the memory it can win. Each class keeps meshableFree, the free slots of
-// its listed spans at an occupancy meshing accepts (maintained as spans are relisted, see
-// noteListedFreeLocked), and exhaustedAt, that count when a step last found no pair. Frees
+// Meshing work follows the memory it can win. The span lists keep each class's meshableFree, the
+// free slots of its listed spans at an occupancy meshing accepts (maintained as spans are
+// relisted, see GlobalHeap::noteListedFreeLocked), and the pacing keeps exhaustedAt, that
+// count when a step last found no pair. Frees
 // that make room in partly used spans raise meshableFree above exhaustedAt; once the growth is
 // worth a step (kMinGainBytes, and a 32nd of what was there at the last futile step, at least
 // kRetryNs after it, so a large class that cannot mesh is not retried for every small change)
@@ -478,14 +418,14 @@ size_t GlobalHeap::meshAll() {
 // as its gain (new frees may let old free room mesh too), until a step finds nothing. Every
 // mesh lowers meshableFree by one span's slots, so the work ends with what can be won.
 
-uint64_t GlobalHeap::classGainBytes(int cls, uint64_t nowNs) {
+uint64_t Mesher::classGainBytes(int cls, uint64_t nowNs) {
   uint32_t size = sizeClass(cls).size;
   if (size >= kMaxMeshedObjectSize) return 0;
-  ClassState& c = classes_[cls];
-  uint64_t free = c.meshableFree.load(std::memory_order_relaxed);
-  if (c.meshing.load(std::memory_order_relaxed)) {
+  ClassPacing& c = pacing_[cls];
+  uint64_t free = lists_.meshableFree(cls);
+  if (c.active.load(std::memory_order_relaxed)) {
     if (free * size >= kMinGainBytes) return free * size;
-    markExhausted(c, free, nowNs);  // too little left to be worth the steps
+    markExhausted(cls, free, nowNs);  // too little left to be worth the steps
     return 0;
   }
   uint64_t exhausted = c.exhaustedAt.load(std::memory_order_relaxed);
@@ -497,33 +437,32 @@ uint64_t GlobalHeap::classGainBytes(int cls, uint64_t nowNs) {
   uint64_t gain = (free - exhausted) * size;
   if (gain < kMinGainBytes || gain < exhausted * size / 32) return 0;
   if (nowNs - c.exhaustedNs.load(std::memory_order_relaxed) < kRetryNs) return 0;
-  c.meshing.store(true, std::memory_order_relaxed);
+  c.active.store(true, std::memory_order_relaxed);
   return free * size;
 }
 
-void GlobalHeap::markExhausted(ClassState& c, uint64_t free, uint64_t nowNs) {
+void Mesher::markExhausted(int cls, uint64_t free, uint64_t nowNs) {
+  ClassPacing& c = pacing_[cls];
   c.exhaustedAt.store(free, std::memory_order_relaxed);
   c.exhaustedNs.store(nowNs, std::memory_order_relaxed);
-  c.meshing.store(false, std::memory_order_relaxed);
+  c.active.store(false, std::memory_order_relaxed);
 }
 
-uint64_t GlobalHeap::meshGainBytes() {
+uint64_t Mesher::meshGainBytes() {
   uint64_t now = os::monotonicNs();
   uint64_t total = 0;
   for (int cls = 0; cls < kNumClasses; ++cls) total += classGainBytes(cls, now);
   return total;
 }
 
-uint64_t GlobalHeap::meshableFreeBytes() const {
+uint64_t Mesher::meshableFreeBytes() const {
   uint64_t total = 0;
-  for (int cls = 0; cls < kNumClasses; ++cls) {
-    total += classes_[cls].meshableFree.load(std::memory_order_relaxed) * sizeClass(cls).size;
-  }
+  for (int cls = 0; cls < kNumClasses; ++cls) total += lists_.meshableFree(cls) * sizeClass(cls).size;
   return total;
 }
 
-size_t GlobalHeap::meshPaced(uint64_t budgetNs, bool yieldBetween) {
-  if (meshingBroken_ || !arena_.memfdBacked() || budgetNs == 0) return 0;
+size_t Mesher::meshPaced(uint64_t budgetNs, bool yieldBetween) {
+  if (!canMesh() || budgetNs == 0) return 0;
   constexpr size_t kPairsPerStep = 16;
   uint64_t start = os::monotonicNs();
   size_t total = 0;
@@ -556,8 +495,7 @@ size_t GlobalHeap::meshPaced(uint64_t budgetNs, bool yieldBetween) {
     }
     pacedMeshNs_.fetch_add(stepEnd - stepStart, std::memory_order_relaxed);
     if (made == 0) {
-      ClassState& c = classes_[cls];
-      markExhausted(c, c.meshableFree.load(std::memory_order_relaxed), stepEnd);
+      markExhausted(cls, lists_.meshableFree(cls), stepEnd);
     } else {
       pacedMeshes_.fetch_add(made, std::memory_order_relaxed);
       pacedMeshedBytes_.fetch_add(made * sizeClass(cls).pages * os::kPageSize, std::memory_order_relaxed);
@@ -569,8 +507,8 @@ size_t GlobalHeap::meshPaced(uint64_t budgetNs, bool yieldBetween) {
   return total;
 }
 
-size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
-  if (periodNs == 0 || meshingBroken_ || !arena_.memfdBacked()) return 0;
+size_t Mesher::maybeMesh(uint64_t periodNs) {
+  if (periodNs == 0 || !canMesh()) return 0;
   uint64_t now = os::monotonicNs();
   uint64_t last = lastMeshNs_.load(std::memory_order_relaxed);
   uint64_t since = now - last;
@@ -581,6 +519,38 @@ size_t GlobalHeap::maybeMesh(uint64_t periodNs) {
   // About 1 ms of meshing per period (1% of one thread at the default 100 ms; 4% while much is
   // to be won), so the calling thread's pause stays short.
   return meshPaced(kFreePathStepNs, false);
+}
+
+MeshStats Mesher::stats() {
+  MeshStats s{};
+  s.meshCount = meshCount_.load(std::memory_order_relaxed);
+  s.meshedBytesTotal = meshedBytesTotal_.load(std::memory_order_relaxed);
+  s.meshedPages = meshedPages_.load(std::memory_order_relaxed);
+  s.meshedPagesHwm = meshedPagesHwm_.load(std::memory_order_relaxed);
+  s.meshPauseMaxNs = steps_.maxNs();
+  s.meshPauseP99Ns = steps_.percentileNs(0.99);
+  PauseHistogram::Snapshot waits;
+  lockWaits_.addTo(&waits);
+  barrier::waits().addTo(&waits);
+  s.meshWaits = waits.total;
+  s.meshWaitMaxNs = waits.max;
+  s.meshWaitP99Ns = waits.percentileNs(0.99);
+  {
+    LockGuard guard(lock_);
+    s.mappingEstimate = budget_.estimate();
+    s.mappingLimit = budget_.limit();
+  }
+  s.fileBackedSpans = fileSpans_.load(std::memory_order_relaxed);
+  s.pacedMeshes = pacedMeshes_.load(std::memory_order_relaxed);
+  s.pacedMeshedBytes = pacedMeshedBytes_.load(std::memory_order_relaxed);
+  s.pacedMeshNs = pacedMeshNs_.load(std::memory_order_relaxed);
+  s.meshableFreeBytes = meshableFreeBytes();
+  return s;
+}
+
+void Mesher::resetInChild() {
+  budget_.resetAfterForkInChild();  // it was reading the parent's mappings
+  lock_.resetAfterFork();
 }
 
 }  // namespace mesh

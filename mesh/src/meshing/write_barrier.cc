@@ -1,4 +1,4 @@
-#include "global/write_barrier.h"
+#include "meshing/write_barrier.h"
 
 #include <ucontext.h>
 

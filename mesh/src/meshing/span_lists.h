@@ -1,0 +1,48 @@
+// SpanLists: what the mesher may do to the per-class lists of detached spans, which the global
+// heap owns (GlobalHeap implements this). The mesher sees the lists through these few calls
+// only: it takes a class lock for a step, walks the listed partial spans, sends the spans it
+// looked at to the back, and has a span relisted or dropped once a mesh changed it.
+//
+// Every span a call names is detached and of class cls, whose lock the caller holds.
+#pragma once
+
+#include <cstdint>
+
+#include "common/lock.h"
+#include "miniheap/miniheap.h"
+
+namespace mesh {
+
+class SpanLists {
+ public:
+  // Partial spans are kept in kBins lists by occupancy, emptiest first.
+  static constexpr int kBins = 4;
+
+  // The lock that guards class cls's lists and every detached span of the class.
+  virtual Mutex& classLock(int cls) = 0;
+  // Takes class cls's lock for a mesh step: application threads that wait for it meanwhile are
+  // timed, and threads that waited for the last step get it first.
+  virtual void lockForStep(int cls) MESH_ACQUIRE(classLock(cls)) = 0;
+  virtual void unlockAfterStep(int cls) MESH_RELEASE(classLock(cls)) = 0;
+  // Folds the class's queued remote frees, so every listed span's bits and bin are current.
+  virtual void drainLocked(int cls) MESH_REQUIRES(classLock(cls)) = 0;
+  // First span of list bin (0 = emptiest); the list goes on through MiniHeap::next.
+  virtual MiniHeap* firstListedLocked(int cls, int bin) MESH_REQUIRES(classLock(cls)) = 0;
+  // Sends a listed span to the end of its list (a step's candidates without a partner: the next
+  // step looks at others first).
+  virtual void moveToTailLocked(int cls, MiniHeap* mh) MESH_REQUIRES(classLock(cls)) = 0;
+  // Puts a span whose objects changed where it belongs (a partial list, none, or released).
+  virtual void relistLocked(int cls, MiniHeap* mh) MESH_REQUIRES(classLock(cls)) = 0;
+  // src was meshed away: its pages and objects now belong to another span. The lists forget it
+  // and its miniheap is recycled.
+  virtual void dropMeshedLocked(int cls, MiniHeap* src) MESH_REQUIRES(classLock(cls)) = 0;
+  // Spans of class cls (takes the lock).
+  virtual uint64_t spanCount(int cls) = 0;
+  // Free slots in the listed spans of class cls that meshing would consider (lock-free).
+  virtual uint64_t meshableFree(int cls) const = 0;
+
+ protected:
+  ~SpanLists() = default;
+};
+
+}  // namespace mesh
