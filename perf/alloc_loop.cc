@@ -34,7 +34,7 @@ Config parse(int argc, char** argv) {
   o.number("max-size", "largest allocation in batch mode", c.max_size, 1, 1ULL << 32);
   o.flag("batch", "batches of 1000 mallocs, then 1000 frees in a shuffled order", c.batch);
   o.parse(argc, argv);
-  if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
+  if (c.max_size < c.min_size) o.usage_error("--max-size must not be below --min-size");
   return c;
 }
 

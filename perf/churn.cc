@@ -51,7 +51,7 @@ Config parse(int argc, char** argv) {
   o.number("mailbox", "cells of the shared mailbox", c.mailbox, 1, 1 << 24);
   o.number("seed", "random seed", c.seed, 0, UINT64_MAX);
   o.parse(argc, argv);
-  if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
+  if (c.max_size < c.min_size) o.usage_error("--max-size must not be below --min-size");
   return c;
 }
 
@@ -124,8 +124,8 @@ int main(int argc, char** argv) {
 
   // The footprint once every thread is done but still holds its live set.
   while (finished.load() < c.threads) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  long pss = perfw::smaps_rollup_kb("Pss");
-  long rss = perfw::smaps_rollup_kb("Rss");
+  long pss = perfw::smaps_rollup_kib("Pss");
+  long rss = perfw::smaps_rollup_kib("Rss");
   long maps = perfw::mapping_count();
   teardown.store(true, std::memory_order_release);
   for (std::thread& t : threads) t.join();

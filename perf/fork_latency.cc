@@ -42,7 +42,7 @@ Config parse(int argc, char** argv) {
   o.number("seed", "random seed", c.seed, 0, UINT64_MAX);
   o.flag("child-malloc", "the child mallocs and frees one object before _exit", c.child_malloc);
   o.parse(argc, argv);
-  if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
+  if (c.max_size < c.min_size) o.usage_error("--max-size must not be below --min-size");
   return c;
 }
 
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     bytes += n;
   }
   double build_s = perfw::now_seconds() - t0;
-  long pss = perfw::smaps_rollup_kb("Pss");
+  long pss = perfw::smaps_rollup_kib("Pss");
 
   std::vector<double> fork_ms, roundtrip_ms;
   fork_ms.reserve(c.iterations);

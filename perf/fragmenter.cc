@@ -62,7 +62,7 @@ Config parse(int argc, char** argv) {
   o.flag("mesh-stats", "after settling, print libmesh's per-class report to stderr",
          c.mesh_stats);
   o.parse(argc, argv);
-  if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
+  if (c.max_size < c.min_size) o.usage_error("--max-size must not be below --min-size");
   return c;
 }
 
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   if (sizes == MAP_FAILED) perfw::die(kProgram, "cannot map the size table");
 
   std::string origin = perfw::checked_malloc_origin(kProgram);
-  long baseline_pss = perfw::smaps_rollup_kb("Pss");
+  long baseline_pss = perfw::smaps_rollup_kib("Pss");
 
   // Share k owns the tables from k * capacity on (the last one also takes the remainder of the
   // target); share 0 uses --seed itself, so one thread gives exactly the single-threaded run.
@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
   long full_pss = 0;
   if (c.threads == 1) {
     allocate_share(c, shares[0]);
-    full_pss = perfw::smaps_rollup_kb("Pss");
+    full_pss = perfw::smaps_rollup_kib("Pss");
     free_share(c, shares[0]);
   }
   // Worker threads: allocate | main measures | free | main compacts and measures | exit.
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   }
   if (c.threads > 1) {
     sync.arrive_and_wait();
-    full_pss = perfw::smaps_rollup_kb("Pss");
+    full_pss = perfw::smaps_rollup_kib("Pss");
     sync.arrive_and_wait();
     sync.arrive_and_wait();
   }
@@ -198,8 +198,8 @@ int main(int argc, char** argv) {
     auto print = reinterpret_cast<PrintFn>(dlsym(RTLD_DEFAULT, "mesh_print_stats"));
     if (print != nullptr) print(2, 2);
   }
-  long pss = perfw::smaps_rollup_kb("Pss");
-  long rss = perfw::smaps_rollup_kb("Rss");
+  long pss = perfw::smaps_rollup_kib("Pss");
+  long rss = perfw::smaps_rollup_kib("Rss");
   long maps = perfw::mapping_count();
   perfw::MeshFacts mesh;
   bool have_mesh = perfw::mesh_facts(mesh);

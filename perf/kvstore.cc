@@ -92,28 +92,24 @@ Config parse(int argc, char** argv) {
   o.flag("mesh-report", "libmesh only: print its detailed statistics (MALLOCSTATS=2) to stderr "
          "when serving ends", c.mesh_report);
   o.parse(argc, argv);
-  if (c.key_max < c.key_min) o.fail_usage("--key-max-size must not be below --key-min-size");
-  if (c.max_size < c.min_size) o.fail_usage("--max-size must not be below --min-size");
+  if (c.key_max < c.key_min) o.usage_error("--key-max-size must not be below --key-min-size");
+  if (c.max_size < c.min_size) o.usage_error("--max-size must not be below --min-size");
   if (c.new_max_size < c.new_min_size)
-    o.fail_usage("--new-max-size must not be below --new-min-size");
-  if (c.get_pct + c.set_pct > 100) o.fail_usage("--get-pct plus --set-pct exceed 100");
+    o.usage_error("--new-max-size must not be below --new-min-size");
+  if (c.get_pct + c.set_pct > 100) o.usage_error("--get-pct plus --set-pct exceed 100");
   return c;
 }
 
 // --- keys and values ----------------------------------------------------------------------------
 
-// The splitmix64 finaliser: a cheap, well-mixed function of one word.
-inline uint64_t mix(uint64_t x) {
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+// The splitmix64 finaliser (harness/rng.h): a cheap, well-mixed function of one word.
+using harness::mix64;
 
 // A key is a function of its id: "key:" and the id in 12 hex digits (unique per id), then
 // ":" and filler letters up to a length that is also a function of the id. So a key never has
 // to be stored outside the heap to be looked up again.
 size_t key_length(const Config& c, uint64_t id) {
-  return c.key_min + mix(id ^ 0x6b65796c656eULL) % (c.key_max - c.key_min + 1);
+  return c.key_min + mix64(id ^ 0x6b65796c656eULL) % (c.key_max - c.key_min + 1);
 }
 
 size_t make_key(const Config& c, uint64_t id, char* out) {
@@ -124,7 +120,7 @@ size_t make_key(const Config& c, uint64_t id, char* out) {
   if (len > 16) out[16] = ':';
   uint64_t filler = 0;
   for (size_t i = 17; i < len; ++i) {
-    if (i % 8 == 1) filler = mix(id * 8 + i / 8);  // one word per 8 letters
+    if (i % 8 == 1) filler = mix64(id * 8 + i / 8);  // one word per 8 letters
     out[i] = static_cast<char>('a' + (filler & 0xff) % 26);
     filler >>= 8;
   }
@@ -132,16 +128,16 @@ size_t make_key(const Config& c, uint64_t id, char* out) {
 }
 
 uint32_t hash_key(const char* key, size_t len) {
-  uint64_t h = len * 0x9e3779b97f4a7c15ULL;
+  uint64_t h = len * harness::kGolden;
   size_t i = 0;
   for (; i + 8 <= len; i += 8) {
     uint64_t w;
     std::memcpy(&w, key + i, 8);
-    h = mix(h ^ w);
+    h = mix64(h ^ w);
   }
   uint64_t tail = 0;
   std::memcpy(&tail, key + i, len - i);
-  return static_cast<uint32_t>(mix(h ^ tail));
+  return static_cast<uint32_t>(mix64(h ^ tail));
 }
 
 // One key-value pair. The value's bytes are determined by (id, version, value_len).
@@ -157,7 +153,7 @@ struct Node {
 };
 
 uint64_t value_seed(const Node& n) {
-  return mix(n.id * 0x9e3779b97f4a7c15ULL + n.version) ^ n.value_len;
+  return mix64(n.id * harness::kGolden + n.version) ^ n.value_len;
 }
 
 inline uint64_t value_word(uint64_t seed, size_t i) {
@@ -407,7 +403,7 @@ class Progress {
   Progress(bool quiet, long baseline_pss) : quiet_(quiet), baseline_(baseline_pss) {}
   // Prints what a phase did and returns the PSS after it.
   long phase(const char* what, double since, const Store& s) const {
-    long pss = perfw::smaps_rollup_kb("Pss");
+    long pss = perfw::smaps_rollup_kib("Pss");
     if (!quiet_) {
       std::fprintf(stderr,
                    "%s: %-8s %.2f s, %" PRIu64
@@ -512,7 +508,7 @@ int main(int argc, char** argv) {
   perfw::Rng rng(c.seed);
   // Room for the ids of every key phase 1 inserts and as many again while serving.
   Store store(c, 2 * c.keys + 1024);
-  const long baseline_pss = perfw::smaps_rollup_kb("Pss");
+  const long baseline_pss = perfw::smaps_rollup_kib("Pss");
   const Progress progress(c.quiet, baseline_pss);
 
   double t = perfw::now_seconds();
@@ -547,8 +543,8 @@ int main(int argc, char** argv) {
     if (fn != nullptr) fn(2, 2);
   }
 
-  const long pss = perfw::smaps_rollup_kb("Pss");
-  const long rss = perfw::smaps_rollup_kb("Rss");
+  const long pss = perfw::smaps_rollup_kib("Pss");
+  const long rss = perfw::smaps_rollup_kib("Rss");
   const long maps = perfw::mapping_count();
   perfw::MeshFacts mesh;
   const bool have_mesh = perfw::mesh_facts(mesh);

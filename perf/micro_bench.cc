@@ -36,35 +36,24 @@
 #include <thread>
 #include <vector>
 
+#include "harness/rng.h"
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Deterministic pseudo-random numbers (splitmix64): identical sequences under every allocator.
+// Deterministic pseudo-random numbers (splitmix64 reduced by modulo, harness/rng.h): identical
+// sequences under every allocator. The modulo bias is irrelevant for size selection.
 
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [lo, hi]; the modulo bias is irrelevant for size selection.
-  size_t Between(size_t lo, size_t hi) { return lo + static_cast<size_t>(Next() % (hi - lo + 1)); }
-
- private:
-  uint64_t state_;
-};
+using harness::ModuloRng;
 
 // A pre-computed table of sizes so the timed loops spend nothing on random number generation.
 // The length is a power of two so the index wraps with a mask.
 constexpr size_t kSizeTableLen = 4096;
 
 std::vector<size_t> MakeSizeTable(size_t lo, size_t hi, uint64_t seed) {
-  SplitMix64 rng(seed);
+  ModuloRng rng(seed);
   std::vector<size_t> sizes(kSizeTableLen);
-  for (auto& s : sizes) s = rng.Between(lo, hi);
+  for (auto& s : sizes) s = rng.between(lo, hi);
   return sizes;
 }
 
@@ -112,9 +101,9 @@ void BM_Batch(benchmark::State& state, size_t lo, size_t hi) {
   // for most allocators' free lists and says little about real programs.
   std::vector<size_t> order(kBatchObjects);
   for (size_t i = 0; i < kBatchObjects; ++i) order[i] = i;
-  SplitMix64 rng(0x0bad5eed);
+  ModuloRng rng(0x0bad5eed);
   for (size_t i = kBatchObjects - 1; i > 0; --i) {
-    std::swap(order[i], order[static_cast<size_t>(rng.Next() % (i + 1))]);
+    std::swap(order[i], order[static_cast<size_t>(rng.below(i + 1))]);
   }
   std::vector<void*> ptrs(kBatchObjects, nullptr);
   size_t cursor = 0;  // walks the size table so consecutive batches use different sizes

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -21,126 +20,28 @@
 #include <string>
 #include <vector>
 
+#include "harness/cli.h"
+#include "harness/pss.h"
+#include "harness/rng.h"
+
 namespace perfw {
 
-// --- command line -------------------------------------------------------------------------------
+// --- command line and randomness ---------------------------------------------------------------
 
-// Options are all unsigned integers ("--name N" or "--name=N") or flags ("--name"). --help
-// prints the usage on stdout and exits 0; anything malformed prints a one-line reason and the
-// usage on stderr and exits 2.
-class Options {
+// The command line (harness/cli.h: unsigned --options and flags, --help exits 0, a malformed
+// command line exits 2), with the note that results come as key=value lines.
+class Options : public harness::Cli {
  public:
-  Options(const char* program, const char* summary) : program_(program), summary_(summary) {}
-
-  void number(const char* name, const char* help, uint64_t& target, uint64_t lo, uint64_t hi) {
-    entries_.push_back(Entry{name, help, &target, nullptr, lo, hi, target});
+  Options(const char* program, const char* summary) : harness::Cli(program, summary) {
+    epilog("Results are printed on stdout as key=value lines.");
   }
-  void flag(const char* name, const char* help, bool& target) {
-    entries_.push_back(Entry{name, help, nullptr, &target, 0, 0, 0});
-  }
-
-  void parse(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg == "--help" || arg == "-h") {
-        print_usage(stdout);
-        std::exit(0);
-      }
-      if (arg.rfind("--", 0) != 0) fail_usage("unexpected argument '" + arg + "'");
-      std::string name = arg.substr(2), value;
-      bool has_value = false;
-      if (size_t eq = name.find('='); eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name.resize(eq);
-        has_value = true;
-      }
-      Entry* e = find(name);
-      if (e == nullptr) fail_usage("unknown option '--" + name + "'");
-      if (e->flag != nullptr) {
-        if (has_value) fail_usage("--" + name + " takes no value");
-        *e->flag = true;
-        continue;
-      }
-      if (!has_value) {
-        if (i + 1 >= argc) fail_usage("--" + name + " needs a value");
-        value = argv[++i];
-      }
-      *e->num = to_number(name, value, e->lo, e->hi);
-    }
-  }
-
-  [[noreturn]] void fail_usage(const std::string& why) const {
-    std::fprintf(stderr, "%s: %s\n", program_, why.c_str());
-    print_usage(stderr);
-    std::exit(2);
-  }
-
- private:
-  struct Entry {
-    const char* name;
-    const char* help;
-    uint64_t* num;
-    bool* flag;
-    uint64_t lo, hi, def;
-  };
-
-  Entry* find(const std::string& name) {
-    for (Entry& e : entries_)
-      if (name == e.name) return &e;
-    return nullptr;
-  }
-
-  uint64_t to_number(const std::string& name, const std::string& text, uint64_t lo,
-                     uint64_t hi) const {
-    bool digits = !text.empty() && std::all_of(text.begin(), text.end(),
-                                               [](char c) { return c >= '0' && c <= '9'; });
-    errno = 0;
-    unsigned long long v = digits ? std::strtoull(text.c_str(), nullptr, 10) : 0;
-    if (!digits || errno == ERANGE || v < lo || v > hi) {
-      fail_usage("--" + name + " needs an integer in " + std::to_string(lo) + ".." +
-                 std::to_string(hi) + ", got '" + text + "'");
-    }
-    return v;
-  }
-
-  void print_usage(FILE* out) const {
-    std::fprintf(out, "usage: %s [OPTIONS]\n  %s\n", program_, summary_);
-    for (const Entry& e : entries_) {
-      if (e.flag != nullptr) {
-        std::fprintf(out, "  --%-16s %s\n", e.name, e.help);
-      } else {
-        std::string left = std::string(e.name) + " N";
-        std::fprintf(out, "  --%-16s %s (%" PRIu64 "..%" PRIu64 ", default %" PRIu64 ")\n",
-                     left.c_str(), e.help, e.lo, e.hi, e.def);
-      }
-    }
-    std::fprintf(out, "  --%-16s %s\n", "help", "show this text");
-    std::fprintf(out, "Results are printed on stdout as key=value lines.\n");
-  }
-
-  const char* program_;
-  const char* summary_;
-  std::vector<Entry> entries_;
 };
 
-// --- randomness and time ------------------------------------------------------------------------
+// splitmix64 reduced by modulo (harness/rng.h): the same sequence under every allocator for a
+// given seed, and the one the checksums and size mixes in results/ were made with.
+using Rng = harness::ModuloRng;
 
-// splitmix64: the same sequence under every allocator for a given seed.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) { return next() % n; }
-  uint64_t between(uint64_t lo, uint64_t hi) { return lo + below(hi - lo + 1); }
-
- private:
-  uint64_t s_;
-};
+// --- time ---------------------------------------------------------------------------------------
 
 inline double now_seconds() {
   using namespace std::chrono;
@@ -156,28 +57,9 @@ inline double median_of(std::vector<double> v) {
 
 // --- process facts ------------------------------------------------------------------------------
 
-// Reads "Key:   N kB" from /proc/self/smaps_rollup; -1 when unavailable. Uses a stack buffer
-// and plain read(2), so measuring does not allocate from the heap being measured.
-inline long smaps_rollup_kb(const char* key) {
-  int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[4096];
-  size_t len = 0;
-  ssize_t got;
-  while (len < sizeof buf - 1 && (got = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-    len += static_cast<size_t>(got);
-  close(fd);
-  buf[len] = '\0';
-  size_t klen = std::strlen(key);
-  for (const char* line = buf; *line != '\0';) {
-    if (std::strncmp(line, key, klen) == 0 && line[klen] == ':')
-      return std::strtol(line + klen + 1, nullptr, 10);
-    const char* nl = std::strchr(line, '\n');
-    if (nl == nullptr) break;
-    line = nl + 1;
-  }
-  return -1;
-}
+// "Key:   N kB" of /proc/self/smaps_rollup (harness/pss.h); -1 when unavailable. Does not
+// allocate from the heap being measured.
+using harness::smaps_rollup_kib;
 
 // Lines of /proc/self/maps: the number of mappings (meshing multiplies them).
 inline long mapping_count() {

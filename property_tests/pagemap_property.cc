@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/pss.h"
 #include "mesh/mesh.h"
 #include "model/alloc_model.h"
 #include "property_support.h"
@@ -37,29 +38,6 @@ uint64_t frameOf(int pagemapFd, uintptr_t addr) {
   off_t at = static_cast<off_t>(addr / kPage * sizeof entry);
   if (pread(pagemapFd, &entry, sizeof entry, at) != static_cast<ssize_t>(sizeof entry)) return 0;
   return (entry & kPresent) != 0 ? entry & kPfnMask : 0;
-}
-
-// Pss of the whole process in KiB, read without allocating; -1 when unavailable.
-// Pss in KiB of the process's anonymous and shmem/memfd pages (Pss_Anon + Pss_Shmem of
-// /proc/self/smaps_rollup). File pages are left out: the PSS of shared library pages changes
-// whenever another process mapping them starts or exits (ctest -j2 runs other tests meanwhile),
-// which made this property flaky when it compared the whole Pss. Falls back to Pss on kernels
-// without the split (before 5.13).
-long pssKiB() {
-  int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char buf[4096];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  const char* anon = std::strstr(buf, "\nPss_Anon:");
-  const char* shmem = std::strstr(buf, "\nPss_Shmem:");
-  if (anon != nullptr && shmem != nullptr) {
-    return std::strtol(anon + 10, nullptr, 10) + std::strtol(shmem + 11, nullptr, 10);
-  }
-  const char* line = std::strstr(buf, "\nPss:");
-  return line != nullptr ? std::strtol(line + 5, nullptr, 10) : -1;
 }
 
 // Calls onLine(line) for each line (NUL-terminated, without its newline) of a /proc file, read
@@ -217,7 +195,7 @@ std::string pagemapUnavailable() {
   uint64_t pfn = frameOf(fd, reinterpret_cast<uintptr_t>(probe));
   close(fd);
   if (pfn == 0) return "/proc/self/pagemap reads frame numbers as 0 (no CAP_SYS_ADMIN?)";
-  if (pssKiB() < 0) return "no /proc/self/smaps_rollup";
+  if (harness::anon_pss_kib() < 0) return "no /proc/self/smaps_rollup";
   mesh_stats st{};
   mesh_get_stats(&st);
   if (st.memfd_backed == 0) return "the arena has no memfd (MESH_NO_MEMFD?): nothing meshes";
@@ -265,12 +243,15 @@ void compactionSharesFramesAndKeepsPss() {
   mesh_get_stats(&before);
   long long ourMeshesBefore = classMeshes(size);
   RC_ASSERT(ourMeshesBefore >= 0);  // the class holds our objects
-  long pssBefore = pssKiB();
+  // Anonymous and memfd pages only: the Pss of shared library pages changes whenever another
+  // process mapping them starts or exits (ctest -j2 runs other tests meanwhile), which made this
+  // property flaky when it compared the whole Pss.
+  long pssBefore = harness::anon_pss_kib();
   long fileMappingsBefore = 0, fileMappingsAfter = 0;
   long arenaBefore = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first, &fileMappingsBefore);
   mesh_compact();
   long arenaAfter = arenaPssKiB(kept.empty() ? objects[0] : kept[0].first, &fileMappingsAfter);
-  long pssAfter = pssKiB();
+  long pssAfter = harness::anon_pss_kib();
   mesh_get_stats(&after);
   uint64_t meshes = after.mesh_count - before.mesh_count;
   long long ourMeshesAfter = classMeshes(size);

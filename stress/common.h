@@ -1,5 +1,6 @@
-// Helpers shared by the stress programs: command line parsing, a fast PRNG, object stamping and
-// verification, failure reporting, a watchdog, timing and RSS sampling.
+// Helpers shared by the stress programs: object stamping and verification, failure reporting, a
+// watchdog, timing and RSS sampling; the command line, the PRNG and byte comparisons come from
+// the harness support library (stress/support).
 //
 // Everything here uses only the standard malloc/new API, so the programs run unchanged under any
 // allocator, whether it is preloaded (LD_PRELOAD) or linked in.
@@ -22,6 +23,10 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "harness/cli.h"
+#include "harness/pattern.h"
+#include "harness/rng.h"
 
 namespace stress {
 
@@ -134,35 +139,12 @@ class ProgressTicker {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Random numbers: SplitMix64 (tiny state, good enough statistical quality, very fast).
+// Random numbers: SplitMix64 with multiply-shift reduction (harness/rng.h), the sequence a
+// printed seed replays.
 // ---------------------------------------------------------------------------------------------
 
-// Bijective 64-bit mixing function (the SplitMix64 finaliser).
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() { return mix64(state_ += 0x9e3779b97f4a7c15ULL); }
-  // Uniform in [0, n), n > 0 (multiply-shift; the tiny bias is irrelevant here).
-  uint64_t below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-  // Uniform in [lo, hi].
-  uint64_t range(uint64_t lo, uint64_t hi) { return lo + below(hi - lo + 1); }
-  // True with probability 1/n.
-  bool one_in(uint64_t n) { return below(n) == 0; }
-
- private:
-  uint64_t state_;
-};
+using harness::mix64;
+using harness::Rng;
 
 // A seed from the clock and the pid, for runs that do not pass --seed.
 inline uint64_t default_seed() {
@@ -173,10 +155,10 @@ inline uint64_t default_seed() {
 // Size mix used by the churn workloads: mostly small, some medium, occasionally large.
 inline size_t random_size(Rng& rng) {
   uint64_t r = rng.below(1000);
-  if (r < 640) return rng.range(8, 128);           // 64.0% tiny
-  if (r < 940) return rng.range(129, 1024);        // 30.0% small
-  if (r < 999) return rng.range(1025, 64 * 1024);  //  5.9% medium
-  return rng.range(64 * 1024 + 1, 1024 * 1024);    //  0.1% large
+  if (r < 640) return rng.between(8, 128);           // 64.0% tiny
+  if (r < 940) return rng.between(129, 1024);        // 30.0% small
+  if (r < 999) return rng.between(1025, 64 * 1024);  //  5.9% medium
+  return rng.between(64 * 1024 + 1, 1024 * 1024);    //  0.1% large
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -218,19 +200,7 @@ inline void stamp(void* p, size_t n, uint64_t seed, StampMode mode = StampMode::
   }
 }
 
-// Returns the offset of the first byte in [from, to) that differs from `fill`, or `to`.
-inline size_t find_fill_mismatch(const uint8_t* b, size_t from, size_t to, uint8_t fill) {
-  const uint64_t pattern = 0x0101010101010101ULL * fill;
-  size_t i = from;
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    if (w != pattern) break;
-  }
-  for (; i < to; ++i)
-    if (b[i] != fill) return i;
-  return to;
-}
+using harness::find_byte_mismatch;
 
 [[noreturn]] inline void report_corruption(const void* p, size_t n, const char* where, size_t off,
                                            uint64_t expected, uint64_t found, const char* ctx) {
@@ -246,7 +216,7 @@ inline void verify(const void* p, size_t n, uint64_t seed, const char* ctx,
   uint64_t tag = stamp_tag(p, n, seed);
   uint8_t fill = fill_byte(tag);
   if (n < 8) {
-    size_t bad = find_fill_mismatch(b, 0, n, fill);
+    size_t bad = find_byte_mismatch(b, 0, n, fill);
     if (bad != n) report_corruption(p, n, "byte", bad, fill, b[bad], ctx);
     return;
   }
@@ -264,7 +234,7 @@ inline void verify(const void* p, size_t n, uint64_t seed, const char* ctx,
 
   // Checks the body bytes in [from, to) against the fill byte.
   auto check = [&](size_t from, size_t to) {
-    size_t bad = find_fill_mismatch(b, from, to, fill);
+    size_t bad = find_byte_mismatch(b, from, to, fill);
     if (bad != to) report_corruption(p, n, "body byte", bad, fill, b[bad], ctx);
   };
   constexpr size_t kDense = 4096;
@@ -305,161 +275,31 @@ inline size_t compact_now(CompactFn mesh_compact) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Command line: positional arguments and --options, all unsigned integers, plus boolean flags.
-// --help prints usage and exits 0; anything malformed prints an error and the usage to stderr and
-// exits 2. Both "--name value" and "--name=value" are accepted.
+// Command line: harness::Cli (positional arguments, unsigned --options, flags; --help exits 0,
+// a malformed command line exits 2), which also names the program in failure messages and checks
+// that the expected allocator is loaded.
 // ---------------------------------------------------------------------------------------------
 
-class Cli {
- public:
-  Cli(const char* program, const char* summary) : summary_(summary) { g_program = program; }
+// With STRESS_EXPECT_MESH=1 in the environment (set by the ctest tests and run-stress.sh for
+// libmesh runs), fails unless libmesh is really loaded: the dynamic loader only warns when a
+// preload cannot be loaded, and the run would then silently test the system allocator.
+inline void check_expected_allocator() {
+  const char* expect = std::getenv("STRESS_EXPECT_MESH");
+  if (expect == nullptr || std::strcmp(expect, "1") != 0) return;
+  if (dlsym(RTLD_DEFAULT, "mesh_get_stats") == nullptr)
+    fail("STRESS_EXPECT_MESH=1 but libmesh is not loaded (mesh_get_stats not found)");
+}
 
-  // A required positional argument (or optional if `required` is false: then the current value
-  // of `out` is the default).
-  void positional(const char* name, const char* help, uint64_t& out, uint64_t lo, uint64_t hi,
-                  bool required = true) {
-    args_.push_back({name, help, &out, nullptr, lo, hi, required, true, nullptr});
+class Cli : public harness::Cli {
+ public:
+  Cli(const char* program, const char* summary) : harness::Cli(program, summary) {
+    g_program = program;
   }
-  // "--name N"; the current value of `out` is the default, shown in the usage unless
-  // `default_text` describes it instead.
-  void option(const char* name, const char* help, uint64_t& out, uint64_t lo, uint64_t hi,
-              const char* default_text = nullptr) {
-    args_.push_back({name, help, &out, nullptr, lo, hi, false, false, default_text});
-  }
-  // "--name" sets `out` to true.
-  void flag(const char* name, const char* help, bool& out) {
-    args_.push_back({name, help, nullptr, &out, 0, 0, false, false, nullptr});
-  }
-  // Free text appended to the usage (examples, notes).
-  void epilog(const char* text) { epilog_ = text; }
 
   void parse(int argc, char** argv) {
-    std::vector<const char*> positionals;
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a == "--help" || a == "-h") {
-        print_usage(stdout);
-        std::exit(0);
-      }
-      if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
-        parse_option(a, i, argc, argv);
-      } else if (a.size() > 1 && a[0] == '-') {
-        usage_error("unknown option '" + a + "'");
-      } else {
-        positionals.push_back(argv[i]);
-      }
-    }
-    size_t next = 0;
-    for (Arg& arg : args_) {
-      if (!arg.positional) continue;
-      if (next < positionals.size()) {
-        set_number(arg, positionals[next++]);
-      } else if (arg.required) {
-        usage_error(std::string("missing argument ") + arg.name);
-      }
-    }
-    if (next < positionals.size())
-      usage_error(std::string("unexpected argument '") + positionals[next] + "'");
+    harness::Cli::parse(argc, argv);
     check_expected_allocator();
   }
-
-  // With STRESS_EXPECT_MESH=1 in the environment (set by the ctest tests and run-stress.sh for
-  // libmesh runs), fails unless libmesh is really loaded: the dynamic loader only warns when a
-  // preload cannot be loaded, and the run would then silently test the system allocator.
-  static void check_expected_allocator() {
-    const char* expect = std::getenv("STRESS_EXPECT_MESH");
-    if (expect == nullptr || std::strcmp(expect, "1") != 0) return;
-    if (dlsym(RTLD_DEFAULT, "mesh_get_stats") == nullptr)
-      fail("STRESS_EXPECT_MESH=1 but libmesh is not loaded (mesh_get_stats not found)");
-  }
-
- private:
-  struct Arg {
-    const char* name;
-    const char* help;
-    uint64_t* number;
-    bool* flag;
-    uint64_t lo, hi;
-    bool required;
-    bool positional;
-    const char* default_text;
-  };
-
-  void parse_option(const std::string& a, int& i, int argc, char** argv) {
-    size_t eq = a.find('=');
-    std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    for (Arg& arg : args_) {
-      if (arg.positional || name != arg.name) continue;
-      if (arg.flag != nullptr) {
-        if (eq != std::string::npos) usage_error("option --" + name + " takes no value");
-        *arg.flag = true;
-        return;
-      }
-      if (eq != std::string::npos) {
-        set_number(arg, a.c_str() + eq + 1);
-      } else {
-        if (i + 1 >= argc) usage_error("option --" + name + " needs a value");
-        set_number(arg, argv[++i]);
-      }
-      return;
-    }
-    usage_error("unknown option '" + a + "'");
-  }
-
-  void set_number(Arg& arg, const char* text) {
-    uint64_t v = 0;
-    bool ok = *text != '\0';
-    for (const char* c = text; ok && *c != '\0'; ++c) {
-      if (*c < '0' || *c > '9' || v > (UINT64_MAX - 9) / 10)
-        ok = false;
-      else
-        v = v * 10 + static_cast<uint64_t>(*c - '0');
-    }
-    if (!ok || v < arg.lo || v > arg.hi) {
-      usage_error(std::string("bad value '") + text + "' for " + arg.name + " (expected " +
-                  std::to_string(arg.lo) + ".." + std::to_string(arg.hi) + ")");
-    }
-    *arg.number = v;
-  }
-
- public:
-  // Reports a bad command line (e.g. inconsistent values) like the parser does: exits 2.
-  [[noreturn]] void usage_error(const std::string& msg) {
-    std::fprintf(stderr, "%s: %s\n", g_program, msg.c_str());
-    print_usage(stderr);
-    std::exit(2);
-  }
-
- private:
-  void print_usage(FILE* out) const {
-    std::fprintf(out, "usage: %s [options]", g_program);
-    for (const Arg& a : args_)
-      if (a.positional) std::fprintf(out, a.required ? " %s" : " [%s]", a.name);
-    std::fprintf(out, "\n  %s\n\n", summary_);
-    for (const Arg& a : args_) {
-      if (!a.positional) continue;
-      std::fprintf(out, "  %-22s %s", a.name, a.help);
-      if (!a.required) std::fprintf(out, " (default %" PRIu64 ")", *a.number);
-      std::fprintf(out, "\n");
-    }
-    std::fprintf(out, "\noptions:\n");
-    for (const Arg& a : args_) {
-      if (a.positional) continue;
-      std::string spec = std::string("--") + a.name + (a.flag ? "" : " N");
-      std::fprintf(out, "  %-22s %s", spec.c_str(), a.help);
-      if (a.default_text != nullptr)
-        std::fprintf(out, " (default %s)", a.default_text);
-      else if (a.number != nullptr)
-        std::fprintf(out, " (default %" PRIu64 ")", *a.number);
-      std::fprintf(out, "\n");
-    }
-    std::fprintf(out, "  %-22s %s\n", "--help", "show this text and exit");
-    if (epilog_ != nullptr) std::fprintf(out, "\n%s\n", epilog_);
-  }
-
-  const char* summary_;
-  const char* epilog_ = nullptr;
-  std::vector<Arg> args_;
 };
 
 }  // namespace stress

@@ -36,14 +36,14 @@ Options parse(int argc, char** argv) {
                   "One thread compacts in a loop (mesh_compact, else malloc_trim) while others "
                   "allocate, increment counters in heap objects and verify contents.");
   cli.positional("SECONDS", "run time in seconds", o.seconds, 1, 1u << 20, false);
-  cli.option("threads", "churn threads (test-stress workload)", o.threads, 0, 1024);
-  cli.option("writers", "counter-writer threads", o.writers, 1, 1024);
-  cli.option("counters", "counter objects per writer", o.counters, 1, 1u << 22);
-  cli.option("survivors", "long-lived scattered objects re-checked by the verifier", o.survivors, 1,
+  cli.number("threads", "churn threads (test-stress workload)", o.threads, 0, 1024);
+  cli.number("writers", "counter-writer threads", o.writers, 1, 1024);
+  cli.number("counters", "counter objects per writer", o.counters, 1, 1u << 22);
+  cli.number("survivors", "long-lived scattered objects re-checked by the verifier", o.survivors, 1,
              1u << 24);
-  cli.option("interval-us", "pause between two compactions", o.interval_us, 0, 1u << 30);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("timeout", "watchdog in seconds", o.timeout, 0, 1u << 30, "SECONDS + 60");
+  cli.number("interval-us", "pause between two compactions", o.interval_us, 0, 1u << 30);
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("timeout", "watchdog in seconds", o.timeout, 0, 1u << 30, "SECONDS + 60");
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.parse(argc, argv);
   if (o.timeout == 0) o.timeout = o.seconds + 60;
@@ -65,7 +65,7 @@ uint64_t* count_of(const Counter& c) {
 
 Counter new_counter(stress::Rng& rng, uint64_t seed, uint64_t count) {
   Counter c;
-  c.n = rng.range(3, 32) * 8;  // 24..256 bytes: several size classes
+  c.n = rng.between(3, 32) * 8;  // 24..256 bytes: several size classes
   c.p = static_cast<uint8_t*>(stress::xmalloc(c.n, "counter"));
   uint64_t tag = stress::stamp_tag(c.p, c.n, seed), inv = ~tag;
   std::memcpy(c.p, &tag, 8);
@@ -128,7 +128,7 @@ std::vector<stress::Block> scatter_survivors(uint64_t count, uint64_t seed) {
   stress::Rng rng(seed);
   std::vector<stress::Block> all(count * 4);
   for (stress::Block& b : all) {
-    b.n = rng.range(16, 512);
+    b.n = rng.between(16, 512);
     b.p = stress::xmalloc(b.n, "survivor");
     stress::stamp(b.p, b.n, seed);
   }

@@ -45,17 +45,17 @@ Options parse(int argc, char** argv) {
                   "Forks repeatedly while worker threads allocate; children must be able to "
                   "allocate and see exactly the parent's data as of the fork.");
   cli.positional("FORKS", "number of forks", o.forks, 1, 1u << 24, false);
-  cli.option("threads", "worker threads allocating during the forks", o.threads, 0, 256);
-  cli.option("objects", "objects in the registry checked by parent and child", o.objects, 1,
+  cli.number("threads", "worker threads allocating during the forks", o.threads, 0, 256);
+  cli.number("objects", "objects in the registry checked by parent and child", o.objects, 1,
              1u << 22);
-  cli.option("compact-every", "compact before every Nth fork (0 = never)", o.compact_every, 0,
+  cli.number("compact-every", "compact before every Nth fork (0 = never)", o.compact_every, 0,
              1u << 30);
-  cli.option("spawn-every", "posix_spawn /bin/true after every Nth fork (0 = never)", o.spawn_every,
+  cli.number("spawn-every", "posix_spawn /bin/true after every Nth fork (0 = never)", o.spawn_every,
              0, 1u << 30);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("timeout", "fail if the whole run takes longer than N seconds (0 = no limit)",
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("timeout", "fail if the whole run takes longer than N seconds (0 = no limit)",
              o.timeout, 0, 1u << 30);
-  cli.option("child-timeout", "fail if a child takes longer than N seconds", o.child_timeout, 1,
+  cli.number("child-timeout", "fail if a child takes longer than N seconds", o.child_timeout, 1,
              1u << 30);
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.parse(argc, argv);
@@ -115,7 +115,7 @@ class Registry {
 
  private:
   stress::Block allocate() {
-    size_t n = rng_.one_in(50) ? rng_.range(513, 16384) : rng_.range(16, 512);
+    size_t n = rng_.one_in(50) ? rng_.between(513, 16384) : rng_.between(16, 512);
     return stress::Block{stress::xmalloc(n, "registry"), n, stress::AllocKind::kMalloc};
   }
 

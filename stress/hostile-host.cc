@@ -61,9 +61,9 @@ Options parse(int argc, char** argv) {
                   "handlers every way the C library allows while the heap meshes, and (optionally) "
                   "runs under strict overcommit, checking every object and file it owns.");
   cli.positional("ROUNDS", "number of rounds", o.rounds, 1, 1u << 20, false);
-  cli.option("objects", "objects allocated per round (about 1 in 4 kept)", o.objects, 100, 1u << 24);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("timeout", "fail if the whole run takes longer than N seconds (0 = no limit)", o.timeout,
+  cli.number("objects", "objects allocated per round (about 1 in 4 kept)", o.objects, 100, 1u << 24);
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("timeout", "fail if the whole run takes longer than N seconds (0 = no limit)", o.timeout,
              0, 1u << 30);
   cli.flag("strict-overcommit",
            "also run each round under vm.overcommit_memory=2 (root only; restored afterwards)", o.strict);
@@ -83,7 +83,7 @@ class Heap {
     stress::Rng rng(seed);
     std::vector<stress::Block> all(count);
     for (auto& b : all) {
-      b.n = rng.range(16, 512);
+      b.n = rng.between(16, 512);
       b.p = stress::xmalloc(b.n, "heap");
     }
     for (auto& b : all) {

@@ -38,7 +38,7 @@ Options parse(int argc, char** argv) {
                  UINT64_MAX);
   cli.positional("SEED", "random seed", o.seed, 0, UINT64_MAX);
   cli.positional("THREADS", "lanes (concurrent threads)", o.threads, 1, 1024);
-  cli.option("timeout", "fail if not done after N seconds (0 = SECONDS + 60)", o.timeout, 0,
+  cli.number("timeout", "fail if not done after N seconds (0 = SECONDS + 60)", o.timeout, 0,
              1u << 30);
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.epilog("example: larson 5 8 1000 5000 100 4141 2");
@@ -129,7 +129,7 @@ class Simulation {
  private:
   Chunk allocate(stress::Rng& rng) {
     Chunk c;
-    c.n = rng.range(o_.min_size, o_.max_size);
+    c.n = rng.between(o_.min_size, o_.max_size);
     c.p = stress::xmalloc(c.n, "larson");
     stress::stamp(c.p, c.n, o_.seed, stress::StampMode::kLight);
     return c;

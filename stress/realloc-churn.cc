@@ -36,10 +36,10 @@ Options parse(int argc, char** argv) {
                   "that the surviving prefix is intact after every realloc.");
   cli.positional("ITERATIONS", "total reallocs over all threads", o.iterations, 1,
                  1'000'000'000'000, false);
-  cli.option("threads", "worker threads", o.threads, 1, 1024);
-  cli.option("chains", "chains (blocks) shared by the threads", o.chains, 1, 1u << 24);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("timeout", "fail if not done after N seconds (0 = no limit)", o.timeout, 0, 1u << 30);
+  cli.number("threads", "worker threads", o.threads, 1, 1024);
+  cli.number("chains", "chains (blocks) shared by the threads", o.chains, 1, 1u << 24);
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("timeout", "fail if not done after N seconds (0 = no limit)", o.timeout, 0, 1u << 30);
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.parse(argc, argv);
   return o;
@@ -47,40 +47,11 @@ Options parse(int argc, char** argv) {
 
 constexpr size_t kMaxSize = 4u << 20;
 
-// Expected byte i of a chain with the given key: byte (i % 8) of pattern_word(key, i / 8). Cheap
-// (one multiply) but different for every word of a chain and between chains.
-uint64_t pattern_word(uint64_t key, size_t word) {
-  return key ^ (static_cast<uint64_t>(word) * 0x9e3779b97f4a7c15ULL);
-}
-
-uint8_t pattern_byte(uint64_t key, size_t i) {
-  return static_cast<uint8_t>(pattern_word(key, i / 8) >> (8 * (i % 8)));
-}
-
-// Writes the pattern into bytes [from, to).
-void fill(uint8_t* p, uint64_t key, size_t from, size_t to) {
-  size_t i = from;
-  for (; i < to && i % 8 != 0; ++i) p[i] = pattern_byte(key, i);
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w = pattern_word(key, i / 8);
-    std::memcpy(p + i, &w, 8);
-  }
-  for (; i < to; ++i) p[i] = pattern_byte(key, i);
-}
-
-// Returns the first offset in [from, to) that does not hold the pattern, or `to`. `from` is a
-// multiple of 8.
-size_t find_mismatch(const uint8_t* p, uint64_t key, size_t from, size_t to) {
-  size_t i = from;
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w != pattern_word(key, i / 8)) break;
-  }
-  for (; i < to; ++i)
-    if (p[i] != pattern_byte(key, i)) return i;
-  return to;
-}
+// Byte i of a chain always holds byte i of the chain key's pattern (harness/pattern.h): different
+// for every word of a chain and between chains, so a lost or misplaced piece of a copy shows.
+using harness::fill_pattern;
+using harness::find_pattern_mismatch;
+using harness::pattern_byte;
 
 struct alignas(64) Chain {
   std::mutex m;
@@ -102,7 +73,7 @@ struct alignas(64) Chain {
 void check_prefix(const Chain& c, size_t chain_no, size_t len, size_t old_n, const char* what) {
   constexpr size_t kDense = 64 << 10, kEdge = 16 << 10;
   auto check = [&](size_t from, size_t to) {
-    size_t bad = find_mismatch(c.p, c.key, from, to);
+    size_t bad = find_pattern_mismatch(c.p, from, to, c.key);
     if (bad != to) report(c, chain_no, what, old_n, bad);
   };
   if (len <= kDense) {
@@ -117,10 +88,10 @@ void check_prefix(const Chain& c, size_t chain_no, size_t len, size_t old_n, con
 
 size_t fresh_size(stress::Rng& rng) {
   uint64_t r = rng.below(100);
-  if (r < 60) return rng.range(1, 1024);
-  if (r < 90) return rng.range(1025, 64 << 10);
-  if (r < 99) return rng.range((64 << 10) + 1, 512 << 10);
-  return rng.range((512 << 10) + 1, kMaxSize);
+  if (r < 60) return rng.between(1, 1024);
+  if (r < 90) return rng.between(1025, 64 << 10);
+  if (r < 99) return rng.between((64 << 10) + 1, 512 << 10);
+  return rng.between((512 << 10) + 1, kMaxSize);
 }
 
 // The next size of a chain currently n bytes long.
@@ -128,10 +99,10 @@ size_t next_size(stress::Rng& rng, size_t n) {
   uint64_t r = rng.below(100);
   size_t m;
   if (r < 35) {  // a small step: often stays in the same size class or page run
-    size_t delta = rng.range(1, 64);
+    size_t delta = rng.between(1, 64);
     m = rng.one_in(2) ? n + delta : (n > delta ? n - delta : 1);
   } else if (r < 60) {  // grow by 25..100% or shrink to 50..80%
-    m = rng.one_in(2) ? n + n * rng.range(25, 100) / 100 : n * rng.range(50, 80) / 100;
+    m = rng.one_in(2) ? n + n * rng.between(25, 100) / 100 : n * rng.between(50, 80) / 100;
   } else {
     m = fresh_size(rng);
   }
@@ -173,7 +144,7 @@ class Table {
     c.p = q;
     c.n = m;
     check_prefix(c, i, std::min(old_n, m), old_n, "after realloc");
-    if (m > old_n) fill(c.p, c.key, old_n, m);
+    if (m > old_n) fill_pattern(c.p, old_n, m, c.key);
     check_usable(c, i, rng);
     ++st.reallocs;
   }
@@ -198,7 +169,7 @@ class Table {
     c.n = fresh_size(rng);
     c.p = static_cast<uint8_t*>(std::realloc(nullptr, c.n));
     if (c.p == nullptr) stress::fail("realloc(NULL, %zu) returned NULL", c.n);
-    fill(c.p, c.key, 0, c.n);
+    fill_pattern(c.p, 0, c.n, c.key);
   }
 
   // malloc_usable_size must cover the request, and the slack must be writable without harm.

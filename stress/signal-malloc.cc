@@ -36,13 +36,13 @@ Options parse(int argc, char** argv) {
                   "Signal handlers call malloc/free while threads allocate; fails with "
                   "\"deadlock\" if the run does not end in time.");
   cli.positional("SECONDS", "run time in seconds", o.seconds, 1, 1u << 20, false);
-  cli.option("threads", "worker threads", o.threads, 1, 256);
-  cli.option("interval-us", "period of the process-wide SIGUSR1 timer (process CPU time)", o.interval_us, 10,
+  cli.number("threads", "worker threads", o.threads, 1, 256);
+  cli.number("interval-us", "period of the process-wide SIGUSR1 timer (process CPU time)", o.interval_us, 10,
              1u << 30);
-  cli.option("kill-interval-us", "pause between SIGUSR2s sent to single workers",
+  cli.number("kill-interval-us", "pause between SIGUSR2s sent to single workers",
              o.kill_interval_us, 1, 1u << 30);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("timeout", "watchdog in seconds", o.timeout, 0, 1u << 30, "SECONDS + 30");
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("timeout", "watchdog in seconds", o.timeout, 0, 1u << 30, "SECONDS + 30");
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.parse(argc, argv);
   if (o.timeout == 0) o.timeout = o.seconds + 30;

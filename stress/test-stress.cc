@@ -33,9 +33,9 @@ Options parse(int argc, char** argv) {
   cli.positional("LOAD", "working set in percent of 5000 blocks per thread (1..1000)", o.load, 1,
                  1000);
   cli.positional("ITERATIONS", "total steps over all threads", o.iterations, 1, 1'000'000'000'000);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("handoff", "hand a block to another thread with chance 1/N", o.handoff, 1, 1u << 30);
-  cli.option("timeout", "fail if not done after N seconds (0 = no limit)", o.timeout, 0, 1u << 30);
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("handoff", "hand a block to another thread with chance 1/N", o.handoff, 1, 1u << 30);
+  cli.number("timeout", "fail if not done after N seconds (0 = no limit)", o.timeout, 0, 1u << 30);
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.epilog("example: test-stress 64 10 20000000");
   cli.parse(argc, argv);

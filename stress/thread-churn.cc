@@ -33,12 +33,12 @@ Options parse(int argc, char** argv) {
                   "Short-lived threads allocate objects and exit leaving them live; later threads "
                   "free them. Fails if the resident set keeps growing.");
   cli.positional("THREADS", "total threads to run", o.threads, 10, 1u << 24, false);
-  cli.option("concurrent", "threads alive at the same time (one wave)", o.concurrent, 1, 1024);
-  cli.option("objects", "objects each thread leaves behind", o.objects, 1, 1u << 20);
-  cli.option("max-growth-mb", "allowed RSS growth over the warm-up peak, besides 50%",
+  cli.number("concurrent", "threads alive at the same time (one wave)", o.concurrent, 1, 1024);
+  cli.number("objects", "objects each thread leaves behind", o.objects, 1, 1u << 20);
+  cli.number("max-growth-mb", "allowed RSS growth over the warm-up peak, besides 50%",
              o.max_growth_mb, 0, 1u << 20);
-  cli.option("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
-  cli.option("timeout", "fail if not done after N seconds (0 = no limit)", o.timeout, 0, 1u << 30);
+  cli.number("seed", "random seed", o.seed, 0, UINT64_MAX, "from the clock; printed");
+  cli.number("timeout", "fail if not done after N seconds (0 = no limit)", o.timeout, 0, 1u << 30);
   cli.flag("quiet", "no progress lines", o.quiet);
   cli.parse(argc, argv);
   return o;
@@ -86,7 +86,7 @@ void short_lived(OrphanPool& pool, uint64_t objects, uint64_t stamp_seed, uint64
   blocks.clear();
   for (uint64_t i = 0; i < objects; ++i) {
     // Mostly small objects, sometimes a page or more.
-    size_t n = rng.one_in(20) ? rng.range(1025, 32768) : rng.range(8, 1024);
+    size_t n = rng.one_in(20) ? rng.between(1025, 32768) : rng.between(8, 1024);
     blocks.push_back(stress::make_block(rng, n, stamp_seed));
   }
   pool.put(blocks);

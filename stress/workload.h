@@ -54,7 +54,7 @@ inline Block make_block(Rng& rng, size_t n, uint64_t seed) {
     if (b.p == nullptr) fail("calloc(1, %zu) returned NULL", n);
     const auto* bytes = static_cast<const uint8_t*>(b.p);
     size_t check = n < 4096 ? n : 4096;
-    size_t bad = find_fill_mismatch(bytes, 0, check, 0);
+    size_t bad = find_byte_mismatch(bytes, 0, check, 0);
     if (bad != check)
       fail("calloc(1, %zu) = %p: byte at offset %zu is 0x%02x, not zero", n, b.p, bad, bytes[bad]);
   } else if (r < 98) {

@@ -8,25 +8,16 @@
 #include <iterator>
 #include <limits>
 
+#include "harness/pattern.h"
+
 namespace mesh::model {
 namespace {
 
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 constexpr size_t kNoMismatch = std::numeric_limits<size_t>::max();
 
-uint64_t mix(uint64_t x) {
-  x += kGolden;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// Word k of object id's pattern: bytes [8k, 8k + 8) in little-endian order. Position-dependent,
-// so a block copied to the wrong offset or a stale page shows up.
-inline uint64_t patternWord(uint64_t seed, size_t k) { return seed + k * kGolden; }
-inline uint8_t patternByte(uint64_t seed, size_t i) {
-  return static_cast<uint8_t>(patternWord(seed, i >> 3) >> ((i & 7) * 8));
-}
+// The pattern seed of object id (harness/pattern.h): one SplitMix64 step from the id, so that
+// consecutive ids get unrelated patterns.
+uint64_t patternSeed(uint64_t id) { return harness::mix64(id + harness::kGolden); }
 
 std::string hexPtr(const void* p) {
   char buf[32];
@@ -53,31 +44,12 @@ bool isAligned(const void* p, size_t align) {
 }  // namespace
 
 void fillPattern(char* p, size_t from, size_t to, uint64_t id) {
-  uint64_t seed = mix(id);
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; ++i) p[i] = static_cast<char>(patternByte(seed, i));
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w = patternWord(seed, i >> 3);
-    std::memcpy(p + i, &w, 8);
-  }
-  for (; i < to; ++i) p[i] = static_cast<char>(patternByte(seed, i));
+  harness::fill_pattern(p, from, to, patternSeed(id));
 }
 
 size_t findPatternMismatch(const char* p, size_t from, size_t to, uint64_t id) {
-  uint64_t seed = mix(id);
-  size_t i = from;
-  for (; i < to && (i & 7) != 0; ++i) {
-    if (static_cast<uint8_t>(p[i]) != patternByte(seed, i)) return i;
-  }
-  for (; i + 8 <= to; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w != patternWord(seed, i >> 3)) break;  // the byte loop below finds which byte
-  }
-  for (; i < to; ++i) {
-    if (static_cast<uint8_t>(p[i]) != patternByte(seed, i)) return i;
-  }
-  return kNoMismatch;
+  size_t bad = harness::find_pattern_mismatch(p, from, to, patternSeed(id));
+  return bad == to ? kNoMismatch : bad;
 }
 
 namespace {
@@ -165,7 +137,7 @@ std::string Model::checkObject(const Object& o, size_t bytes, const char* when) 
   if (bad == kNoMismatch) return "";
   return describeObject(o) + format(": byte %zu is 0x%02x, expected 0x%02x %s", bad,
                                     static_cast<uint8_t>(o.p[bad]),
-                                    patternByte(mix(o.id), bad), when);
+                                    harness::pattern_byte(patternSeed(o.id), bad), when);
 }
 
 std::string Model::overlapWith(uintptr_t begin, uintptr_t end) const {

@@ -1,5 +1,8 @@
 # CMake functions of the model library, included by fuzz/model/CMakeLists.txt and by
 # property_tests/CMakeLists.txt (which, with MESH_BUILD_FUZZ=ON, is read before fuzz/).
+# The model fills and checks objects with the harness's byte patterns (harness/pattern.h).
+include(${CMAKE_CURRENT_LIST_DIR}/../../stress/support/harness_support.cmake)
+
 # mesh_alloc_model_library(<name> <core>): the model over the heap library <core> (mesh_core,
 # or the fuzz build's instrumented copy of it).
 function(mesh_alloc_model_library name core)
@@ -14,6 +17,7 @@ function(mesh_alloc_model_library name core)
   # Sources include "model/ops.h" and friends.
   target_include_directories(${name} PUBLIC ${dir}/..)
   target_link_libraries(${name} PUBLIC ${core} Threads::Threads ${CMAKE_DL_LIBS})
+  target_link_libraries(${name} PRIVATE harness_support)
   # The process executor must reach the allocator on every call, never a folded builtin.
   target_compile_options(${name} PRIVATE -fno-builtin-malloc -fno-builtin-calloc
                                          -fno-builtin-realloc -fno-builtin-free)

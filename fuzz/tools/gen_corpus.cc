@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness/rng.h"
 #include "miniheap/size_classes.h"
 #include "model/ops.h"
 
@@ -139,24 +140,9 @@ std::vector<Op> oversizeAll() {
   return ops;
 }
 
-// A fixed-seed generator (splitmix64) for the mixed sequences.
-class Prng {
- public:
-  explicit Prng(uint64_t seed) : s_(seed) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }
-
- private:
-  uint64_t s_;
-};
-
 std::vector<Op> mixed(uint64_t seed, int count) {
-  Prng rng(seed);
+  // A fixed-seed generator (splitmix64, modulo reduction) for the mixed sequences.
+  harness::ModuloRng rng(seed);
   std::vector<Op> ops;
   for (int i = 0; i < count; ++i) {
     Op o;

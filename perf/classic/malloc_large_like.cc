@@ -42,7 +42,7 @@ Config parse(int argc, char** argv) {
   o.number("seed", "random seed", c.seed, 0, UINT64_MAX);
   o.flag("quick", "a short run (1000 iterations)", c.quick);
   o.parse(argc, argv);
-  if (c.max_mb < c.min_mb) o.fail_usage("--max-mb must not be below --min-mb");
+  if (c.max_mb < c.min_mb) o.usage_error("--max-mb must not be below --min-mb");
   if (c.quick) c.iterations = 1000;
   return c;
 }

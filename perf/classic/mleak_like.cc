@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   }
   for (classic::Tagged& s : slots) classic::free_tagged(kProgram, s);
   rep.seconds = perfw::now_seconds() - t0;
-  long end_pss = perfw::smaps_rollup_kb("Pss");
+  long end_pss = perfw::smaps_rollup_kib("Pss");
   for (uint64_t i = 0; i < leaked; ++i) {
     if (!classic::stamped(leaks[i].p, leaks[i].size, leaks[i].tag))
       perfw::die(kProgram, "a leaked object lost its contents");

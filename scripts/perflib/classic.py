@@ -43,9 +43,11 @@ PYCHURN = os.path.join(ROOT, "perf", "classic", "pychurn.py")
 EXIT_FAILED, EXIT_USAGE, EXIT_WRONG_ALLOCATOR = 1, 2, 3
 
 # The translation units g++ compiles: one of our larger ones, a small one with --quick. Both
-# compile stand-alone (they include only perf/workload_common.h next to them).
+# compile with one include directory: perf/workload_common.h next to them includes the harness
+# support headers (stress/support/harness/*.h).
 GXX_SOURCE = os.path.join(ROOT, "perf", "kvstore.cc")
 GXX_SOURCE_QUICK = os.path.join(ROOT, "perf", "alloc_loop.cc")
+GXX_INCLUDE = os.path.join(ROOT, "stress", "support")
 
 # Checksums pychurn.py prints for its default seed (42): a different one means the script
 # computed something else under this allocator.
@@ -186,8 +188,8 @@ def run_gxx(args) -> dict[str, float | str]:
     workdir = tempfile.mkdtemp(prefix="perf-gxx-")
     try:
         obj = os.path.join(workdir, "unit.o")
-        res = timed_run([args.gxx, "-std=c++20", "-O2", "-c", source, "-o", obj], env, workdir,
-                        args.sample_ms)
+        res = timed_run([args.gxx, "-std=c++20", "-O2", "-I", GXX_INCLUDE, "-c", source, "-o", obj],
+                        env, workdir, args.sample_ms)
         check_exit(res, "g++")
         nm = subprocess.run(["nm", "--defined-only", obj], capture_output=True, text=True,
                             timeout=60)

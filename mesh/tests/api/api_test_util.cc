@@ -37,17 +37,6 @@ MeshApi LoadMeshApi(bool* found) {
   return api;
 }
 
-inline uint64_t Mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-inline uint64_t WordAt(uint64_t seed, size_t index) {
-  return Mix64(seed * 0x2545f4914f6cdd1dULL + index);
-}
-
 int64_t NowMs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -132,53 +121,6 @@ bool Fragmented::intact() const {
       if (live[i][j] != static_cast<unsigned char>((i + 1) & 0xff)) return false;
     }
   }
-  return true;
-}
-
-void FillPattern(void* p, size_t n, uint64_t seed) {
-  unsigned char* b = static_cast<unsigned char*>(p);
-  size_t words = n / 8;
-  for (size_t i = 0; i < words; ++i) {
-    uint64_t v = WordAt(seed, i);
-    std::memcpy(b + 8 * i, &v, 8);
-  }
-  uint64_t tail = WordAt(seed, words);
-  for (size_t i = words * 8; i < n; ++i) {
-    b[i] = static_cast<unsigned char>(tail);
-    tail >>= 8;
-  }
-}
-
-size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
-  size_t words = n / 8;
-  for (size_t i = 0; i < words; ++i) {
-    uint64_t v = WordAt(seed, i), got;
-    std::memcpy(&got, b + 8 * i, 8);
-    if (got != v) {
-      for (size_t k = 0; k < 8; ++k)
-        if (b[8 * i + k] != static_cast<unsigned char>(v >> (8 * k))) return 8 * i + k;
-    }
-  }
-  uint64_t tail = WordAt(seed, words);
-  for (size_t i = words * 8; i < n; ++i) {
-    if (b[i] != static_cast<unsigned char>(tail)) return i;
-    tail >>= 8;
-  }
-  return SIZE_MAX;
-}
-
-bool AllBytesAre(const void* p, size_t n, unsigned char c) {
-  const unsigned char* b = static_cast<const unsigned char*>(p);
-  uint64_t pattern = 0x0101010101010101ULL * c;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, b + i, 8);
-    if (w != pattern) return false;
-  }
-  for (; i < n; ++i)
-    if (b[i] != c) return false;
   return true;
 }
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/pattern.h"
 #include "mesh/mesh.h"
 
 namespace mesh_api_test {
@@ -79,14 +80,23 @@ inline T* OpaquePtr(T* p) {
 // Makes a pointer escape so that a malloc/free pair cannot be elided.
 inline void Sink(const void* p) { asm volatile("" : : "r"(p) : "memory"); }
 
-// Position- and seed-dependent byte pattern.
-void FillPattern(void* p, size_t n, uint64_t seed);
+// Position- and seed-dependent byte pattern (harness/pattern.h); nearby seeds give unrelated
+// patterns.
+inline uint64_t PatternSeed(uint64_t seed) { return harness::mix64(seed + harness::kGolden); }
+inline void FillPattern(void* p, size_t n, uint64_t seed) {
+  harness::fill_pattern(p, 0, n, PatternSeed(seed));
+}
 // Index of the first byte that differs from the pattern, or SIZE_MAX when all match.
-size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed);
+inline size_t FindPatternMismatch(const void* p, size_t n, uint64_t seed) {
+  size_t bad = harness::find_pattern_mismatch(p, 0, n, PatternSeed(seed));
+  return bad == n ? SIZE_MAX : bad;
+}
 inline bool CheckPattern(const void* p, size_t n, uint64_t seed) {
   return FindPatternMismatch(p, n, seed) == SIZE_MAX;
 }
-bool AllBytesAre(const void* p, size_t n, unsigned char c);
+inline bool AllBytesAre(const void* p, size_t n, unsigned char c) {
+  return harness::find_byte_mismatch(p, 0, n, c) == n;
+}
 
 inline bool IsAligned(const void* p, size_t a) {
   return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0;

@@ -20,13 +20,13 @@
 #include <memory>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "api_test_util.h"
+#include "harness/pss.h"
 #include "mesh/mesh.h"
 
 extern char** environ;
@@ -39,16 +39,6 @@ using mesh_api_test::FillPattern;
 using mesh_api_test::WaitPidTimeout;
 
 using mesh_api_test::kObj;
-
-long PssKiB() {
-  std::ifstream f("/proc/self/smaps_rollup");
-  std::string key;
-  long v;
-  while (f >> key) {
-    if (key == "Pss:") return (f >> v) ? v : -1;
-  }
-  return -1;
-}
 
 mesh_stats Stats() {
   mesh_stats s;
@@ -73,10 +63,10 @@ TEST(Meshing, G27_G29_CompactionKeepsEveryObjectAndNoOverlap) {
 TEST(Meshing, G31_PssFallsAfterMeshing) {
   Fragmented f(400000, 3);
   mesh_release_free_memory();
-  long before = PssKiB();
+  long before = harness::pss_kib();
   mesh_stats s0 = Stats();
   size_t meshes = mesh_compact();
-  long after = PssKiB();
+  long after = harness::pss_kib();
   mesh_stats s1 = Stats();
   ASSERT_GT(meshes, 0u);
   long freedKiB = static_cast<long>((s1.meshed_bytes_total - s0.meshed_bytes_total) / 1024);

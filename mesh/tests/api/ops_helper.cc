@@ -42,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "harness/pss.h"
 #include "mesh/mesh.h"
 
 namespace {
@@ -75,13 +76,6 @@ bool ReadProc(const char* path, char* buf, size_t len) {
   close(fd);
   buf[used] = '\0';
   return used > 0;
-}
-
-long PssKiB() {
-  char buf[2048];
-  if (!ReadProc("/proc/self/smaps_rollup", buf, sizeof buf)) return -1;
-  const char* p = strstr(buf, "\nPss:");
-  return p ? strtol(p + 5, nullptr, 10) : -1;
 }
 
 // Field 20 of /proc/self/stat (after the parenthesised command name).
@@ -145,7 +139,7 @@ unsigned long long Fragment() {
     g_objects[i] = static_cast<unsigned char*>(malloc(kSize));
     memset(g_objects[i], Mark(i), kSize);
   }
-  g_fragmentPeakPss = PssKiB();
+  g_fragmentPeakPss = harness::pss_kib();
   uint64_t x = 0x9e3779b97f4a7c15ull;
   for (size_t i = 0; i < kObjects; ++i) {
     x ^= x << 13;
@@ -208,7 +202,7 @@ bool WaitForHandler(int sig, long ms) {
 int Idle(const char* who, long ms, unsigned long long meshesAtStart, long wantDropKiB = 1024) {
   mesh_stats before = Stats();
   Say("%s_mesh_start=%llu\n", who, meshesAtStart);
-  long pssBefore = PssKiB();
+  long pssBefore = harness::pss_kib();
   long waited = 0;
   mesh_stats after = before;
   long pssAfter = pssBefore;
@@ -216,7 +210,7 @@ int Idle(const char* who, long ms, unsigned long long meshesAtStart, long wantDr
     SleepMs(50);
     waited += 50;
     after = Stats();
-    pssAfter = PssKiB();
+    pssAfter = harness::pss_kib();
     if (after.mesh_count > meshesAtStart + 50 && pssAfter < g_fragmentPeakPss - wantDropKiB &&
         pssAfter <= pssBefore) {
       break;
@@ -281,7 +275,7 @@ template <size_t N, typename Counter, typename Each>
 BlockRun FreeBlocksAndWait(void* (&blocks)[N], long ms, long stepMs, uint64_t target, Counter counter, Each each) {
   AllocBlocks(blocks);
   BlockRun r{};
-  r.pssFull = PssKiB();
+  r.pssFull = harness::pss_kib();
   r.before = Stats();
   for (auto& b : blocks) free(b);
   r.after = r.freed = Stats();
@@ -308,7 +302,7 @@ int Decay(long ms, bool churn) {
       (unsigned long long)((r.after.decayed_bytes - r.before.decayed_bytes) >> 20),
       (unsigned long long)((r.after.released_bytes - r.before.released_bytes) >> 20),
       (unsigned long long)(r.after.dirty_bytes >> 20));
-  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\nthreads=%ld\n", r.pssFull, PssKiB(), r.waited, Threads());
+  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\nthreads=%ld\n", r.pssFull, harness::pss_kib(), r.waited, Threads());
   return 0;
 }
 
@@ -462,7 +456,7 @@ int FreePhys(long ms) {
   Say("pid=%d\n", int(getpid()));
   Say("released_mb=%llu\ndirty_mb=%llu\n", (unsigned long long)((r.after.released_bytes - r.before.released_bytes) >> 20),
       (unsigned long long)(r.after.dirty_bytes >> 20));
-  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\n", r.pssFull, PssKiB(), r.waited);
+  Say("pss_full=%ld\npss_after=%ld\nwaited_ms=%ld\n", r.pssFull, harness::pss_kib(), r.waited);
   return 0;
 }
 
