@@ -223,8 +223,9 @@ void Mesher::countMesh(size_t pages) {
   }
 }
 
-void Mesher::holdClassAsStepForTest(int cls, uint64_t ns) {
+void Mesher::holdClassAsStepForTest(int cls, uint64_t ns, std::atomic<bool>* holding) {
   lists_.lockForStep(cls);
+  if (holding != nullptr) holding->store(true, std::memory_order_release);
   for (uint64_t start = os::monotonicNs(); os::monotonicNs() - start < ns;) os::yieldThread();
   lists_.unlockAfterStep(cls);
 }

@@ -119,8 +119,9 @@ class Mesher {
   void unlockAfterFork() MESH_RELEASE(lock_) { lock_.unlock(); }
   void resetInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
 
-  // Tests: holds class cls's lock as a mesh step does, for ns nanoseconds.
-  void holdClassAsStepForTest(int cls, uint64_t ns);
+  // Tests: holds class cls's lock as a mesh step does, for ns nanoseconds; *holding (if given)
+  // becomes true once the lock is held.
+  void holdClassAsStepForTest(int cls, uint64_t ns, std::atomic<bool>* holding = nullptr);
 
  private:
   // The pacing's memory of a class: meshableFree when a step last found nothing to mesh (never

@@ -22,12 +22,10 @@ TEST_F(FreshHeap, WaitsForAStepAreTimed) {
   ThreadHeap th(heap.get(), 18);
   EXPECT_EQ(heap->stats().meshWaits, 0u);
   std::atomic<bool> holding{false};
-  std::thread stepper([&] {
-    holding = true;
-    heap->mesher().holdClassAsStepForTest(3, 30'000'000);
-  });
+  // The flag is set once the step holds the lock (a flag set before the call let a slow
+  // stepper, under TSan on a loaded machine, lose the race for the lock to us).
+  std::thread stepper([&] { heap->mesher().holdClassAsStepForTest(3, 30'000'000, &holding); });
   while (!holding) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_NE(th.alloc(3), nullptr);  // attaches a span of class 3: waits for the step
   stepper.join();
   HeapStats s = heap->stats();
@@ -47,12 +45,11 @@ TEST(WriteBarrier, WaitsWhileMeshingAreTimed) {
   barrier::waits().addTo(&before);
   barrier::waitWhileMeshing();  // no mesh: returns at once, no wait
   barrier::begin();
-  std::atomic<bool> waiting{false};
-  std::thread waiter([&] {
-    waiting = true;
-    barrier::waitWhileMeshing();
-  });
-  while (!waiting) std::this_thread::yield();
+  // The call counts itself (retries) before it waits: once the count moved, the waiter is in
+  // the barrier, however slowly it was scheduled.
+  uint64_t retries = barrier::retries();
+  std::thread waiter([] { barrier::waitWhileMeshing(); });
+  while (barrier::retries() == retries) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   barrier::end();
   waiter.join();
