@@ -70,11 +70,13 @@ bool Mesher::moveToFileLocked(MiniHeap* mh) {
 class MeshGuard {
  public:
   MeshGuard(Arena& arena, size_t pages) : arena_(arena), pages_(pages) {}
-  void add(size_t page) { page_[count_++] = page; }
+  void add(size_t page) {
+    range_[count_] = wp::Range{arena_.pageAddress(page), pages_ << os::kPageShift};
+    page_[count_++] = page;
+  }
   bool protect() {
-    wp::Range r[wp::kMaxRanges];
-    for (int i = 0; i < count_; ++i) r[i] = range(i);
-    uffd_ = wp::onService() && wp::protect(r, count_);
+    // wp::protect refuses off the service thread: mprotect and the SIGSEGV barrier then.
+    uffd_ = wp::protect(range_, count_);
     if (uffd_) {
       startNs_ = os::monotonicNs();
       return true;
@@ -94,9 +96,7 @@ class MeshGuard {
   }
   void end() {
     if (uffd_) {
-      wp::Range r[wp::kMaxRanges];
-      for (int i = 0; i < count_; ++i) r[i] = range(i);
-      uint64_t waited = wp::finish(r, remapped_, count_);
+      uint64_t waited = wp::finish(range_, remapped_, count_);
       if (waited > 0) barrier::noteKernelWaits(waited, os::monotonicNs() - startNs_);
       return;
     }
@@ -106,10 +106,10 @@ class MeshGuard {
   }
 
  private:
-  wp::Range range(int i) const { return wp::Range{arena_.pageAddress(page_[i]), pages_ << os::kPageShift}; }
   Arena& arena_;
   size_t pages_;
   size_t page_[wp::kMaxRanges];
+  wp::Range range_[wp::kMaxRanges];  // the same spans as addresses, for the service
   bool remapped_[wp::kMaxRanges] = {};
   int count_ = 0;
   bool uffd_ = false;

@@ -335,7 +335,11 @@ int userfaultfdOpen(uint64_t features, int* error) {
 int ioctlRetry(int fd, unsigned long request, void* arg) {
   for (;;) {
     if (::ioctl(fd, request, arg) == 0) return 0;
-    if (errno != EINTR && errno != EAGAIN) return errno;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) return errno;
+    // The address space is changing under the call (userfaultfd: a fork or mremap in
+    // progress): let that finish rather than spin on the CPU it may need.
+    yieldThread();
   }
 }
 

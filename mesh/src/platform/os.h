@@ -129,7 +129,8 @@ void setOwnDescriptorTable();
 // (copy_to_user), with the API handshake done for `features`; -1 when unavailable (no
 // privilege, no syscall, a feature missing). *error gets the errno of the failing step.
 int userfaultfdOpen(uint64_t features, int* error);
-// ioctl(fd, request, arg), retried on EINTR and EAGAIN; returns the errno, 0 on success.
+// ioctl(fd, request, arg), retried on EINTR and, after a yield, on EAGAIN (transient: the
+// address space is changing); returns the errno, 0 on success.
 int ioctlRetry(int fd, unsigned long request, void* arg);
 
 // --- threads -------------------------------------------------------------------------------
