@@ -27,7 +27,7 @@ endfunction()
 # Applies MESH_SANITIZER (top-level option) to a target of the property or fuzz directories.
 function(mesh_model_sanitize target)
   if(MESH_SANITIZER)
-    target_compile_options(${target} PRIVATE -fsanitize=${MESH_SANITIZER} -fno-omit-frame-pointer)
+    target_compile_options(${target} PRIVATE ${MESH_SANITIZER_FLAGS})
     target_link_options(${target} PRIVATE -fsanitize=${MESH_SANITIZER})
   endif()
 endfunction()
