@@ -125,8 +125,6 @@ class Frontend {
   // spans (thread exit, trim, compaction).
   void flushAll(ThreadHeap* th);
 
-  Env& env() { return env_; }
-
  private:
   // A stateless Env (the process's) reaches the slow paths through static functions: the fast
   // path then passes nothing but its argument and ends in a tail call, as a plain function
