@@ -28,6 +28,27 @@ static _Atomic unsigned long g_every = 10000;
 static _Atomic unsigned long g_calls = 0;
 static _Atomic(void*) g_last = NULL; /* most recent malloc result not yet freed */
 static _Atomic size_t g_last_size = 0;
+/* Blocks handed out twice whose first free has not come yet. That free is swallowed, so glibc
+ * sees one free per block: its own checks (a double free, a tcache link overwritten after the
+ * free) must not catch the fault before the stress program does. */
+#define MAX_DUPS 64
+static _Atomic(void*) g_dups[MAX_DUPS];
+
+static int remember_dup(void* p) {
+  for (int i = 0; i < MAX_DUPS; ++i) {
+    void* expected = NULL;
+    if (atomic_compare_exchange_strong(&g_dups[i], &expected, p)) return 1;
+  }
+  return 0;
+}
+
+static int forget_dup(void* p) {
+  for (int i = 0; i < MAX_DUPS; ++i) {
+    void* expected = p;
+    if (atomic_compare_exchange_strong(&g_dups[i], &expected, NULL)) return 1;
+  }
+  return 0;
+}
 
 /* Reads the environment once (getenv does not allocate). */
 static int mode(void) {
@@ -52,7 +73,7 @@ static int fault_due(void) {
 EXPORT void* malloc(size_t n) {
   if (mode() == MODE_DUP) {
     void* last = atomic_load(&g_last);
-    if (last != NULL && n <= atomic_load(&g_last_size) && fault_due()) return last;
+    if (last != NULL && n <= atomic_load(&g_last_size) && fault_due() && remember_dup(last)) return last;
     void* p = __libc_malloc(n);
     atomic_store(&g_last_size, n);
     atomic_store(&g_last, p);
@@ -66,6 +87,7 @@ EXPORT void free(void* p) {
   void* expected = p;
   atomic_compare_exchange_strong(&g_last, &expected, NULL);
   if (mode() == MODE_LEAK) return;
+  if (mode() == MODE_DUP && forget_dup(p)) return; /* the block's other holder frees it */
   __libc_free(p);
 }
 
