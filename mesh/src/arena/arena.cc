@@ -265,6 +265,32 @@ bool Arena::discardPages(size_t page, size_t pages) const {
 // before they are handed out, so the committed mark comes down to them.
 void Arena::lowerCommittedLocked(size_t page) { committed_ = std::min(committed_, page); }
 
+void Arena::discardExtents(const Extent* batch, size_t n, bool* ok) const {
+  os::PageRange ranges[kReleaseBatch];
+  size_t owner[kReleaseBatch];
+  size_t count = 0, pages = 0;
+  auto flush = [&] {
+    if (count > 0 && !os::discardAnonymousBatch(ranges, count)) {
+      for (size_t k = 0; k < count; ++k) ok[owner[k]] = discardPages(batch[owner[k]].page, batch[owner[k]].pages);
+    }
+    count = pages = 0;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const Extent& e = batch[i];
+    ok[i] = true;
+    // Decommits, long runs and a test's discard function go one by one.
+    if (discard_ != os::discardAnonymous || decommitsOnRelease(e.pages) || e.pages > kReleaseChunkPages) {
+      ok[i] = discardPages(e.page, e.pages);
+      continue;
+    }
+    if (pages + e.pages > kReleaseChunkPages) flush();
+    ranges[count] = os::PageRange{pageAddress(e.page), e.pages << os::kPageShift};
+    owner[count++] = i;
+    pages += e.pages;
+  }
+  flush();
+}
+
 // Under the lock: only where no lock-free way exists (bookkeeping out of memory).
 bool Arena::releaseRangeLocked(size_t page, size_t pages) {
   bool ok = discardPages(page, pages);
@@ -278,7 +304,7 @@ bool Arena::releaseRangeLocked(size_t page, size_t pages) {
 size_t Arena::releaseBatchLocked(Extent* batch, size_t n) {
   bool ok[kReleaseBatch];
   lock_.unlock();
-  for (size_t i = 0; i < n; ++i) ok[i] = discardPages(batch[i].page, batch[i].pages);
+  discardExtents(batch, n, ok);
   lock_.lock();
   size_t released = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -387,6 +413,25 @@ size_t Arena::releaseAgedDirty(uint64_t budgetNs, bool newPass, bool* more) {
   bool inBudget = true;
   *more = false;
   if (newPass) decayPass_ = decayPass_ == 255 ? 1 : decayPass_ + 1;
+  // Aged extents are released kReleaseBatch at a time (the lists do not change meanwhile: the
+  // lock is held throughout).
+  Extent* aged[kReleaseBatch];
+  Extent batch[kReleaseBatch];
+  size_t n = 0;
+  auto release = [&] {
+    bool ok[kReleaseBatch];
+    discardExtents(batch, n, ok);
+    for (size_t i = 0; i < n; ++i) {
+      // A failed release leaves the extent dirty (and marked): tried again next time.
+      if (!ok[i]) continue;
+      aged[i]->dirty = false;
+      aged[i]->decommitted = decommitsOnRelease(aged[i]->pages);
+      dirtyPages_ -= aged[i]->pages;
+      releasedPages_ += aged[i]->pages;
+    }
+    n = 0;
+    inBudget = os::monotonicNs() - start < budgetNs;
+  };
   auto visit = [&](Extent& e) {
     if (!e.dirty) return;
     if (e.seenInPass == 0) {
@@ -398,18 +443,15 @@ size_t Arena::releaseAgedDirty(uint64_t budgetNs, bool newPass, bool* more) {
       *more = true;
       return;
     }
-    // A failed release leaves the extent dirty (and marked): tried again next time.
-    if (releaseRangeLocked(e.page, e.pages)) {
-      e.dirty = false;
-      e.decommitted = decommitsOnRelease(e.pages);
-      dirtyPages_ -= e.pages;
-    }
-    inBudget = os::monotonicNs() - start < budgetNs;
+    aged[n] = &e;
+    batch[n++] = e;
+    if (n == kReleaseBatch) release();
   };
   for (auto& bin : bins_) {
     for (Extent& e : bin) visit(e);
   }
   for (Extent& e : big_) visit(e);
+  if (n > 0) release();
   return (releasedPages_ - before) << os::kPageShift;
 }
 

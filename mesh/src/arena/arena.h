@@ -108,6 +108,8 @@ class Arena {
   // At most this many pages per madvise: the kernel delivers a signal only once the whole call is
   // done (it neither cuts it short nor restarts it), so bounded calls bound a handler's wait.
   static constexpr size_t kReleaseChunkPages = 1024;  // 4 MiB
+  // Extents released per drop of the lock, and per decay budget check.
+  static constexpr size_t kReleaseBatch = 64;
 
   char* base() const { return base_; }
   size_t pageCount() const { return pageCount_.load(std::memory_order_relaxed); }
@@ -208,7 +210,10 @@ class Arena {
   bool decommitsOnRelease(size_t pages) const { return strict_ && pages >= kDecommitMinPages; }
   void lowerCommittedLocked(size_t page) MESH_REQUIRES(lock_);
   static constexpr size_t kBins = 64;  // exact-size bins for 1..64 pages; larger in big_
-  static constexpr size_t kReleaseBatch = 32;  // extents released per drop of the lock
+  // Releases the pages of batch[0, n) (n <= kReleaseBatch), ok[i] saying whether extent i's
+  // were: as many as possible per system call (os::discardAnonymousBatch, at most
+  // kReleaseChunkPages per call), one by one where that is refused.
+  void discardExtents(const Extent* batch, size_t n, bool* ok) const;
 
   size_t takeExtentLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);
   size_t takeBumpLocked(size_t pages, bool* dirty) MESH_REQUIRES(lock_);

@@ -4,7 +4,16 @@ namespace mesh {
 
 void MappingBudget::refreshLimits() {
   long limit = maxMapCountOverride_.load(std::memory_order_relaxed);
-  if (limit <= 0) limit = os::readLongFile("/proc/sys/vm/max_map_count", 65530);
+  if (limit <= 0) {
+    // The system's limit rarely changes: read at most once a second (it was read for every
+    // mesh step, three system calls each).
+    uint64_t now = os::monotonicNs();
+    if (systemLimit_ <= 0 || now - systemLimitReadNs_ >= kLimitRereadNs) {
+      systemLimit_ = os::readLongFile("/proc/sys/vm/max_map_count", 65530);
+      systemLimitReadNs_ = now;
+    }
+    limit = systemLimit_;
+  }
   limit_ = limit;
   long reserve = limit / 8 > 1024 ? limit / 8 : (limit > 2048 ? 1024 : limit / 2);
   softLimit_ = limit - reserve;

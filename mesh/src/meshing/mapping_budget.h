@@ -52,7 +52,10 @@ class MappingBudget {
   static constexpr size_t kCountBytesPerCall = 96 * 1024;
   void refreshLimits();
 
+  static constexpr uint64_t kLimitRereadNs = 1000000000;
   std::atomic<long> maxMapCountOverride_{0};
+  long systemLimit_ = 0;  // vm.max_map_count as last read
+  uint64_t systemLimitReadNs_ = 0;
   long limit_ = 0;
   long softLimit_ = 0;   // beyond this estimate: count again
   long hardLimit_ = 0;   // beyond this estimate: no meshing

@@ -17,9 +17,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cstddef>
 #include <cstring>
 
 extern char** environ;
@@ -81,6 +84,36 @@ bool protect(void* addr, size_t len, bool writable) {
 }
 
 bool discardAnonymous(void* addr, size_t len) { return ::madvise(addr, len, MADV_DONTNEED) == 0; }
+
+namespace {
+// PIDFD_SELF_THREAD (Linux 6.15 uapi): the calling thread, whose address space is the process's.
+// A kernel without it refuses the call (EBADF), like one without process_madvise (ENOSYS) or
+// one that allows only some advice on the calling process (EINVAL, before 6.13).
+constexpr int kPidfdSelf = -10000;
+std::atomic<bool> g_batchDiscardRefused{false};
+}  // namespace
+
+bool discardAnonymousBatch(const PageRange* ranges, size_t count) {
+  static_assert(sizeof(PageRange) == sizeof(struct iovec));
+  static_assert(offsetof(PageRange, len) == offsetof(struct iovec, iov_len));
+#ifdef SYS_process_madvise
+  if (count == 0) return true;
+  if (count > IOV_MAX || g_batchDiscardRefused.load(std::memory_order_relaxed)) return false;
+  size_t want = 0;
+  for (size_t i = 0; i < count; ++i) want += ranges[i].len;
+  int saved = errno;  // a refusal must not show in the caller's errno (free keeps it)
+  long done = ::syscall(SYS_process_madvise, kPidfdSelf, ranges, count, MADV_DONTNEED, 0u);
+  if (done < 0 && (errno == ENOSYS || errno == EBADF || errno == EINVAL || errno == EPERM || errno == ESRCH)) {
+    g_batchDiscardRefused.store(true, std::memory_order_relaxed);
+  }
+  errno = saved;
+  return done >= 0 && static_cast<size_t>(done) == want;
+#else
+  (void)ranges;
+  (void)count;
+  return false;
+#endif
+}
 
 bool noHugePages(void* addr, size_t len) { return ::madvise(addr, len, MADV_NOHUGEPAGE) == 0; }
 

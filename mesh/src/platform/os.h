@@ -39,6 +39,17 @@ bool unmap(void* addr, size_t len);
 bool protect(void* addr, size_t len, bool writable);
 // Returns the pages' memory to the OS for anonymous private memory (MADV_DONTNEED).
 bool discardAnonymous(void* addr, size_t len);
+// A range of pages, laid out as a struct iovec.
+struct PageRange {
+  void* addr;
+  size_t len;
+};
+// discardAnonymous for many ranges in one system call where the kernel can do that
+// (process_madvise on this process, Linux 6.13+; the kernel then interrupts the other CPUs
+// running the program once for all of them instead of once per range). True when every range
+// was discarded; false when the call is not available or did not do all of them (the caller
+// then discards them one by one; discarding a range twice is harmless).
+bool discardAnonymousBatch(const PageRange* ranges, size_t count);
 // Asks the kernel not to back the range with transparent huge pages.
 bool noHugePages(void* addr, size_t len);
 

@@ -252,16 +252,16 @@ bool TracePunches(const std::vector<std::string>& env, Punches* out, std::string
     return false;
   }
   close(fd);
-  ChildResult r = RunProgram({strace, "-f", "-qq", "-o", path, "-e", "trace=fallocate,madvise", kHelper, "freephys", "3000"},
+  ChildResult r = RunProgram({strace, "-f", "-qq", "-o", path, "-e", "trace=fallocate,madvise,process_madvise", kHelper, "freephys", "3000"},
                              60000, env);
   std::ifstream in(path);
   std::string line;
   long long pid = Value(r.output, "pid");
   while (std::getline(in, line)) {
-    // Freed pages go back with madvise(MADV_DONTNEED) (anonymous spans) or a punched hole
-    // (spans in the memfd).
+    // Freed pages go back with madvise(MADV_DONTNEED) or, for several ranges at once,
+    // process_madvise(MADV_DONTNEED) (anonymous spans), or a punched hole (spans in the memfd).
     bool punch = line.find("fallocate(") != std::string::npos && line.find("PUNCH_HOLE") != std::string::npos;
-    bool dontneed = line.find("madvise(") != std::string::npos && line.find("MADV_DONTNEED") != std::string::npos;
+    bool dontneed = line.find("madvise(") != std::string::npos && line.find("MADV_DONTNEED") != std::string::npos;  // (process_madvise too)
     if (!punch && !dontneed) continue;
     (std::atoll(line.c_str()) == pid ? out->main : out->other) += 1;
   }

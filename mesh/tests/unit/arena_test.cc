@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -154,19 +158,27 @@ TEST_P(ArenaTest, DecayReturnsOnlyPagesLeftUnusedForAWholePass) {
 TEST_P(ArenaTest, DecayWithoutBudgetLeavesTheRestForTheNextCall) {
   bool zeroed, more;
   std::vector<size_t> pages;
-  // Separate extents (every other page stays allocated, so none merge).
-  for (int i = 0; i < 12; ++i) pages.push_back(arena.allocPages(1, 1, &zeroed));
+  Arena roomy;  // with room for more dirty pages than the fixture's 16
+  ArenaConfig config = smallArena(GetParam());
+  config.maxDirtyBytes = size_t{1} << 20;
+  ASSERT_TRUE(roomy.init(config));
+  // Separate extents (every other page stays allocated, so none merge): one batch and 5 more.
+  const size_t extents = Arena::kReleaseBatch + 5;
+  for (size_t i = 0; i < 2 * extents; ++i) pages.push_back(roomy.allocPages(1, 1, &zeroed));
   for (size_t i = 0; i < pages.size(); i += 2) {
-    std::memset(arena.pageAddress(pages[i]), 7, os::kPageSize);
-    arena.freePages(pages[i], 1, false);
+    std::memset(roomy.pageAddress(pages[i]), 7, os::kPageSize);
+    roomy.freePages(pages[i], 1, false);
   }
-  arena.releaseAgedDirty(uint64_t{1} << 40, true, &more);
-  size_t first = arena.releaseAgedDirty(0, true, &more);  // one release, then out of time
-  EXPECT_EQ(first, size_t{1} << 12);
+  roomy.releaseAgedDirty(uint64_t{1} << 40, true, &more);
+  size_t first = roomy.releaseAgedDirty(0, true, &more);  // one batch, then out of time
+  EXPECT_EQ(first, Arena::kReleaseBatch << 12);
   EXPECT_TRUE(more);
-  EXPECT_EQ(arena.releaseAgedDirty(uint64_t{1} << 40, false, &more), size_t{5} << 12);
+  EXPECT_EQ(roomy.releaseAgedDirty(uint64_t{1} << 40, false, &more), size_t{5} << 12);
   EXPECT_FALSE(more);
-  EXPECT_EQ(arena.stats().dirtyBytes, 0u);
+  EXPECT_EQ(roomy.stats().dirtyBytes, 0u);
+  for (size_t i = 0; i < pages.size(); i += 2) {
+    EXPECT_EQ(static_cast<const char*>(roomy.pageAddress(pages[i]))[100], 0) << "extent " << i / 2 << " kept its data";
+  }
 }
 
 TEST_P(ArenaTest, AlignedAllocationsAreAligned) {
@@ -411,6 +423,52 @@ TEST(ArenaInit, CommitsAsItGrowsAndGrowsInPlaceUpToItsLimit) {
   // Past maxBytes: no page, and what was handed out is intact.
   EXPECT_EQ(arena.allocPages(16 * 1024, 1, &zeroed), kNoPage);
   for (size_t page : runs) EXPECT_EQ(arena.pageAddress(page)[4095], 0x5a);
+}
+
+// Whether the running kernel is at least major.minor (process_madvise with any advice on the
+// calling process: 6.13; PIDFD_SELF: 6.15).
+bool KernelAtLeast(int major, int minor) {
+  struct utsname u {};
+  int ma = 0, mi = 0;
+  if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
+TEST(OsDiscard, BatchDiscardsExactlyTheListedRangesAndKeepsErrno) {
+  const size_t page = os::kPageSize;
+  auto* p = static_cast<char*>(mmap(nullptr, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  std::memset(p, 0x5a, 8 * page);
+  os::PageRange ranges[] = {{p + page, page}, {p + 3 * page, 2 * page}, {p + 6 * page, page}};
+  errno = EDOM;
+  bool batched = os::discardAnonymousBatch(ranges, 3);
+  EXPECT_EQ(errno, EDOM);
+  if (KernelAtLeast(6, 15)) {
+    EXPECT_TRUE(batched) << "one call for all ranges on this kernel";
+  } else if (!batched) {
+    for (auto& r : ranges) ASSERT_TRUE(os::discardAnonymous(r.addr, r.len));  // what the arena does
+  }
+  const bool discarded[8] = {false, true, false, true, true, false, true, false};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(p[i * page + 17], discarded[i] ? 0 : 0x5a) << "page " << i;
+  EXPECT_TRUE(os::discardAnonymousBatch(ranges, 0));
+  munmap(p, 8 * page);
+}
+
+TEST(OsDiscard, AnUnmappedRangeFailsTheBatchButNotTheNext) {
+  if (!KernelAtLeast(6, 15)) GTEST_SKIP() << "no batched discard before Linux 6.15";
+  const size_t page = os::kPageSize;
+  auto* p = static_cast<char*>(mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(p, MAP_FAILED);
+  ASSERT_EQ(munmap(p + 2 * page, 2 * page), 0);
+  std::memset(p, 0x5a, 2 * page);
+  os::PageRange bad[] = {{p, page}, {p + 2 * page, page}};
+  errno = EDOM;
+  EXPECT_FALSE(os::discardAnonymousBatch(bad, 2));
+  EXPECT_EQ(errno, EDOM);
+  os::PageRange good[] = {{p + page, page}};
+  EXPECT_TRUE(os::discardAnonymousBatch(good, 1)) << "a failed range turned batching off";
+  EXPECT_EQ(p[page], 0);
+  munmap(p, 2 * page);
 }
 
 TEST(ArenaInit, FallsBackToSmallerReservations) {
