@@ -167,6 +167,10 @@ class GlobalHeap final : private SpanLists {
   void unlockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
   bool finishForkInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
   bool forkNeedsFileCopy() const { return mesher_.hasFileBackedSpans(); }
+  // Tests: counts delta application threads more (or fewer) as waiting for class cls's lock.
+  void addApplicationWaitersForTest(int cls, int delta) {
+    classes_[cls].appWaiters.fetch_add(static_cast<uint32_t>(delta), std::memory_order_relaxed);
+  }
 
  private:
   static constexpr uint32_t kDrainThreshold = 32;
@@ -216,6 +220,9 @@ class GlobalHeap final : private SpanLists {
   uint64_t spanCount(int cls) override;
   uint64_t meshableFree(int cls) const override {
     return classes_[cls].meshableFree.load(std::memory_order_relaxed);
+  }
+  bool applicationWaits(int cls) const override {
+    return classes_[cls].appWaiters.load(std::memory_order_relaxed) != 0;
   }
 
   MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);

@@ -306,8 +306,9 @@ size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint6
   for (uint32_t i = 0; i < n; ++i) used_[i] = false;  // from here on: meshed in this step
   for (size_t i = 0; i < pairs && made < limit; ++i) {
     // Bounded by time as well: a pair whose source backs several spans costs several remaps,
-    // and the class lock is held throughout.
-    if (made > 0 && os::monotonicNs() - start > stepBudgetNs) break;
+    // and the class lock is held throughout. An application thread waiting for the lock waits
+    // for one mesh, not for the rest of the step.
+    if (made > 0 && (os::monotonicNs() - start > stepBudgetNs || lists_.applicationWaits(cls))) break;
     MiniHeap* a = candidates_[pairs_[i].a];
     MiniHeap* b = candidates_[pairs_[i].b];
     // Both then back 2 + a's extras + b's extras virtual spans, which must fit. The

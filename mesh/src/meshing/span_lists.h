@@ -40,6 +40,8 @@ class SpanLists {
   virtual uint64_t spanCount(int cls) = 0;
   // Free slots in the listed spans of class cls that meshing would consider (lock-free).
   virtual uint64_t meshableFree(int cls) const = 0;
+  // Whether an application thread waits for class cls's lock (held by a mesh step).
+  virtual bool applicationWaits(int cls) const = 0;
 
  protected:
   ~SpanLists() = default;

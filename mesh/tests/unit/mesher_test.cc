@@ -358,6 +358,18 @@ TEST_F(MeshOp, PacedStepMeshesEverythingWithinItsBudget) {
   EXPECT_TRUE(intact(live));
 }
 
+TEST_F(MeshOp, AStepEndsAfterOneMeshWhenAnApplicationThreadWaits) {
+  ThreadHeap th(heap.get(), 16);
+  std::vector<char*> live = fragment(th, 64);
+  const uint64_t longBudget = uint64_t{10} * 1000 * 1000 * 1000;  // time never ends these steps
+  heap->addApplicationWaitersForTest(kClass, 1);
+  size_t withWaiter = heap->mesher().meshClass(kClass, 16, longBudget);
+  heap->addApplicationWaitersForTest(kClass, -1);
+  EXPECT_EQ(withWaiter, 1u) << "the waiter waited for more than one mesh";
+  EXPECT_GT(heap->mesher().meshClass(kClass, 16, longBudget), 1u) << "without a waiter the step goes on";
+  EXPECT_TRUE(intact(live));
+}
+
 // The pacing works where the gain is, stops when a step finds nothing, and starts again only
 // once frees brought a useful amount of new room.
 TEST_F(MeshOp, PacingRetriesAnExhaustedClassOnlyAfterNewFrees) {
