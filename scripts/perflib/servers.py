@@ -146,6 +146,8 @@ _REPORT = {
     "bytes_in_use": r"^Bytes In Use:\s+(\d+)",
     "mesh_pause_max_ms": r"^Mesh Pause Max ms:\s+([0-9.]+)",
     "mesh_pause_p99_ms": r"^Mesh Pause p99 ms:\s+([0-9.]+)",
+    "mesh_wait_max_ms": r"^Mesh Wait Max ms:\s+([0-9.]+)",
+    "mesh_wait_p99_ms": r"^Mesh Wait p99 ms:\s+([0-9.]+)",
     "report_maps": r"^Mappings:\s+(\d+)",
 }
 

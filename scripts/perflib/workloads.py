@@ -325,6 +325,10 @@ _MESH_REPORT = (
     Metric("mesh_pause_max_ms", "ms", "info", "longest mesh step (libmesh)", only="libmesh"),
     Metric("mesh_pause_p99_ms", "ms", "info", "99th percentile of the mesh steps (libmesh)",
            only="libmesh"),
+    Metric("mesh_wait_max_ms", "ms", "info",
+           "longest time a thread of the program waited for meshing (libmesh)", only="libmesh"),
+    Metric("mesh_wait_p99_ms", "ms", "info",
+           "99th percentile of the program's waits for meshing (libmesh)", only="libmesh"),
 )
 
 

@@ -219,11 +219,12 @@ def test_parse_mesh_report():
     text = ("noise\nMESH COUNT:             2275\nMeshed MB (total):      8.8\n"
             "MH Alloc Count:         12504\nBytes In Use:           5189120\n"
             "Mappings:               4189\nMesh Pause Max ms:      7.785\n"
-            "Mesh Pause p99 ms:      1.250\n")
+            "Mesh Pause p99 ms:      1.250\nMesh Waits:             908\n"
+            "Mesh Wait Max ms:       3.287\nMesh Wait p99 ms:       2.621\n")
     assert servers.parse_mesh_report(text) == {
         "mesh_count": 2275.0, "meshed_mb": 8.8, "mh_alloc_count": 12504.0,
         "bytes_in_use": 5189120.0, "report_maps": 4189.0, "mesh_pause_max_ms": 7.785,
-        "mesh_pause_p99_ms": 1.25}
+        "mesh_pause_p99_ms": 1.25, "mesh_wait_max_ms": 3.287, "mesh_wait_p99_ms": 2.621}
     assert servers.parse_mesh_report("nothing") == {}
 
 
