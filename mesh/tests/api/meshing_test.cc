@@ -58,6 +58,34 @@ TEST(Meshing, G27_G29_CompactionKeepsEveryObjectAndNoOverlap) {
   for (auto* p : f.live) ASSERT_GE(malloc_usable_size(p), kObj);
 }
 
+// malloc_usable_size answers a live small object without pinning its span (the page-map entry is
+// read again instead): while other threads mesh the spans, every answer is still the object's
+// size class.
+TEST(Meshing, UsableSizeStaysExactWhileSpansMesh) {
+  Fragmented f(200000);
+  const size_t want = malloc_usable_size(f.live.front());
+  ASSERT_GE(want, kObj);
+  std::atomic<bool> done{false};
+  std::atomic<size_t> meshes{0};
+  std::thread mesher([&] {
+    while (!done.load()) meshes += mesh_compact();
+  });
+  size_t wrong = 0, asked = 0;
+  auto start = std::chrono::steady_clock::now();
+  while (meshes.load() == 0 || std::chrono::steady_clock::now() - start < std::chrono::milliseconds(300)) {
+    for (auto* p : f.live) {
+      wrong += malloc_usable_size(p) != want;
+      ++asked;
+    }
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(60)) break;
+  }
+  done = true;
+  mesher.join();
+  EXPECT_GT(meshes.load(), 0u) << "nothing meshed while the sizes were asked";
+  EXPECT_EQ(wrong, 0u) << "of " << asked;
+  EXPECT_TRUE(f.intact());
+}
+
 // G28 (meshed pages share a frame) is in meshing_frames_test.cc: it reads libmesh's page map.
 
 TEST(Meshing, G31_PssFallsAfterMeshing) {
