@@ -45,7 +45,7 @@ struct PageRange {
   size_t len;
 };
 // discardAnonymous for many ranges in one system call where the kernel can do that
-// (process_madvise on this process, Linux 6.13+; the kernel then interrupts the other CPUs
+// (process_madvise on this process through PIDFD_SELF, Linux 6.15+; the kernel then interrupts the other CPUs
 // running the program once for all of them instead of once per range). True when every range
 // was discarded; false when the call is not available or did not do all of them (the caller
 // then discards them one by one; discarding a range twice is harmless).

@@ -261,7 +261,7 @@ bool TracePunches(const std::vector<std::string>& env, Punches* out, std::string
     // Freed pages go back with madvise(MADV_DONTNEED) or, for several ranges at once,
     // process_madvise(MADV_DONTNEED) (anonymous spans), or a punched hole (spans in the memfd).
     bool punch = line.find("fallocate(") != std::string::npos && line.find("PUNCH_HOLE") != std::string::npos;
-    bool dontneed = line.find("madvise(") != std::string::npos && line.find("MADV_DONTNEED") != std::string::npos;  // (process_madvise too)
+    bool dontneed = line.find("madvise(") != std::string::npos && line.find("MADV_DONTNEED") != std::string::npos;
     if (!punch && !dontneed) continue;
     (std::atoll(line.c_str()) == pid ? out->main : out->other) += 1;
   }
