@@ -41,6 +41,7 @@ struct ModelEnv {
   };
   struct FastMark {
     explicit FastMark(ThreadHeap*) {}
+    static constexpr bool usable() { return true; }
   };
   FreshHeapExecutor* executor = nullptr;
 

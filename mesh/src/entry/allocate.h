@@ -29,6 +29,19 @@ class FastPathMark {
     t_thread.fast = nullptr;
     std::atomic_signal_fence(std::memory_order_seq_cst);
   }
+  // False while the background thread returns this thread's cache (ThreadState::claimed): the
+  // caller then leaves the cache alone and takes a path through a locked section, which waits.
+  // (Tested here rather than waited for, so that the fast paths call nothing.)
+  MESH_FAST_PATH bool usable() const {
+#if defined(__x86_64__)
+    // One compare with memory (the compiler would load into a register and test it).
+    bool claimed;
+    asm("cmpl $0, %1" : "=@ccne"(claimed) : "m"(t_thread.claimed));
+    return !claimed;
+#else
+    return t_thread.claimed == 0;
+#endif
+  }
   MESH_FAST_PATH ~FastPathMark() {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     t_thread.fast = th_;

@@ -6,6 +6,7 @@
 
 #include "common/lock.h"
 #include "common/log.h"
+#include "entry/allocate.h"
 #include "entry/runtime.h"
 #include "entry/stats_report.h"
 #include "meshing/write_protect.h"
@@ -149,13 +150,95 @@ size_t meshPacedOnService(Runtime& rt, uint64_t budget) {
   return total;
 }
 
+// --- caches of quiet threads ------------------------------------------------------------------
+// A thread's cache holds free objects (freed stacks, its attached spans' free slots, kept large
+// blocks) that only the thread itself hands out or gives back, on its own malloc and free
+// calls. A thread that stops calling them (a pool worker waiting for work, a thread blocked on
+// input) would keep them for as long as it sleeps: stacked objects count as live, so their spans
+// can never be released, and attached spans are never meshed. After MESH_QUIET_THREAD_MS
+// without a call, this thread returns such a cache on its owner's behalf.
+//
+// The owner's cache has no lock: the fast paths update it with plain loads and stores. The
+// handshake (ThreadState::claimed): set the owner's claimed flag; a process-wide barrier
+// (os::barrierOnAllThreads); read the owner's `fast`. Every call of the owner clears `fast`
+// before it touches the cache and then reads claimed (FastPathMark, enterLockedSection). If the
+// owner read claimed before the barrier, its cleared `fast` is visible after it, and we leave
+// the cache alone; if after, it sees the flag and waits until we clear it. So a `fast` that
+// reads non-null means the owner is outside our code and stays out until the flag clears.
+
+std::atomic<uint64_t> g_quietReturns{0};
+
+void releaseCache(ThreadState* owner) {
+  std::atomic_ref<int>(owner->claimed).store(0, std::memory_order_release);
+  os::futexWakeAll(&owner->claimed);
+}
+
+// True when the owner is outside our code and will wait at its next call until releaseCache.
+bool claimCache(ThreadState* owner) {
+  std::atomic_ref<int>(owner->claimed).store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (os::barrierOnAllThreads()) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (std::atomic_ref<ThreadHeap*>(owner->fast).load(std::memory_order_acquire) != nullptr) return true;
+  }
+  releaseCache(owner);
+  return false;
+}
+
+// Returns the caches of threads that have made no malloc or free call for quietNs (measured
+// between this function's calls: a heap's activity is its allocation and free counts), once
+// per quiet spell; all: every other thread's cache now, whatever its activity (tests).
+struct CacheReturns {
+  size_t returned = 0;
+  size_t busy = 0;  // claims given up: the owner was inside the allocator
+};
+
+CacheReturns returnCaches(Runtime& rt, uint64_t now, uint64_t quietNs, bool all) {
+  CacheReturns r;
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer cannot see the barrier that orders the handshake and would report the
+  // owner's plain stores as races.
+  (void)rt, (void)now, (void)quietNs, (void)all;
+#else
+  DepthGuard depth;
+  LockGuard guard(rt.registryLock);
+  for (ThreadHeap* th = rt.threads; th != nullptr; th = th->registryNext) {
+    if (th == t_thread.heap || th->ownerState == nullptr) continue;
+    ThreadHeap::Totals t = th->totals();
+    if (!all) {
+      uint64_t activity = t.allocs + t.frees;
+      if (activity != th->quietActivity || th->quietSinceNs == 0) {
+        th->quietActivity = activity;
+        th->quietSinceNs = now;
+        th->quietReturned = false;
+        continue;
+      }
+      if (th->quietReturned || now - th->quietSinceNs < quietNs || t.cachedBytes == 0) continue;
+    }
+    auto* owner = static_cast<ThreadState*>(th->ownerState);
+    if (!claimCache(owner)) {
+      ++r.busy;
+      continue;
+    }
+    frontend().returnCache(th);  // leaves the activity as it was (objects move, none is made)
+    releaseCache(owner);
+    th->quietReturned = true;
+    ++r.returned;
+  }
+  g_quietReturns.fetch_add(r.returned, std::memory_order_relaxed);
+#endif
+  return r;
+}
+
 // One period's work: queued remote frees folded (so emptied spans are released and the
 // meshable-free counts are current), bounded mesh steps for as long as the gain warrants, then
 // the decay of free pages. quiet: the application has not freed since the last round, so the
 // round may mesh for its whole period (between steps the thread yields, and holds no lock).
 // True when it achieved anything or work is left (no back-off); *dirty: free pages are kept
 // (a later decay pass may return them).
-bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool* dirty) {
+bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, uint64_t quietThreadNs, bool quiet, bool* dirty) {
+  // First, so that what the caches held is meshed or returned in this round.
+  size_t caches = quietThreadNs > 0 ? returnCaches(rt, os::monotonicNs(), quietThreadNs, false).returned : 0;
   DepthGuard depth;
   rt.heap.drainAll();
   size_t meshes = 0;
@@ -170,7 +253,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, bool quiet, bool
   }
   size_t released = rt.heap.maybeDecay(decayNs, meshPeriodNs > 0 ? meshPeriodNs / 5 : 20 * kMs);
   *dirty = decayNs > 0 && rt.heap.arena().stats().dirtyBytes > 0;
-  return meshes > 0 || released > 0 || (gain > 0 && rt.heap.mesher().meshGainBytes() > 0);
+  return caches > 0 || meshes > 0 || released > 0 || (gain > 0 && rt.heap.mesher().meshGainBytes() > 0);
 }
 
 // No application thread with a heap is left: main() called pthread_exit() and the others have
@@ -219,7 +302,8 @@ void* serviceMain(void*) {
       if (meshing && now >= nextTick) {
         uint64_t rounds = activity();
         bool dirty = false;
-        bool busy = tick(rt, periodMs > 0 ? period : 0, decay, rounds == roundsSeen, &dirty);
+        uint64_t quietThread = static_cast<uint64_t>(rt.options.get(Opt::quiet_thread_ms)) * kMs;
+        bool busy = tick(rt, periodMs > 0 ? period : 0, decay, quietThread, rounds == roundsSeen, &dirty);
         roundsSeen = rounds;
         idleShift = busy ? 0 : (idleShift < kMaxIdleShift ? idleShift + 1 : idleShift);
         // Rounds start a period apart (a busy round that meshed for its whole period is
@@ -334,6 +418,14 @@ int onSlowFrees() {
 }
 
 bool runningInThisProcess() { return runningHere(); }
+
+uint64_t quietCacheReturns() { return g_quietReturns.load(std::memory_order_relaxed); }
+
+size_t returnOtherCachesForTest(size_t* busy) {
+  CacheReturns r = returnCaches(runtime(), os::monotonicNs(), 0, true);
+  *busy = r.busy;
+  return r.returned;
+}
 
 AppSignalClaim::AppSignalClaim(int sig) MESH_NO_THREAD_SAFETY_ANALYSIS : locked_(g_signalLock.tryLockBounded()) {
   g_appClaimed[sig == SIGUSR1 ? 0 : 1].store(true, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include "entry/runtime.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <new>
 
 #include "common/log.h"
@@ -53,6 +54,14 @@ void retireThreadHeap(ThreadHeap* th) MESH_NO_THREAD_SAFETY_ANALYSIS {
   --rt.liveThreadHeaps;
   th->~ThreadHeap();
   rt.threadPool.release(th);
+}
+
+void waitWhileCacheClaimed() {
+  int saved = errno;
+  for (int v; (v = std::atomic_ref<int>(t_thread.claimed).load(std::memory_order_acquire)) != 0;) {
+    os::futexWait(&t_thread.claimed, v);
+  }
+  errno = saved;
 }
 
 // --- start-up --------------------------------------------------------------------------------
@@ -127,11 +136,18 @@ ThreadHeap* currentThreadHeapSlow() {
     if (rt.threads != nullptr) rt.threads->registryPrev = th;
     rt.threads = th;
     ++rt.liveThreadHeaps;
+    th->ownerState = &t_thread;
     setThreadHeap(th);
     t_state = 1;
   }
   // May allocate (second-level key storage); t_thread.heap is already set, so that works.
-  os::setThreadExitValue(rt.exitKey, t_thread.heap);
+  if (!os::setThreadExitValue(rt.exitKey, t_thread.heap)) {
+    // The heap will outlive the thread and its TLS: the background thread must not reach the
+    // TLS through it (see ThreadState::claimed).
+    DepthGuard depth;
+    LockGuard guard(rt.registryLock);
+    t_thread.heap->ownerState = nullptr;
+  }
   return t_thread.heap;
 }
 

@@ -59,9 +59,25 @@ struct ThreadState {
   // arriving with lockedSection() is nested in one (a signal handler) and must neither wait for
   // a lock nor use the thread cache.
   uint32_t lockedDepth = 0;
+  // Set by the background thread while it returns this thread's cache on its behalf (the
+  // thread went quiet, see background.cc). A thread that finds it set after clearing `fast`
+  // leaves the cache alone (FastPathMark::usable) or waits for it to clear (enterLockedSection). The
+  // background thread in turn sets it, runs os::barrierOnAllThreads() and only then reads
+  // `fast`: either this thread sees the flag, or the background thread sees `fast` cleared and
+  // leaves the cache alone (the fence the fast paths would need is the barrier's).
+  // A plain int, so that the fast paths' test is one compare with memory; other threads and
+  // the waiting loop access it through std::atomic_ref.
+  int claimed = 0;
 };
 extern __thread ThreadState t_thread __attribute__((tls_model("initial-exec")));
 inline bool lockedSection() { return t_thread.lockedDepth >= 1; }
+// Waits until the background thread has returned this thread's cache (ThreadState::claimed);
+// keeps errno. Async-signal-safe.
+MESH_SLOW_PATH void waitWhileCacheClaimed();
+// Called with `fast` just cleared: the cache may be used once this returns.
+MESH_FAST_PATH void awaitCacheUnclaimed() {
+  if (MESH_UNLIKELY(t_thread.claimed != 0)) waitWhileCacheClaimed();
+}
 // Set while this thread creates the background thread (from the free path, in a locked
 // section): what pthread_create allocates (the new thread's TLS vector) comes from the bootstrap
 // buffer, not from the heap, so starting the thread in the middle of a free hands out no block
@@ -90,6 +106,7 @@ inline bool enterLockedSection() {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   t_thread.fast = nullptr;
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  awaitCacheUnclaimed();
   return interrupted;
 }
 inline void leaveLockedSection(bool interrupted) {

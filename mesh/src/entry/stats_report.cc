@@ -20,6 +20,7 @@ void collectStats(mesh_stats* out) {
   DepthGuard depth;  // takes allocator locks: a nested signal handler must not wait for them
   int64_t bytes = rt.retired.bytes.load(std::memory_order_relaxed);
   uint64_t largeAllocs = 0, largeKept = 0;  // thread caches' share of the large figures
+  uint64_t cached = 0;
   out->allocs = rt.retired.allocs.load(std::memory_order_relaxed);
   out->frees = rt.retired.frees.load(std::memory_order_relaxed);
   {
@@ -31,6 +32,7 @@ void collectStats(mesh_stats* out) {
       bytes += t.bytes;
       largeAllocs += t.largeAllocs;
       largeKept += t.largeKeptBytes;
+      cached += t.cachedBytes;
     }
     out->thread_heaps = rt.liveThreadHeaps;
   }
@@ -66,6 +68,8 @@ void collectStats(mesh_stats* out) {
   out->background_thread = background::runningInThisProcess() ? 1 : 0;
   out->kernel_writes_wait = wp::active() ? 1 : 0;
   out->barrier_waits = barrier::retries() + wp::waits();
+  out->thread_cache_bytes = cached;
+  out->quiet_cache_returns = background::quietCacheReturns();
 }
 
 // One report line "label:   <bytes in MiB, one decimal>".
@@ -100,6 +104,8 @@ void printReport(int fd, int level) {
   addMiBLine(line, "Released MB:", s.released_bytes);
   addMiBLine(line, "Decayed MB:", s.decayed_bytes);
   addMiBLine(line, "Dirty MB:", s.dirty_bytes);
+  addMiBLine(line, "Thread cache MB:", s.thread_cache_bytes);
+  line.add("Quiet cache returns:").pad(24).addU(s.quiet_cache_returns).add('\n');
   line.add("Background thread:").pad(24).addU(s.background_thread).add('\n');
   line.add("Barrier waits:").pad(24).addU(s.barrier_waits).add('\n');
   line.add("Kernel writes wait:").pad(24).addU(s.kernel_writes_wait);

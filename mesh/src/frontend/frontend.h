@@ -29,7 +29,9 @@
 //   LockedSection                   RAII mark of code that may take allocator locks (a signal
 //                                   handler arriving meanwhile must not wait for one)
 //   FastMark(ThreadHeap*)           RAII mark of the few instructions that update the cache
-//                                   without a lock (a handler arriving meanwhile avoids it)
+//                                   without a lock (a handler arriving meanwhile avoids it);
+//                                   its usable() false: leave the cache alone (another thread
+//                                   is returning it), a locked section will wait
 //
 // The fast paths are here, inline; the slow paths are in frontend_impl.h, which each Env's
 // translation unit includes once to instantiate them.
@@ -64,8 +66,10 @@ class Frontend {
       // Mark first, then look at the cache: a handler running before the mark has finished
       // with the cache by the time we read it.
       typename Env::FastMark mark(th);
-      void* p = th->tryAllocLine(classLineForSize(n));
-      if (MESH_LIKELY(p != nullptr)) return p;
+      if (MESH_LIKELY(mark.usable())) {
+        void* p = th->tryAllocLine(classLineForSize(n));
+        if (MESH_LIKELY(p != nullptr)) return p;
+      }
     }
     if constexpr (kStateless) return mallocSlowStatic(n);
     else return mallocSlow(n);
@@ -91,7 +95,7 @@ class Frontend {
           size_t offset = (x & (os::kPageSize - 1)) | entryOffsetInSpan(entry);
           size_t slot;
           // (A large object has no slots; tryPushFreed's bitmap test bounds the slot.)
-          if (MESH_LIKELY(mh->slotStartForOffset(offset, &slot))) {
+          if (MESH_LIKELY(mh->slotStartForOffset(offset, &slot) && mark.usable())) {
             done = th->tryPushFreed(mh, slot, p);
           }
         }
@@ -124,6 +128,11 @@ class Frontend {
   // Hands the whole freed-object stack of every class and the kept large blocks back to the
   // spans (thread exit, trim, compaction).
   void flushAll(ThreadHeap* th);
+  // Hands everything th's cache holds back: the freed stacks, the kept large blocks and the
+  // attached spans with their free slots. th may be another thread's heap, which the caller
+  // has made sure its owner does not use meanwhile (entry/background.cc). Not counted as frees
+  // for the pacing of meshing.
+  void returnCache(ThreadHeap* th);
 
  private:
   // A stateless Env (the process's) reaches the slow paths through static functions: the fast

@@ -35,7 +35,7 @@ void* Frontend<Env>::mallocSlow(size_t n) {
     void* p;
     {
       typename Env::FastMark mark(th);
-      p = th->takeLarge(frontend_detail::pagesFor(n));
+      p = mark.usable() ? th->takeLarge(frontend_detail::pagesFor(n)) : nullptr;
     }
     if (p != nullptr) return p;
   }
@@ -154,6 +154,16 @@ void Frontend<Env>::flushAll(ThreadHeap* th) {
 }
 
 template <class Env>
+void Frontend<Env>::returnCache(ThreadHeap* th) {
+  typename Env::LockedSection section;
+  for (int cls = 0; cls < kNumClasses; ++cls) {
+    th->flushFreed(cls, kMaxFreedPerClass, [this](void* rejected) { freeToGlobalHeap(rejected); });
+  }
+  th->flushLarge();
+  th->detachAll();
+}
+
+template <class Env>
 void Frontend<Env>::freeSlow(void* p) {
   ThreadHeap* th = env_.cacheHeap();
   if (th != nullptr) {
@@ -164,9 +174,11 @@ void Frontend<Env>::freeSlow(void* p) {
     // free is recorded first, so a second free of the block aborts, whichever thread makes it.
     if (frontend_detail::keepableLarge(mh, p) && th->largeKeepHasRoom(mh)) {
       typename Env::FastMark mark(th);
-      mh->markLargeFreed(p);
-      th->keepLarge(mh);
-      return;
+      if (mark.usable()) {
+        mh->markLargeFreed(p);
+        th->keepLarge(mh);
+        return;
+      }
     }
   }
   freeBeyondCache(p);
@@ -207,7 +219,7 @@ void Frontend<Env>::freeBeyondCache(void* p) {
         collectIdleFreed(th);
       }
       typename Env::FastMark mark(th);
-      if (th->pushFreed(cls, p)) return;
+      if (mark.usable() && th->pushFreed(cls, p)) return;
     }
   }
   freeToGlobalHeap(p);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sched.h>
@@ -320,6 +321,25 @@ void futexWaitFor(const int* word, int expected, uint64_t timeoutNs) {
   ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, &timeout, nullptr, 0);
 }
 
+namespace {
+std::atomic<bool> g_barrierRefused{false};
+}  // namespace
+
+bool barrierOnAllThreads() {
+  if (g_barrierRefused.load(std::memory_order_relaxed)) return false;
+  int saved = errno;
+  long r = ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  if (r != 0 && errno == EPERM) {
+    // Not registered yet (registration is per address space: a fork child registers again).
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) {
+      r = ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    }
+  }
+  if (r != 0) g_barrierRefused.store(true, std::memory_order_relaxed);
+  errno = saved;
+  return r == 0;
+}
+
 // Cached: getpid is a system call, and the free path asks for every large block (see
 // background::onSlowFrees). Fork handlers forget it in the child.
 static std::atomic<int> g_pid{0};
@@ -385,7 +405,7 @@ bool createThreadExitKey(ThreadExitKey* key, void (*destructor)(void*)) {
   return true;
 }
 
-void setThreadExitValue(ThreadExitKey key, void* value) { pthread_setspecific(key, value); }
+bool setThreadExitValue(ThreadExitKey key, void* value) { return pthread_setspecific(key, value) == 0; }
 
 void registerForkHandlers(void (*prepare)(), void (*parent)(), void (*child)()) {
   pthread_atfork(prepare, parent, child);

@@ -121,6 +121,12 @@ void futexWait(const int* word, int expected);
 void futexWakeAll(const int* word);
 // Sleeps until *word != expected, a wake-up, a signal or timeoutNs pass (futex).
 void futexWaitFor(const int* word, int expected, uint64_t timeoutNs);
+// A full memory barrier on every thread of this process that is running on a CPU now
+// (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), registered on first use): afterwards each of them
+// has made its earlier stores visible to the caller and sees the caller's earlier stores. Lets
+// one rare side of a handshake pay for the fence the frequent side leaves out. No signal, no
+// descriptor; errno is kept. False where the kernel or a seccomp filter refuses it (remembered).
+bool barrierOnAllThreads();
 // getpid(2), cached after the first call. Every fork child handler calls forgetProcessId() first,
 // so code in a child made by fork() (glibc's, with its handlers) sees its own id; a child made
 // by a raw clone system call, which runs no handlers, would see its parent's.
@@ -154,7 +160,7 @@ bool startDaemonThread(void* (*fn)(void*), void* arg);
 using ThreadExitKey = unsigned int;
 bool createThreadExitKey(ThreadExitKey* key, void (*destructor)(void*));
 // Sets the calling thread's value of key (pthread_setspecific).
-void setThreadExitValue(ThreadExitKey key, void* value);
+bool setThreadExitValue(ThreadExitKey key, void* value);
 // Fork handlers run by the C library's fork() (pthread_atfork); any may be nullptr.
 void registerForkHandlers(void (*prepare)(), void (*parent)(), void (*child)());
 // Names the calling thread (as seen in /proc/self/task/*/comm); at most 15 characters.

@@ -124,6 +124,7 @@ ThreadHeap::Totals ThreadHeap::totals() const {
   t.bytes = largeBytes_.load(std::memory_order_relaxed);
   t.largeAllocs = t.allocs;
   t.largeKeptBytes = largeKeptBytes_.load(std::memory_order_relaxed);
+  t.cachedBytes = t.largeKeptBytes;
   for (int cls = 0; cls < kNumClasses; ++cls) {
     const ClassCache& c = caches_[cls];
     // Every object handed out came from what was supplied (and what this thread freed locally
@@ -139,6 +140,7 @@ ThreadHeap::Totals ThreadHeap::totals() const {
     t.allocs += a;
     t.frees += f;
     t.bytes += (static_cast<int64_t>(a) - static_cast<int64_t>(f)) * sizeClass(cls).size;
+    t.cachedBytes += static_cast<uint64_t>(inCache) * sizeClass(cls).size;
   }
   return t;
 }

@@ -262,6 +262,8 @@ class ThreadHeap {
     int64_t bytes = 0;
     uint64_t largeAllocs = 0;       // large allocations served from kept blocks
     uint64_t largeKeptBytes = 0;    // bytes of the kept blocks now
+    uint64_t cachedBytes = 0;       // free memory the cache holds: stacked objects, the attached
+                                    // spans' free slots and the kept blocks
   };
   Totals totals() const;
 
@@ -361,6 +363,14 @@ class ThreadHeap {
  public:
   ThreadHeap* registryNext = nullptr;
   ThreadHeap* registryPrev = nullptr;
+  // The owning thread's state in the layer that made this heap (entry/runtime.h: ThreadState),
+  // and what the background thread remembers of the heap between looks (under the registry
+  // lock): the activity it saw, since when it has not changed, and whether the cache was
+  // returned since (see background.cc, returnCaches).
+  void* ownerState = nullptr;
+  uint64_t quietActivity = 0;
+  uint64_t quietSinceNs = 0;
+  bool quietReturned = false;
 
  private:
   GlobalHeap* global_;

@@ -50,7 +50,8 @@ TEST(BackgroundThread, IdleProcessCompactsAndTheThreadStartsLazily) {
 // Default options (none set, whatever the suite's environment holds), plus `set`.
 std::vector<std::string> Defaults(std::initializer_list<std::string> set = {}) {
   std::vector<std::string> env = {"-MESH_BACKGROUND_THREAD", "-MESH_FREEPHYS_THREAD", "-MESH_PERIOD_MS",
-                                  "-MESH_DECAY_MS", "-MESH_MAX_DIRTY_MB", "-MESH_NO_MEMFD"};
+                                  "-MESH_DECAY_MS", "-MESH_MAX_DIRTY_MB", "-MESH_NO_MEMFD",
+                                  "-MESH_QUIET_THREAD_MS"};
   env.insert(env.end(), set.begin(), set.end());
   return env;
 }
@@ -127,6 +128,35 @@ TEST(DefaultPacing, FreePagesGoBackAfterTheDecayTime) {
   ASSERT_TRUE(off.Exited(0)) << off.Describe();
   EXPECT_EQ(Value(off.output, "decayed_mb"), 0) << off.output;
   EXPECT_GE(Value(off.output, "dirty_mb"), 40) << off.output;
+}
+
+TEST(DefaultPacing, D32_AQuietThreadsCacheIsReturnedAndTheThreadCarriesOn) {
+  // A worker frees most of what it allocated and sleeps in read(): with the default options its
+  // freed stacks and attached spans go back within a few seconds, the spans that only they kept
+  // allocated are released, and the woken worker finds its objects intact and allocates again.
+  ChildResult r = Helper({"quiet-thread", "15000"}, kDefaults);
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_GE(Value(r.output, "cache_before_kib"), 128) << r.output;
+  EXPECT_EQ(Value(r.output, "cache_after_kib"), 0) << r.output;
+  EXPECT_GE(Value(r.output, "returns"), 1) << r.output;
+  EXPECT_LE(Value(r.output, "arena_after_kib"), Value(r.output, "arena_before_kib") - 256) << r.output;
+  // Control: MESH_QUIET_THREAD_MS=0 leaves the cache where it is.
+  ChildResult off = Helper({"quiet-thread", "3000"}, Defaults({"MESH_QUIET_THREAD_MS=0"}));
+  ASSERT_TRUE(off.Exited(0)) << off.Describe();
+  EXPECT_EQ(Value(off.output, "cache_after_kib"), Value(off.output, "cache_before_kib")) << off.output;
+  EXPECT_EQ(Value(off.output, "returns"), 0) << off.output;
+  EXPECT_EQ(Value(off.output, "arena_after_kib"), Value(off.output, "arena_before_kib")) << off.output;
+}
+
+TEST(BackgroundThread, D32_CachesOfThreadsThatPauseAndResumeStayCorrect) {
+  // Threads pause for 0-50 ms between bursts while caches quiet for 1 ms are returned: owners
+  // come back while their cache is being returned. Every word of every object is checked.
+  // (quiet_cache_test.cc drives the handshake itself, thousands of times.)
+  ChildResult r = Helper({"quiet-race", "3000"},
+                         {kBackground, "MESH_QUIET_THREAD_MS=1", "MESH_PERIOD_MS=1"});
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  EXPECT_EQ(Value(r.output, "bad"), 0) << r.output;
+  EXPECT_GE(Value(r.output, "returns"), 10) << "the caches were hardly ever returned:\n" << r.output;
 }
 
 TEST(DefaultPacing, DecayWorksWithoutTheThreadToo) {
