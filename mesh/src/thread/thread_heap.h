@@ -21,8 +21,26 @@ namespace mesh {
 
 // A class's freed stack holds between kMinFreedPerClass and kMaxFreedPerClass objects (and at
 // most 256 KiB; see ThreadHeap::overflowFlushCount for how it adapts).
-inline constexpr uint32_t kMaxFreedPerClass = 256;
+inline constexpr uint32_t kMaxFreedPerClass = 2048;
 inline constexpr uint32_t kMinFreedPerClass = 64;
+
+namespace detail {
+// The most objects a class's freed stack may hold: 256 KiB of them, at most kMaxFreedPerClass and
+// at least 4. The stacks of all classes are rows of one array, each as long as this.
+constexpr uint32_t freedRowLength(int cls) {
+  uint32_t cap = (uint32_t{256} << 10) / kClassTable.classes[cls].size;
+  return cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
+}
+struct FreedRows {
+  uint32_t start[kNumClasses + 1];
+};
+constexpr FreedRows makeFreedRows() {
+  FreedRows r{};
+  for (int cls = 0; cls < kNumClasses; ++cls) r.start[cls + 1] = r.start[cls] + freedRowLength(cls);
+  return r;
+}
+inline constexpr FreedRows kFreedRows = makeFreedRows();
+}  // namespace detail
 // Freed large blocks a thread keeps for its next large allocations: at most this many, none
 // larger than kLargeCacheMaxBlock, at most kLargeCacheMaxBytes in all.
 inline constexpr uint32_t kLargeCacheEntries = 8;
@@ -46,7 +64,7 @@ class ThreadHeap {
     // One compare covers both "the stack is empty" and "the low-water mark moves" (the mark is
     // never above the top and never below the bottom).
     if (MESH_LIKELY(top != c.lowWater)) return popFreedAt(c, top);
-    if (top != freedPtrs_[cls]) {
+    if (top != freedBase(cls)) {
       c.lowWater = top - 1;
       return popFreedAt(c, top);
     }
@@ -130,10 +148,10 @@ class ThreadHeap {
     uintptr_t ownStart = own != nullptr ? reinterpret_cast<uintptr_t>(own->spanStart()) : 0;
     size_t ownBytes = own != nullptr ? size_t{own->pages()} * kSpanPageBytes : 0;
     uint32_t count = c.count.load(std::memory_order_relaxed);
-    void* batch[kMaxFreedPerClass];
+    void** batch = flushBatch_;
     uint32_t batched = 0;
     for (uint32_t i = 0; i < n; ++i) {
-      void* p = freedPtrs_[cls][i];
+      void* p = freedBase(cls)[i];
       size_t off = reinterpret_cast<uintptr_t>(p) - ownStart;
       uint32_t slot;
       if (off < ownBytes && own->slotForOffset(off, &slot) && own->isLiveUnfreed(slot)) {
@@ -145,9 +163,11 @@ class ThreadHeap {
       }
     }
     c.count.store(count, std::memory_order_relaxed);
-    for (uint32_t i = n; i < have; ++i) freedPtrs_[cls][i - n] = freedPtrs_[cls][i];
+    void** row = freedBase(cls);
+    for (uint32_t i = n; i < have; ++i) row[i - n] = row[i];
     setFreedCount(cls, have - n);
-    c.markAtFlush = have - n;  // a new interval starts (see overflowFlushCount)
+    // A new interval starts (see overflowFlushCount).
+    c.markAtFlush = (have - n) | (c.markAtFlush & kGrewInRun);
     bump(c.supplied, -static_cast<int64_t>(batched));
     uint32_t rejected = batched != 0 ? global_->freeBatch(cls, batch, batched) : 0;
     for (uint32_t i = 0; i < rejected; ++i) {
@@ -157,37 +177,42 @@ class ThreadHeap {
     return n;
   }
   uint32_t freedCount(int cls) const {
-    return static_cast<uint32_t>(caches_[cls].freedTop.load(std::memory_order_relaxed) - freedPtrs_[cls]);
+    return static_cast<uint32_t>(caches_[cls].freedTop.load(std::memory_order_relaxed) - freedBase(cls));
   }
-  uint32_t freedCapacity(int cls) const { return static_cast<uint32_t>(caches_[cls].freedLimit - freedPtrs_[cls]); }
+  uint32_t freedCapacity(int cls) const { return static_cast<uint32_t>(caches_[cls].freedLimit - freedBase(cls)); }
   // The most a class's stack may grow to: 256 KiB of objects, at most kMaxFreedPerClass and at
   // least 4 objects.
-  static uint32_t freedCapacityMax(int cls) {
-    uint32_t cap = (uint32_t{256} << 10) / sizeClass(cls).size;
-    return cap < 4 ? 4 : cap > kMaxFreedPerClass ? kMaxFreedPerClass : cap;
-  }
+  static uint32_t freedCapacityMax(int cls) { return detail::freedRowLength(cls); }
   // The stack of class cls is full and a free is waiting: how many of its oldest objects to hand
   // back (0: the capacity grew instead). A stack is as deep as the program's frees run ahead of
   // its allocations of the class. If malloc emptied it since the last flush, it was in use as a
   // cache and too small (frees and allocations come in runs longer than it): its capacity
-  // doubles (up to freedCapMax). If malloc took nothing from below what the last flush left (a
-  // class being freed, not allocated: a cache emptying, a structure torn down), the stack only
-  // delays the objects' return while they keep their spans alive: its capacity halves (down to
-  // kMinFreedPerClass). Otherwise (frees and allocations interleaved, the depth wandering) the
-  // capacity stays. Half the capacity is kept.
+  // doubles (up to freedCapacityMax), once per run of frees: a program that frees batches of
+  // blocks and then allocates as many again (glibc's malloc-simple benchmark, a request's objects)
+  // grows the stack to its batch within a few batches, after which neither side leaves the
+  // cache. If malloc took nothing from below what the last flush left (a class being freed, not
+  // allocated: a cache emptying, a structure torn down), the stack only delays the objects'
+  // return while they keep their spans alive: its capacity halves (down to kMinFreedPerClass),
+  // except in the run of frees that made it grow (the rest of a batch longer than the stack).
+  // Otherwise (frees and allocations interleaved, the depth wandering) the capacity stays. Half
+  // the capacity is kept.
   uint32_t overflowFlushCount(int cls) {
     ClassCache& c = caches_[cls];
     uint32_t have = freedCount(cls);
     uint32_t cap = freedCapacity(cls);
     uint32_t capMax = freedCapacityMax(cls);
     uint32_t low = lowWaterCount(cls);
-    if (low == 0 && c.markAtFlush > 0 && cap < capMax) {
+    uint32_t mark = c.markAtFlush & ~kGrewInRun;
+    bool grew = (c.markAtFlush & kGrewInRun) != 0;
+    if (low == 0 && mark > 0 && cap < capMax) {
       setFreedCapacity(cls, cap * 2 > capMax ? capMax : cap * 2);
       c.lowWater = c.freedTop.load(std::memory_order_relaxed);
-      c.markAtFlush = have;
+      c.markAtFlush = have | kGrewInRun;
       return 0;
     }
-    if (low >= c.markAtFlush && cap > kMinFreedPerClass) {
+    if (low < mark) grew = false;
+    c.markAtFlush = mark | (grew ? kGrewInRun : 0);
+    if (low >= mark && !grew && cap > kMinFreedPerClass) {
       cap = cap / 2 < kMinFreedPerClass ? kMinFreedPerClass : cap / 2;
       setFreedCapacity(cls, cap);
     }
@@ -216,6 +241,9 @@ class ThreadHeap {
     return true;
   }
   static constexpr uint32_t kIdleVisitPeriod = 4;
+  // In ClassCache::markAtFlush: the capacity grew in the current run of frees (see
+  // overflowFlushCount).
+  static constexpr uint32_t kGrewInRun = 1u << 31;
   // Forgets the stacks (a fork child cleaning up another thread's heap, whose stacks may have
   // been mid-update at the fork: those objects stay allocated).
   void dropFreed() {
@@ -272,19 +300,19 @@ class ThreadHeap {
 
  private:
   // What malloc and free read for one class fits one cache line, counters included; the three
-  // arrays live apart (slots_, slotPtrs_, freedPtrs_) so that every index is a shift, not a
-  // multiply. The freed stack is kept as pointers into freedPtrs_[cls] (top, low-water mark,
+  // arrays live apart (slots_, slotPtrs_, freedStore_) so that every index is a shift, not a
+  // multiply. The freed stack is kept as pointers into its row of freedStore_ (top, low-water mark,
   // limit), so that push and pop need no index arithmetic and malloc's pop tests one compare.
   // Everything is written only by the owning thread (relaxed load+store: plain moves) and read
   // by statistics from any thread. malloc counts nothing: the number of allocations follows
   // from what went into the cache and what is left (see totals()).
   struct alignas(64) ClassCache {
     MiniHeap* mh = nullptr;
-    // Stacked freed objects are freedPtrs_[cls][0, freedTop).
+    // Stacked freed objects are freedBase(cls)[0, freedTop).
     std::atomic<void**> freedTop{nullptr};
-    // Lowest top since the last flush or idle visit (freedPtrs_[cls] <= lowWater <= freedTop).
+    // Lowest top since the last flush or idle visit (freedBase(cls) <= lowWater <= freedTop).
     void** lowWater = nullptr;
-    void** freedLimit = nullptr;     // freedPtrs_[cls] + the stack's capacity now
+    void** freedLimit = nullptr;     // freedBase(cls) + the stack's capacity now
     std::atomic<uint32_t> count{0};  // free slots in slots_[cls][0, count)
     uint32_t markAtFlush = 0;        // the depth that the last flush or visit left
     std::atomic<int64_t> supplied{0};     // slots given to the cache by refills, minus those
@@ -337,14 +365,17 @@ class ThreadHeap {
     bump(c.frees, 1);
   }
   // Slow-path views of the stack pointers as depths.
-  uint32_t lowWaterCount(int cls) const { return static_cast<uint32_t>(caches_[cls].lowWater - freedPtrs_[cls]); }
+  uint32_t lowWaterCount(int cls) const { return static_cast<uint32_t>(caches_[cls].lowWater - freedBase(cls)); }
+  // The bottom of class cls's freed stack (its row of freedStore_).
+  MESH_FAST_PATH void** freedBase(int cls) { return freedStore_ + detail::kFreedRows.start[cls]; }
+  MESH_FAST_PATH void* const* freedBase(int cls) const { return freedStore_ + detail::kFreedRows.start[cls]; }
   // Sets the depth; the low-water mark starts again from there.
   void setFreedCount(int cls, uint32_t n) {
     ClassCache& c = caches_[cls];
-    c.freedTop.store(freedPtrs_[cls] + n, std::memory_order_relaxed);
-    c.lowWater = freedPtrs_[cls] + n;
+    c.freedTop.store(freedBase(cls) + n, std::memory_order_relaxed);
+    c.lowWater = freedBase(cls) + n;
   }
-  void setFreedCapacity(int cls, uint32_t cap) { caches_[cls].freedLimit = freedPtrs_[cls] + cap; }
+  void setFreedCapacity(int cls, uint32_t cap) { caches_[cls].freedLimit = freedBase(cls) + cap; }
   static uint64_t& keyWord(void* p) { return static_cast<uint64_t*>(p)[1]; }
   // GlobalHeap::freedKeyFor, from a copy of the key in this heap (no load of the global heap on
   // the fast path).
@@ -383,7 +414,10 @@ class ThreadHeap {
   // free to the next malloc is a store and a load.
   uint8_t slots_[kNumClasses][kMaxObjectsPerSpan];
   void* slotPtrs_[kNumClasses][kMaxObjectsPerSpan];
-  void* freedPtrs_[kNumClasses][kMaxFreedPerClass];      // stacked freed objects
+  void* freedStore_[detail::kFreedRows.start[kNumClasses]];  // stacked freed objects, by class
+  // flushFreed's batch for the global heap (a member, not on the stack: a flush may run on a
+  // signal handler's small alternate stack).
+  void* flushBatch_[kMaxFreedPerClass];
 
   // Kept large blocks, oldest first, and their counters (written by the owner only).
   MiniHeap* large_[kLargeCacheEntries] = {};

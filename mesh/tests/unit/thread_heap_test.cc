@@ -190,41 +190,78 @@ TEST_F(FreshHeap, IdleVisitsReturnTheUnusedBottomOfAStack) {
 // the class is only being freed, and otherwise keeps its capacity.
 TEST_F(FreshHeap, FullStackGrowsWhenUsedAndShrinksWhenOnlyFreed) {
   ThreadHeap th(heap.get(), 22);
-  const int cls = 2;  // 48 bytes: between 64 and 256 objects
+  const int cls = 2;  // 48 bytes: between 64 and 2048 objects
   std::vector<void*> objs;
-  for (int i = 0; i < 300; ++i) objs.push_back(th.alloc(cls));
+  for (int i = 0; i < 500; ++i) objs.push_back(th.alloc(cls));
   auto flush = [&](uint32_t n) { th.flushFreed(cls, n, [](void*) { FAIL() << "rejected"; }); };
   size_t next = 0;
   auto pushUntilFull = [&] {
     while (th.pushFreed(cls, objs[next])) ++next;
   };
+  auto allocAndFreeAgain = [&](int n) {
+    std::vector<void*> taken;
+    for (int i = 0; i < n; ++i) taken.push_back(th.alloc(cls));
+    for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
+  };
+  // Fills the stack, checks what its overflow asks for and the capacity after it, then flushes
+  // that many.
+  auto overflow = [&](uint32_t wantFlushed, uint32_t wantCapacity) {
+    pushUntilFull();
+    uint32_t n = th.overflowFlushCount(cls);
+    EXPECT_EQ(n, wantFlushed);
+    EXPECT_EQ(th.freedCapacity(cls), wantCapacity);
+    flush(n);
+  };
   pushUntilFull();
   EXPECT_EQ(th.freedCount(cls), 64u);
   // Only frees so far: the capacity stays at its floor and half of it is kept.
-  EXPECT_EQ(th.overflowFlushCount(cls), 32u);
-  EXPECT_EQ(th.freedCapacity(cls), 64u);
-  flush(32);
+  overflow(32, 64);
   // malloc empties the stack, the program frees again: the stack was a cache, too small.
-  std::vector<void*> taken;
-  for (int i = 0; i < 32; ++i) taken.push_back(th.alloc(cls));
-  for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
-  pushUntilFull();
-  EXPECT_EQ(th.overflowFlushCount(cls), 0u);
-  EXPECT_EQ(th.freedCapacity(cls), 128u);
-  pushUntilFull();
-  EXPECT_EQ(th.freedCount(cls), 128u);
-  // Frees only since it grew: back to 64, of which 32 are kept.
-  EXPECT_EQ(th.overflowFlushCount(cls), 96u);
-  EXPECT_EQ(th.freedCapacity(cls), 64u);
-  flush(96);
+  allocAndFreeAgain(32);
+  overflow(0, 128);
+  EXPECT_EQ(th.freedCount(cls), 64u);
+  // Frees only since it grew, but in the run of frees that made it grow (a batch of frees longer
+  // than the stack, which malloc will take back): the capacity stays for the rest of the run,
+  // half of it is kept.
+  overflow(64, 128);
+  overflow(64, 128);
+  // Frees and allocations interleaved (the stack was not emptied): the run has ended, the
+  // capacity stays.
+  allocAndFreeAgain(10);
+  overflow(64, 128);
+  // Then frees only, outside a run that grew the stack (a structure torn down): back to 64, of
+  // which 32 are kept.
+  overflow(96, 64);
   EXPECT_EQ(th.freedCount(cls), 32u);
-  // Frees and allocations interleaved, the stack never emptied: the capacity stays.
-  taken.clear();
-  for (int i = 0; i < 10; ++i) taken.push_back(th.alloc(cls));
-  for (void* p : taken) ASSERT_TRUE(th.pushFreed(cls, p));
-  pushUntilFull();
-  EXPECT_EQ(th.overflowFlushCount(cls), 32u);
-  EXPECT_EQ(th.freedCapacity(cls), 64u);
+  // Interleaved again: the capacity stays.
+  allocAndFreeAgain(10);
+  overflow(32, 64);
+}
+TEST_F(FreshHeap, BatchesOfFreesThatMallocTakesBackGrowTheStackToTheirLength) {
+  // glibc's malloc-simple pattern: 1600 mallocs of one size, then their 1600 frees, again and
+  // again. The stack doubles once per batch until a whole batch fits, and then neither the frees
+  // nor the mallocs leave the thread cache.
+  ThreadHeap th(heap.get(), 23);
+  const int cls = 0;  // 16 bytes: up to kMaxFreedPerClass objects
+  ASSERT_GE(ThreadHeap::freedCapacityMax(cls), 1600u);
+  std::vector<void*> batch(1600);
+  uint32_t flushesInLastRound = 0;
+  for (int round = 0; round < 10; ++round) {
+    flushesInLastRound = 0;
+    for (void*& p : batch) p = th.alloc(cls);
+    for (void* p : batch) {
+      if (th.pushFreed(cls, p)) continue;
+      uint32_t n = th.overflowFlushCount(cls);
+      if (n > 0) {
+        th.flushFreed(cls, n, [](void*) { FAIL() << "rejected"; });
+        ++flushesInLastRound;
+      }
+      ASSERT_TRUE(th.pushFreed(cls, p));
+    }
+  }
+  EXPECT_GE(th.freedCapacity(cls), 1600u);
+  EXPECT_EQ(flushesInLastRound, 0u);
+  EXPECT_EQ(th.freedCount(cls), 1600u);
 }
 }  // namespace
 }  // namespace mesh
