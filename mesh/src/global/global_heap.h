@@ -84,9 +84,21 @@ class GlobalHeap final : private SpanLists {
   }
 
   // --- spans for thread heaps ----------------------------------------------------------------
-  // A span of class cls with at least one free slot, attached to owner (its remote frees are
-  // folded). nullptr when out of memory.
-  MiniHeap* attach(int cls, void* owner);
+  // A span of class cls with at least one free slot, attached to owner, a thread of lane
+  // (joinLane); its remote frees are folded. nullptr when out of memory. Which span: see
+  // chooseListedLocked.
+  MiniHeap* attach(int cls, void* owner, int lane = 0);
+  // A new thread heap takes the lane with the fewest live threads (SpanLists); leaveLane when
+  // it is retired.
+  int joinLane();
+  void leaveLane(int lane);
+  // Thread heaps alive (those that joined a lane and did not leave it).
+  uint32_t liveThreadHeaps() const {
+    uint32_t n = 0;
+    for (const auto& l : laneThreads_) n += l.load(std::memory_order_relaxed);
+    return n;
+  }
+
   // The owner gives the span back.
   void detach(MiniHeap* mh);
   // Returns ptr's miniheap "pinned": announced as in use by a remote free, so that a mesh
@@ -177,8 +189,8 @@ class GlobalHeap final : private SpanLists {
 
   struct alignas(64) ClassState {
     Mutex lock;
-    MiniHeap* partial[kBins] MESH_GUARDED_BY(lock) = {};
-    MiniHeap* partialTail[kBins] MESH_GUARDED_BY(lock) = {};  // last span of each list
+    MiniHeap* partial[kLanes][kBins] MESH_GUARDED_BY(lock) = {};
+    MiniHeap* partialTail[kLanes][kBins] MESH_GUARDED_BY(lock) = {};  // last span of each list
     uint64_t spans MESH_GUARDED_BY(lock) = 0;
     uint64_t meshes MESH_GUARDED_BY(lock) = 0;  // spans meshed away
     std::atomic<MiniHeap*> queue{nullptr};
@@ -209,8 +221,8 @@ class GlobalHeap final : private SpanLists {
   void lockForStep(int cls) override MESH_ACQUIRE(classes_[cls].lock);
   void unlockAfterStep(int cls) override MESH_RELEASE(classes_[cls].lock);
   void drainLocked(int cls) override MESH_REQUIRES(classes_[cls].lock);
-  MiniHeap* firstListedLocked(int cls, int bin) override MESH_REQUIRES(classes_[cls].lock) {
-    return classes_[cls].partial[bin];
+  MiniHeap* firstListedLocked(int cls, int lane, int bin) override MESH_REQUIRES(classes_[cls].lock) {
+    return classes_[cls].partial[lane][bin];
   }
   void moveToTailLocked(int cls, MiniHeap* mh) override MESH_REQUIRES(classes_[cls].lock);
   void relistLocked(int cls, MiniHeap* mh) override MESH_REQUIRES(classes_[cls].lock) {
@@ -230,6 +242,12 @@ class GlobalHeap final : private SpanLists {
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
   void relistLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   void unlinkLocked(ClassState& c, MiniHeap* mh);
+  // The first span of the fullest non-empty partial list of lane (nullptr: none).
+  static MiniHeap* fullestListedLocked(ClassState& c, int lane);
+  // The same over every lane (the fullest bin first).
+  static MiniHeap* fullestListedAnyLaneLocked(ClassState& c);
+  // The listed span a thread of lane attaches (nullptr: none is listed, make a new one).
+  MiniHeap* chooseListedLocked(int cls, int lane);
   // Updates mh's share of c.meshableFree for its live count (mh listed or about to be).
   void noteListedFreeLocked(ClassState& c, MiniHeap* mh, uint32_t live);
   void releaseSpanLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
@@ -259,6 +277,7 @@ class GlobalHeap final : private SpanLists {
 
   Mesher mesher_{arena_, *this};
   std::atomic<uint64_t> refills_{0};
+  std::atomic<uint32_t> laneThreads_[kLanes] = {};  // live thread heaps per lane
   std::atomic<uint64_t> lastDecayNs_{0};
   std::atomic<bool> decayUnfinished_{false};  // the last pass ran out of time
   std::atomic<uint64_t> decayedBytes_{0};

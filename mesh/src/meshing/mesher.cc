@@ -344,13 +344,15 @@ size_t Mesher::collectCandidatesLocked(int cls, size_t maxCandidates) {
   size_t visits = 4 * maxCandidates;
   candidates_.clear();
   for (int bin = 0; bin < SpanLists::kBins; ++bin) {
-    for (MiniHeap* mh = lists_.firstListedLocked(cls, bin);
-         mh != nullptr && candidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
-      --visits;
-      // (A span that already backs the most virtual spans a chain may have cannot take part
-      // in another mesh, on either side.)
-      if (mh->listedFree == 0 || mh->extraSpanCount() >= kMaxExtraSpans) continue;
-      if (!candidates_.pushBack(mh)) break;
+    for (int lane = 0; lane < SpanLists::kLanes; ++lane) {
+      for (MiniHeap* mh = lists_.firstListedLocked(cls, lane, bin);
+           mh != nullptr && candidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
+        --visits;
+        // (A span that already backs the most virtual spans a chain may have cannot take part
+        // in another mesh, on either side.)
+        if (mh->listedFree == 0 || mh->extraSpanCount() >= kMaxExtraSpans) continue;
+        if (!candidates_.pushBack(mh)) break;
+      }
     }
   }
   return candidates_.size();

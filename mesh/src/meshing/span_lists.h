@@ -15,8 +15,12 @@ namespace mesh {
 
 class SpanLists {
  public:
-  // Partial spans are kept in kBins lists by occupancy, emptiest first.
+  // Partial spans are kept in kBins lists by occupancy, emptiest first, in each of kLanes lanes:
+  // a detached span is listed in the lane of the thread it was last attached to, and a thread
+  // attaches spans of its own lane first (GlobalHeap::attach). Objects of two threads then rarely
+  // share a span, so they rarely share a cache line either.
   static constexpr int kBins = 4;
+  static constexpr int kLanes = 8;
 
   // The lock that guards class cls's lists and every detached span of the class.
   virtual Mutex& classLock(int cls) = 0;
@@ -26,8 +30,8 @@ class SpanLists {
   virtual void unlockAfterStep(int cls) MESH_RELEASE(classLock(cls)) = 0;
   // Folds the class's queued remote frees, so every listed span's bits and bin are current.
   virtual void drainLocked(int cls) MESH_REQUIRES(classLock(cls)) = 0;
-  // First span of list bin (0 = emptiest); the list goes on through MiniHeap::next.
-  virtual MiniHeap* firstListedLocked(int cls, int bin) MESH_REQUIRES(classLock(cls)) = 0;
+  // First span of list bin (0 = emptiest) of a lane; the list goes on through MiniHeap::next.
+  virtual MiniHeap* firstListedLocked(int cls, int lane, int bin) MESH_REQUIRES(classLock(cls)) = 0;
   // Sends a listed span to the end of its list (a step's candidates without a partner: the next
   // step looks at others first).
   virtual void moveToTailLocked(int cls, MiniHeap* mh) MESH_REQUIRES(classLock(cls)) = 0;

@@ -190,6 +190,7 @@ class alignas(64) MiniHeap {
   MiniHeap* prev = nullptr;
   MiniHeap* next = nullptr;
   uint8_t bin = kNoBin;
+  uint8_t lane = 0;  // SpanLists lane: that of the thread it was last attached to
   // Dead miniheaps (recycled) must be ignored by a queue drain that still holds a pointer.
   bool alive = true;
   // Free slots this span adds to its class's meshable-free count while listed (GlobalHeap's

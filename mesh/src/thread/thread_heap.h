@@ -50,6 +50,9 @@ inline constexpr size_t kLargeCacheMaxBytes = size_t{1} << 20;
 class ThreadHeap {
  public:
   ThreadHeap(GlobalHeap* global, uint64_t seed);
+  ~ThreadHeap() { global_->leaveLane(lane_); }
+  // The SpanLists lane of the spans this heap attaches (GlobalHeap::joinLane).
+  int lane() const { return lane_; }
   ThreadHeap(const ThreadHeap&) = delete;
   ThreadHeap& operator=(const ThreadHeap&) = delete;
 
@@ -387,6 +390,8 @@ class ThreadHeap {
   bool refill(int cls);
   // Randomizes the order of the whole free-slot array of class cls and fills in the addresses.
   void shuffle(int cls);
+  void shuffleWindows(int cls, uint32_t count);
+  static constexpr uint32_t kPlacementWindow = 8;
 
   // First, so that a class's cache is at this + cls * 64.
   ClassCache caches_[kNumClasses];
@@ -406,7 +411,10 @@ class ThreadHeap {
  private:
   GlobalHeap* global_;
   uint64_t freedKey_;
+  int lane_;  // where the spans it detaches are listed, and where it looks first (SpanLists)
   uint32_t slowEvents_ = 0;
+  uint64_t shuffledClasses_ = 0;  // bit cls: class cls's free slots were shuffled before
+  static_assert(kNumClasses <= 64);
   int nextIdleVisit_ = 0;
   Rng rng_;
   // The attached span's free slots, as slot numbers (for the bitmap) and as addresses: malloc

@@ -53,6 +53,56 @@ TEST_F(FreshHeap, PartialSpansAreReattachedFullestFirst) {
   heap->detach(again);
 }
 
+// Lanes (SpanLists::kLanes, GlobalHeap::chooseListedLocked): a partial span goes back to the
+// lane of the thread that last had it, and a thread takes its own lane's spans first.
+TEST_F(FreshHeap, ThreadsJoinTheLeastUsedLane) {
+  int a = heap->joinLane(), b = heap->joinLane();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(heap->liveThreadHeaps(), 2u);
+  heap->leaveLane(a);
+  EXPECT_EQ(heap->joinLane(), a) << "a lane left empty is taken again first";
+  heap->leaveLane(a);
+  heap->leaveLane(b);
+  EXPECT_EQ(heap->liveThreadHeaps(), 0u);
+}
+
+TEST_F(FreshHeap, AThreadReattachesItsOwnLanesSpanBeforeAFullerOneOfAnotherLane) {
+  int laneA = heap->joinLane(), laneB = heap->joinLane();
+  int ownerA, ownerB;
+  MiniHeap* a = heap->attach(0, &ownerA, laneA);
+  MiniHeap* b = heap->attach(0, &ownerB, laneB);
+  for (uint32_t i = 0; i < 10; ++i) a->setLive(i);
+  for (uint32_t i = 0; i < 200; ++i) b->setLive(i);
+  heap->detach(a);  // 10/256 live, lane A
+  heap->detach(b);  // 200/256 live, lane B
+  MiniHeap* again = heap->attach(0, &ownerA, laneA);
+  EXPECT_EQ(again, a) << "A took the fuller span of B's lane instead of its own";
+  heap->detach(again);
+  again = heap->attach(0, &ownerB, laneB);
+  EXPECT_EQ(again, b);
+  heap->detach(again);
+  heap->leaveLane(laneA);
+  heap->leaveLane(laneB);
+}
+
+TEST_F(FreshHeap, WithItsOwnLaneEmptyAThreadReusesAnotherLanesSpanNotANewOne) {
+  int laneA = heap->joinLane(), laneB = heap->joinLane();
+  int ownerA, ownerB;
+  MiniHeap* low = heap->attach(0, &ownerA, laneA);
+  MiniHeap* high = heap->attach(0, &ownerA, laneA);
+  low->setLive(0);
+  for (uint32_t i = 0; i < 200; ++i) high->setLive(i);
+  heap->detach(low);
+  heap->detach(high);
+  uint64_t spans = heap->stats().mhLive;
+  MiniHeap* taken = heap->attach(0, &ownerB, laneB);
+  EXPECT_EQ(taken, high) << "lanes must not strand memory: the fullest listed span comes first";
+  EXPECT_EQ(heap->stats().mhLive, spans) << "a new span was made while partial ones were listed";
+  heap->detach(taken);
+  heap->leaveLane(laneA);
+  heap->leaveLane(laneB);
+}
+
 TEST_F(FreshHeap, RemoteFreesOnDetachedSpansAreDrainedAndSpansReleased) {
   MiniHeap* mh = heap->attach(1, &kOwnerTag);
   for (uint32_t i = 0; i < mh->objectCount(); ++i) mh->setLive(i);

@@ -418,6 +418,7 @@ TEST_F(MeshOp, SameThreadMeshingNeverPairsSpansOfTwoThreads) {
   ThreadHeap th1(heap.get(), 17), th2(heap.get(), 18);
   std::vector<char*> live =
       fragmentWith({&th1, &th2}, 16, [](size_t thread, size_t slot, size_t) { return slot % 16 == thread; });
+  ASSERT_NE(th1.lane(), th2.lane()) << "the two threads' spans are listed in one lane";
   heap->mesher().setSameThreadMeshing(true);
   EXPECT_EQ(heap->meshAll(), 0u);
   heap->mesher().setSameThreadMeshing(false);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <set>
@@ -103,6 +104,49 @@ TEST_F(FreshHeap, PlacementInsideASpanIsRandomized) {
   bool sequential = true;
   for (size_t i = 1; i < offsetsA.size(); ++i) sequential &= offsetsA[i] == offsetsA[i - 1] + 16;
   EXPECT_FALSE(sequential);
+}
+
+// Offsets in its span of the objects of a thread heap's second span of class 0 (256 slots of 16
+// bytes): the first span of a class is always placed slot by slot (ThreadHeap::shuffle).
+std::vector<uintptr_t> secondSpanOffsets(ThreadHeap& th) {
+  for (int i = 0; i < 256; ++i) th.alloc(0);
+  std::vector<uintptr_t> offsets;
+  for (int i = 0; i < 256; ++i) offsets.push_back(reinterpret_cast<uintptr_t>(th.alloc(0)) & 4095);
+  return offsets;
+}
+
+size_t stepsToTheNextSlot(const std::vector<uintptr_t>& offsets) {
+  size_t steps = 0;
+  for (size_t i = 1; i < offsets.size(); ++i) steps += offsets[i] == offsets[i - 1] + 16;
+  return steps;
+}
+
+TEST_F(FreshHeap, ALoneThreadHeapPlacesItsLaterSpansInWindowsOfAddressOrder) {
+  ThreadHeap th(heap.get(), 3);
+  std::vector<uintptr_t> offsets = secondSpanOffsets(th);
+  // 32 windows of 8 slots: each window's objects come in address order from a multiple of 8.
+  std::vector<uintptr_t> firsts;
+  for (size_t w = 0; w < 32; ++w) {
+    uintptr_t start = offsets[w * 8];
+    EXPECT_EQ(start % (8 * 16), 0u) << "window " << w << " does not start on a window boundary";
+    for (size_t k = 1; k < 8; ++k) EXPECT_EQ(offsets[w * 8 + k], start + k * 16) << "window " << w;
+    firsts.push_back(start);
+  }
+  std::vector<uintptr_t> sorted = firsts;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::unique(sorted.begin(), sorted.end()), sorted.end()) << "a window came twice";
+  EXPECT_NE(firsts, sorted) << "the windows are not in random order";
+}
+
+TEST_F(FreshHeap, PlacementStaysSlotBySlotInTheFirstSpanAndWithTwoThreadHeaps) {
+  {
+    ThreadHeap lone(heap.get(), 4);
+    std::vector<uintptr_t> first;
+    for (int i = 0; i < 256; ++i) first.push_back(reinterpret_cast<uintptr_t>(lone.alloc(0)) & 4095);
+    EXPECT_LT(stepsToTheNextSlot(first), 32u) << "the first span of a class was placed in windows";
+  }
+  ThreadHeap a(heap.get(), 5), b(heap.get(), 6);
+  EXPECT_LT(stepsToTheNextSlot(secondSpanOffsets(a)), 32u) << "windows with two live thread heaps";
 }
 
 TEST_F(FreshHeap, CrossThreadFreesAreReclaimedByTheOwner) {
