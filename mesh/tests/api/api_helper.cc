@@ -8,7 +8,6 @@
 // Exit code 0 means success; other codes name the failed step (see each mode). Output is
 // written with write(2) so that it works when malloc fails, and never allocates itself.
 #include <dlfcn.h>
-#include <stdarg.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,21 +18,11 @@
 #include <cstring>
 
 #include "mesh/mesh.h"
+#include "ops_helper_util.h"
 
 namespace {
 
-void Say(const char* fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (n > int(sizeof buf) - 1) n = int(sizeof buf) - 1;
-  if (n > 0) {
-    ssize_t ignored = write(1, buf, size_t(n));
-    (void)ignored;
-  }
-}
+using ops_helper::Say;
 
 inline size_t Opaque(size_t n) {
   asm volatile("" : "+r"(n));

@@ -1,5 +1,6 @@
-// Helpers shared by mesh_ops_helper's modes (ops_helper.cc, ops_helper_quiet.cc): output without
-// allocating, sleeping, /proc readings, libmesh's statistics, and starting the background thread.
+// Helpers shared by mesh_ops_helper's modes (ops_helper.cc, ops_helper_quiet.cc), and Say by
+// mesh_api_helper too: output without allocating, sleeping, /proc readings, libmesh's statistics,
+// and starting the background thread.
 #pragma once
 
 #include <cstddef>
