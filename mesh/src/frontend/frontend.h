@@ -124,7 +124,34 @@ class Frontend {
   // realloc: nullptr p allocates, size 0 frees (and returns nullptr), otherwise may return p.
   void* reallocate(void* p, size_t n);
   // Usable size of a live block (0 for nullptr); aborts naming `caller` on anything else.
-  size_t usableSize(void* p, const char* caller);
+  // Servers ask for the size of every block they allocate and free (Redis's memory accounting),
+  // so a live small object is answered here without a call, a pin or a stack frame: the checks
+  // are the slow path's (the start of a slot, live, not freed remotely, not on a freed stack)
+  // and what they read from the miniheap holds if p's page-map entry is unchanged afterwards (a
+  // mesh or a release of the span changes the entry before the miniheap can be reused).
+  // Anything else (nullptr, a large block, the bootstrap buffer, misuse, a race with a mesh)
+  // takes usableSizeSlow, which reports misuse.
+  MESH_FAST_PATH size_t usableSize(void* p, const char* caller) {
+    const GlobalHeap& heap = env_.heap();
+    const Arena& arena = heap.arena();
+    size_t x = arena.offsetOf(p);
+    if (MESH_LIKELY(x < arena.mappedBoundBytes())) {
+      uintptr_t entry = arena.mapEntry(x >> os::kPageShift);
+      const MiniHeap* mh = entryMiniHeap(entry);
+      size_t slot;
+      // (A large object has no slots; a tail offset gives a slot whose bit is never set.)
+      if (MESH_LIKELY(mh != nullptr &&
+                      mh->slotStartForOffset((x & (os::kPageSize - 1)) | entryOffsetInSpan(entry), &slot) &&
+                      mh->isLiveUnfreed(slot) && !heap.carriesFreedKey(p))) {
+        size_t size = mh->objectSize();
+        std::atomic_thread_fence(std::memory_order_acquire);  // the reads above before the re-read
+        if (MESH_LIKELY(arena.mapEntry(x >> os::kPageShift) == entry)) return size;
+      }
+    }
+    if constexpr (kStateless) return usableSizeSlowStatic(p, caller);
+    else return usableSizeSlow(p, caller);
+  }
+  MESH_SLOW_PATH size_t usableSizeSlow(void* p, const char* caller);
   // Hands the whole freed-object stack of every class and the kept large blocks back to the
   // spans (thread exit, trim, compaction).
   void flushAll(ThreadHeap* th);
@@ -141,6 +168,9 @@ class Frontend {
   static constexpr bool kStateless = std::is_empty_v<Env>;
   MESH_WARM_PATH static void* mallocSlowStatic(size_t n) { return Frontend().mallocSlow(n); }
   MESH_WARM_PATH static void freeSlowStatic(void* p) { Frontend().freeSlow(p); }
+  MESH_WARM_PATH static size_t usableSizeSlowStatic(void* p, const char* caller) {
+    return Frontend().usableSizeSlow(p, caller);
+  }
   MESH_SLOW_PATH void freeBeyondCache(void* p);
   void freeToGlobalHeap(void* p);
   void flushFreed(ThreadHeap* th, int cls, uint32_t n);

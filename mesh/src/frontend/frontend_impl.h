@@ -229,24 +229,12 @@ void Frontend<Env>::freeBeyondCache(void* p) {
 }
 
 template <class Env>
-size_t Frontend<Env>::usableSize(void* p, const char* caller) {
+size_t Frontend<Env>::usableSizeSlow(void* p, const char* caller) {
   using frontend_detail::badPointer;
   if (p == nullptr) return 0;
   if (env_.isForeign(p)) return env_.foreignUsableSize(p);
   GlobalHeap& heap = env_.heap();
   uintptr_t entry = heap.entryFor(p);
-  // A live small object (the common case: servers ask for the size of every block they
-  // allocate and free) needs no pin. What is read from its miniheap holds if the page-map entry
-  // is unchanged afterwards: a mesh or a release of the span changes the entry before the
-  // miniheap can be reused. Anything else takes the pinned path below, which reports misuse.
-  if (MiniHeap* quick = entryMiniHeap(entry); quick != nullptr && !quick->isLarge()) {
-    uint32_t slot;
-    size_t size = quick->objectSize();
-    size_t offset = static_cast<size_t>(static_cast<char*>(p) - heap.spanStartFor(p, entry));
-    bool live = quick->slotForOffset(offset, &slot) && quick->isLiveUnfreed(slot) && !isStackedObject(p);
-    std::atomic_thread_fence(std::memory_order_acquire);  // the reads above before the re-read
-    if (live && heap.entryFor(p) == entry) return size;
-  }
   typename Env::LockedSection section;  // pinned below (see freeToGlobalHeap)
   MiniHeap* mh = heap.pin(p, &entry);
   if (mh == nullptr) {

@@ -419,6 +419,48 @@ TEST(MisuseFreed, C15_UsableSizeOfFreedPointerIsHarmless) {
   }
 }
 
+// malloc_usable_size answers a live small block without taking the slow path (servers ask for
+// the size of every block they allocate and free). Whatever else it is given must still reach
+// the checks: a pointer into a live block, and a block freed by a thread that did not allocate
+// it.
+[[noreturn]] void UsableSizeAndExit(void* p) {
+  size_t u = malloc_usable_size(p);
+  fprintf(stderr, "DEFINED_ANSWER usable=%zu\n", u);
+  _exit(0);
+}
+
+TEST(MisuseFreed, C15_UsableSizeOfAPointerIntoALiveBlockAborts) {
+  GTEST_FLAG_SET(death_test_style, "fast");
+  for (size_t n : {size_t(32), size_t(48), size_t(1000), kMiB}) {
+    char* p = static_cast<char*>(malloc(n));
+    ASSERT_NE(p, nullptr);
+    // Its own size first, as the fast path answers it (no abort, no slow path needed).
+    ASSERT_GE(malloc_usable_size(p), n);
+    char* inside = OpaquePtr(p + 16);
+    EXPECT_EXIT(UsableSizeAndExit(inside), AbortsUnderLibmesh,
+                HaveLibmesh() ? "mesh: malloc_usable_size of a pointer into a block " + AddrRegex(inside)
+                              : "")
+        << "size " << n;
+    free(p);
+  }
+}
+
+[[noreturn]] void UsableSizeOfBlockFreedElsewhere(size_t n) {
+  char* p = static_cast<char*>(malloc(n));
+  if (!p) _exit(6);
+  std::thread([p] { free(p); }).join();  // its stack goes back to the span at thread exit
+  UsableSizeAndExit(OpaquePtr(p));
+}
+
+TEST(MisuseFreed, C15_UsableSizeOfABlockAnotherThreadFreedAborts) {
+  GTEST_FLAG_SET(death_test_style, "fast");
+  for (size_t n : {size_t(16), size_t(64), size_t(1000)}) {
+    EXPECT_EXIT(UsableSizeOfBlockFreedElsewhere(n), AbortsUnderLibmesh,
+                HaveLibmesh() ? "mesh: malloc_usable_size of freed pointer 0x[0-9a-f]+" : "")
+        << "size " << n;
+  }
+}
+
 [[noreturn]] void ReallocOfFreedAndCheck(size_t n) {
   char* p = static_cast<char*>(malloc(n));
   if (!p) _exit(6);
