@@ -1,15 +1,16 @@
 #!/usr/bin/python3
-"""Instructions per malloc and per free of each allocator, counted by callgrind.
+"""Instructions per malloc, free and malloc_usable_size of each allocator, counted by callgrind.
 
 usage: count-instructions.py [--allocators LIST] [--build-dir DIR] [--size N | --batch MIN-MAX]
                              [--iterations N] [--help]
 
 Runs perf/alloc-loop (built in DIR) under `valgrind --tool=callgrind` once per allocator,
 preloaded like scripts/run-perf.sh does, and divides the inclusive instruction counts of
-`malloc` and `free` by the number of calls. Instruction counts do not depend on the machine's
+`malloc`, `free` and (in pair mode) `malloc_usable_size` by the number of calls. Instruction counts do not depend on the machine's
 load, so they show a fast-path change that timings on a noisy machine cannot; they say nothing
-about cache misses or branch mispredictions. Default: 200000 malloc(64)+free pairs under
-libmesh, glibc, jemalloc and mimalloc. Builds nothing: the README test command builds
+about cache misses or branch mispredictions. Default: 200000 malloc(64)+free pairs, each with
+one malloc_usable_size of the block (servers ask for the size of every block they allocate and
+free), under libmesh, glibc, jemalloc and mimalloc. Builds nothing: the README test command builds
 alloc-loop, or `cmake --build build --target alloc-loop mesh`. Counts include whatever a library
 runs only under valgrind (client requests), so compare an allocator with itself over time
 before comparing it with another. Exit status 0, 1 when a run fails, 2 on bad usage.
@@ -36,13 +37,16 @@ PROG = "count-instructions.py"
 ENTRY_NAMES = {
     "malloc": ("malloc", "__libc_malloc", "mi_malloc", "je_malloc", "tc_malloc"),
     "free": ("free", "__libc_free", "cfree", "mi_free", "je_free", "tc_free"),
+    "usable": ("malloc_usable_size", "__malloc_usable_size", "malloc_size", "mi_usable_size",
+               "mi_malloc_usable_size", "je_malloc_usable_size", "tc_malloc_size"),
 }
 LINE = re.compile(r"^\s*([\d,]+)\s+\([^)]*\)\s+(?:\*\s+)?(\S.*?)(?:\s+\[(.*)\])?\s*$")
 
 
 class Counted:
-    def __init__(self, name: str, malloc: float | None, free: float | None):
-        self.name, self.malloc, self.free = name, malloc, free
+    def __init__(self, name: str, malloc: float | None, free: float | None,
+                 usable: float | None = None):
+        self.name, self.malloc, self.free, self.usable = name, malloc, free, usable
 
 
 def parse_annotate(text: str, library: str | None) -> dict[str, int]:
@@ -67,7 +71,8 @@ def parse_annotate(text: str, library: str | None) -> dict[str, int]:
     return out
 
 
-def run_one(alloc, loop: str, loop_args: list[str], calls: int, workdir: str) -> Counted:
+def run_one(alloc, loop: str, loop_args: list[str], calls: int, workdir: str,
+            usable_calls: int = 0) -> Counted:
     out_pattern = os.path.join(workdir, f"{alloc.name}.%p.out")
     env_cmd = ["env"] + ([f"LD_PRELOAD={alloc.library}"] if alloc.library else [])
     cmd = ["valgrind", "--tool=callgrind", "--trace-children=yes",
@@ -86,16 +91,18 @@ def run_one(alloc, loop: str, loop_args: list[str], calls: int, workdir: str) ->
         raise RuntimeError(f"{alloc.name}: callgrind_annotate failed: {ann.stderr.strip()}")
     counts = parse_annotate(ann.stdout, alloc.library)
     per = {k: (counts[k] / calls if k in counts else None) for k in ("malloc", "free")}
-    return Counted(alloc.name, per["malloc"], per["free"])
+    usable = counts["usable"] / usable_calls if usable_calls and "usable" in counts else None
+    return Counted(alloc.name, per["malloc"], per["free"], usable)
 
 
 def format_table(rows: list[Counted]) -> str:
     def cell(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
-    lines = [f"{'allocator':<12} {'malloc':>8} {'free':>8} {'total':>8}"]
+    lines = [f"{'allocator':<12} {'malloc':>8} {'free':>8} {'total':>8} {'usable':>8}"]
     for r in rows:
         total = None if r.malloc is None or r.free is None else r.malloc + r.free
-        lines.append(f"{r.name:<12} {cell(r.malloc):>8} {cell(r.free):>8} {cell(total):>8}")
+        lines.append(f"{r.name:<12} {cell(r.malloc):>8} {cell(r.free):>8} {cell(total):>8} "
+                     f"{cell(r.usable):>8}")
     return "\n".join(lines)
 
 
@@ -145,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         if size < 0:
             p.error("--size must not be negative")
         iterations = a.iterations if a.iterations is not None else 200000
-        loop_args = ["--size", str(size)]
+        loop_args = ["--size", str(size), "--usable"]
         calls = iterations
-        what = f"{iterations} malloc({size})+free pairs"
+        what = f"{iterations} malloc({size})+malloc_usable_size+free"
     if iterations < 1:
         p.error("--iterations must be at least 1")
     loop_args += ["--iterations", str(iterations)]
@@ -168,11 +175,13 @@ def main(argv: list[str] | None = None) -> int:
         for alloc in allocators:
             print(f"{PROG}: {alloc.name}: callgrind on {what}", file=sys.stderr, flush=True)
             try:
-                rows.append(run_one(alloc, loop, loop_args, calls, work))
+                rows.append(run_one(alloc, loop, loop_args, calls, work,
+                                    calls if "--usable" in loop_args else 0))
             except (RuntimeError, OSError) as e:
                 print(f"{PROG}: {e}", file=sys.stderr)
                 return 1
-    print(f"instructions per call ({what}; inclusive of everything each call runs)")
+    print(f"instructions per call ({what}; inclusive of everything each call runs; "
+          f"total: malloc + free)")
     print(format_table(rows))
     return 0
 
