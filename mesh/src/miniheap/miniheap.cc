@@ -1,6 +1,7 @@
 #include "miniheap/miniheap.h"
 
 #include "common/log.h"
+#include "platform/cpu.h"
 #include "platform/os.h"
 
 namespace mesh {
@@ -30,24 +31,11 @@ MiniHeap::MiniHeap(size_t page, size_t pages, char* start, bool zeroed)
   setLive(0);
 }
 
-// Relisting a span counts its live bits on every batched free. A baseline x86-64 build has no
-// popcnt instruction and the compiler's fallback is a call into libgcc, so count in registers.
-// (No ifunc dispatch: sanitizer runtimes crash on ifunc resolvers that run before them.)
-static uint32_t countBits(uint64_t x) {
-#if defined(__POPCNT__)
-  return static_cast<uint32_t>(__builtin_popcountll(x));
-#else
-  x = x - ((x >> 1) & 0x5555555555555555ull);
-  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-  return static_cast<uint32_t>((x * 0x0101010101010101ull) >> 56);
-#endif
-}
-
+// Relisting a span counts its live bits on every batched free (cpu::countBits4: popcnt where
+// the CPU has it, whatever the build's baseline).
 uint32_t MiniHeap::liveCount() const {
-  uint32_t n = 0;
-  for (const auto& w : live_) n += countBits(w.load(std::memory_order_relaxed));
-  return n;
+  static_assert(sizeof(live_) / sizeof(live_[0]) == 4);
+  return cpu::countBits4(live_);
 }
 
 bool MiniHeap::hasRemote() const {

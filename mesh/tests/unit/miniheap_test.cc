@@ -1,8 +1,12 @@
 #include "miniheap/miniheap.h"
 #include "miniheap/page_entry.h"
+#include "platform/cpu.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <bit>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -100,6 +104,25 @@ TEST(MiniHeap, LiveBitsCount) {
   EXPECT_FALSE(mh.isLive(0));
   EXPECT_TRUE(mh.isLive(3));
   EXPECT_EQ(mh.liveCount(), 85u);
+}
+
+// liveCount counts with popcnt where the CPU has it and in registers where not: both must
+// agree with std::popcount on every kind of word.
+TEST(BitCount, BothWaysOfCountingAgreeWithPopcount) {
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> words = {0, ~0ull, 1, 1ull << 63, 0x5555555555555555ull, 0xaaaaaaaaaaaaaaaaull};
+  for (int i = 0; i < 2000; ++i) words.push_back(rng() & rng());  // sparse and dense
+  for (size_t i = 0; i + 4 <= words.size(); ++i) {
+    std::atomic<uint64_t> w[4];
+    uint32_t want = 0;
+    for (int k = 0; k < 4; ++k) {
+      w[k].store(words[i + k]);
+      want += static_cast<uint32_t>(std::popcount(words[i + k]));
+      ASSERT_EQ(cpu::countBitsSoft(words[i + k]), static_cast<uint32_t>(std::popcount(words[i + k])))
+          << std::hex << words[i + k];
+    }
+    ASSERT_EQ(cpu::countBits4(w), want) << "words from " << i;
+  }
 }
 
 TEST(MiniHeap, RemoteFreesFoldIntoLiveBits) {
