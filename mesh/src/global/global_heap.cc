@@ -118,6 +118,19 @@ void GlobalHeap::dropMeshedLocked(int cls, MiniHeap* src) {
   forget(src);
 }
 
+void GlobalHeap::holdForMeshLocked(int cls, MiniHeap* mh) {
+  unlinkLocked(classes_[cls], mh);
+  mh->holdForMesh();
+}
+
+void GlobalHeap::giveBackFromMeshLocked(int cls, MiniHeap* mh) {
+  (void)cls;
+  // As detach: store the owner, then fold (pairs with freeNonOwner's fetch_or-then-load).
+  mh->setOwner(nullptr);
+  mh->foldRemote();
+  relistLocked(mh);
+}
+
 void GlobalHeap::forget(MiniHeap* mh) {
   mh->alive = false;
   // A span still linked in the class queue is recycled by the drain that pops it.

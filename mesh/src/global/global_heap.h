@@ -179,10 +179,8 @@ class GlobalHeap final : private SpanLists {
   void unlockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
   bool finishForkInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
   bool forkNeedsFileCopy() const { return mesher_.hasFileBackedSpans(); }
-  // Tests: counts delta application threads more (or fewer) as waiting for class cls's lock.
-  void addApplicationWaitersForTest(int cls, int delta) {
-    classes_[cls].appWaiters.fetch_add(static_cast<uint32_t>(delta), std::memory_order_relaxed);
-  }
+  // Tests: the lock of class cls (whether a mesh step holds it).
+  Mutex& classLockForTest(int cls) { return classes_[cls].lock; }
 
  private:
   static constexpr uint32_t kDrainThreshold = 32;
@@ -229,12 +227,11 @@ class GlobalHeap final : private SpanLists {
     relistLocked(mh);
   }
   void dropMeshedLocked(int cls, MiniHeap* src) override MESH_REQUIRES(classes_[cls].lock);
+  void holdForMeshLocked(int cls, MiniHeap* mh) override MESH_REQUIRES(classes_[cls].lock);
+  void giveBackFromMeshLocked(int cls, MiniHeap* mh) override MESH_REQUIRES(classes_[cls].lock);
   uint64_t spanCount(int cls) override;
   uint64_t meshableFree(int cls) const override {
     return classes_[cls].meshableFree.load(std::memory_order_relaxed);
-  }
-  bool applicationWaits(int cls) const override {
-    return classes_[cls].appWaiters.load(std::memory_order_relaxed) != 0;
   }
 
   MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);

@@ -6,7 +6,11 @@
 // Spans live in private anonymous memory until they take part in a mesh (fork then copies them
 // lazily); the memfd only holds mesh destinations, each at its own arena offset.
 //
-// The mesh of src into dst (both detached, live bitmaps disjoint), under the class lock:
+// A step (meshClass) takes the class lock to choose its pairs, and holds their spans
+// (SpanLists::holdForMeshLocked: off the lists, owned by the mesher, so every free of their
+// objects only sets a remote bit); it meshes them without the lock, whose holders would otherwise
+// wait through system calls that can take milliseconds; and takes the lock again to give the
+// spans back (finishMeshLocked). The mesh of src into dst (both held, live bitmaps disjoint):
 //   1. barrier on (writers to a read-only span fault and wait in the handler until 7)
 //   2. if dst is still anonymous, move it into the file: dst read-only, its pages written to its
 //      file pages (one pwrite), the file pages mapped over dst (read-write again)
@@ -129,15 +133,14 @@ bool Mesher::besideFileBacked(const MiniHeap* mh) const {
   return (first > 0 && ownFileBacked(first - 1)) || (end < arena_.pageCount() && ownFileBacked(end));
 }
 
-bool Mesher::meshPairLocked(int cls, MiniHeap* dst, MiniHeap* src) {
-  dst->foldRemote();
-  src->foldRemote();
-  SpanBits a, b;
-  dst->copyLiveBits(a.w);
-  src->copyLiveBits(b.w);
+// The mesh of src into dst, both held for the mesh (selectPairsLocked): steps 1-9 of the header,
+// without the class lock. Only the mesher changes their live bits, attaches or releases them
+// meanwhile; frees of their objects set remote bits (also frees batched under the class lock,
+// which is why finishMeshLocked takes src's remote bits under it). False when the mesh did not
+// happen (both spans unchanged, except that dst may have moved into the file).
+bool Mesher::meshPairUnlocked(MiniHeap* dst, MiniHeap* src) {
   // src may itself back several virtual spans (an earlier mesh): all of them move onto dst.
   uint32_t count = 1 + src->extraSpanCount();
-  if (!bitsDisjoint(a, b) || src->isEmpty() || dst->extraSpanCount() + count > kMaxExtraSpans) return false;
   size_t srcPage = src->spanPage(), pages = src->pages();
   size_t spans[1 + kMaxExtraSpans];
   spans[0] = srcPage;
@@ -161,6 +164,8 @@ bool Mesher::meshPairLocked(int cls, MiniHeap* dst, MiniHeap* src) {
     guard.remapped(dst->spanPage());
   }
   uint32_t size = src->objectSize();
+  SpanBits b;
+  src->copyLiveBits(b.w);
   for (int w = 0; w < 4; ++w) {
     for (uint64_t bits = b.w[w]; bits != 0; bits &= bits - 1) {
       uint32_t slot = static_cast<uint32_t>(w * 64 + __builtin_ctzll(bits));
@@ -191,14 +196,13 @@ bool Mesher::meshPairLocked(int cls, MiniHeap* dst, MiniHeap* src) {
   for (uint32_t k = 0; k < count; ++k) arena_.prefaultPages(spans[k], pages);
   if (moved) arena_.prefaultPages(dst->spanPage(), pages);
 
+  // dst takes src's live bits before any page-map entry points to it: a free that finds dst
+  // there must find its object live.
   dst->absorbLive(*src);
   for (uint32_t k = 0; k < count; ++k) {
     for (size_t i = 0; i < pages; ++i) arena_.setMapEntrySeqCst(spans[k] + i, encodeEntry(dst, i));
   }
   while (src->pinned()) os::yieldThread();
-  dst->absorbRemote(*src);
-  dst->foldRemote();
-  for (uint32_t k = 0; k < count; ++k) dst->addExtraSpan(spans[k]);
   // The remap dropped src's anonymous pages; file pages of a file-backed src must be punched.
   if (src->fileBacked()) {
     arena_.releaseFilePages(srcPage, pages);
@@ -208,10 +212,20 @@ bool Mesher::meshPairLocked(int cls, MiniHeap* dst, MiniHeap* src) {
     arena_.noteReleased(pages);
   }
   budget_.noteAdded(2 * static_cast<long>(count));
-  lists_.dropMeshedLocked(cls, src);
-  lists_.relistLocked(cls, dst);
   countMesh(pages);
   return true;
+}
+
+// After meshPairUnlocked: no free that looked src up before its page-map entries changed is still
+// running (those under the class lock ended before we got it; the others were waited for through
+// the pins), so src's remote bits are final. dst takes them and src's virtual spans; src is
+// forgotten and dst given back to the lists.
+void Mesher::finishMeshLocked(int cls, MiniHeap* dst, MiniHeap* src) {
+  dst->absorbRemote(*src);
+  dst->addExtraSpan(src->spanPage());
+  for (uint32_t i = 0; i < src->extraSpanCount(); ++i) dst->addExtraSpan(src->extraSpan(i));
+  lists_.dropMeshedLocked(cls, src);
+  lists_.giveBackFromMeshLocked(cls, dst);
 }
 
 void Mesher::countMesh(size_t pages) {
@@ -256,15 +270,41 @@ size_t Mesher::meshClass(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
     return 0;
   }
   if (!budget_.allowsMesh()) return 0;
+  // The class lock is held twice, briefly: to choose the pairs (and hold their spans), and to
+  // give the spans back. The meshes themselves, whose system calls can take milliseconds each
+  // (they interrupt every CPU that runs the program), run without it.
   lists_.lockForStep(cls);
   uint64_t start = os::monotonicNs();
-  size_t made = stepLocked(cls, maxPairs, stepBudgetNs, start);
+  size_t held = selectPairsLocked(cls, maxPairs, stepBudgetNs);
   steps_.record(os::monotonicNs() - start);
+  lists_.unlockAfterStep(cls);
+  if (held == 0) return 0;
+  size_t made = 0;
+  for (size_t i = 0; i < held; ++i) {
+    HeldPair& h = held_[i];
+    // Bounded by time as well (a pair whose source backs several spans costs several remaps):
+    // the pairs left over are given back unmeshed.
+    h.meshed = (made == 0 || os::monotonicNs() - start <= stepBudgetNs) && meshPairUnlocked(h.dst, h.src);
+    made += h.meshed;
+    if (h.meshed && meshedHook_ != nullptr) meshedHook_(meshedHookArg_, cls, h.dst, h.src);
+  }
+  lists_.lockForStep(cls);
+  uint64_t back = os::monotonicNs();
+  for (size_t i = 0; i < held; ++i) {
+    HeldPair& h = held_[i];
+    if (h.meshed) {
+      finishMeshLocked(cls, h.dst, h.src);
+    } else {
+      lists_.giveBackFromMeshLocked(cls, h.dst);
+      lists_.giveBackFromMeshLocked(cls, h.src);
+    }
+  }
+  steps_.record(os::monotonicNs() - back);
   lists_.unlockAfterStep(cls);
   return made;
 }
 
-size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint64_t start) {
+size_t Mesher::selectPairsLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs) {
   lists_.drainLocked(cls);
   // At most 2048 spans per step (for the shorter steps of the pacing, 64 per mesh the step may
   // make, 128 to 1024), found among at most four times as many listed spans, keep the search
@@ -278,7 +318,10 @@ size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint6
     maxCandidates = maxPairs == 0 || maxPairs >= 16 ? 1024 : maxPairs <= 2 ? 128 : 64 * maxPairs;
   }
   uint32_t n = static_cast<uint32_t>(collectCandidatesLocked(cls, maxCandidates));
-  if (n < 2 || !bits_.resize(n) || !order_.resize(n) || !used_.resize(n) || !pairs_.resize(n / 2)) return 0;
+  if (n < 2 || !bits_.resize(n) || !order_.resize(n) || !used_.resize(n) || !pairs_.resize(n / 2) ||
+      !held_.resize(n / 2)) {
+    return 0;
+  }
   bool sameThread = sameThreadMeshing_.load(std::memory_order_relaxed);
   if (sameThread) {
     std::sort(candidates_.begin(), candidates_.end(), [](MiniHeap* x, MiniHeap* y) {
@@ -302,13 +345,10 @@ size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint6
   size_t pairs = sameThread ? findPairsPerOwnerLocked(n)
                             : findMeshPairs(bits_.begin(), n, rng_, probes_, order_.begin(),
                                             used_.begin(), pairs_.begin(), want, cheap);
-  size_t made = 0;
-  for (uint32_t i = 0; i < n; ++i) used_[i] = false;  // from here on: meshed in this step
-  for (size_t i = 0; i < pairs && made < limit; ++i) {
-    // Bounded by time as well: a pair whose source backs several spans costs several remaps,
-    // and the class lock is held throughout. An application thread waiting for the lock waits
-    // for one mesh, not for the rest of the step.
-    if (made > 0 && (os::monotonicNs() - start > stepBudgetNs || lists_.applicationWaits(cls))) break;
+  size_t held = 0;
+  long mappings = 0;  // what the held pairs may add
+  for (uint32_t i = 0; i < n; ++i) used_[i] = false;  // from here on: held in this step
+  for (size_t i = 0; i < pairs && held < limit; ++i) {
     MiniHeap* a = candidates_[pairs_[i].a];
     MiniHeap* b = candidates_[pairs_[i].b];
     // Both then back 2 + a's extras + b's extras virtual spans, which must fit. The
@@ -324,11 +364,26 @@ size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint6
     MiniHeap* dst = aIsDst ? a : b;
     MiniHeap* src = aIsDst ? b : a;
     long needed = MappingBudget::kMappingsPerMesh + 2 * static_cast<long>(src->extraSpanCount());
-    if (!budget_.roomFor(needed)) break;  // counted again before the next step, not here
-    if (meshPairLocked(cls, dst, src)) {
-      ++made;
-      used_[pairs_[i].a] = used_[pairs_[i].b] = true;
+    if (!budget_.roomFor(mappings + needed)) break;  // counted again before the next step, not here
+    // Held from here on: their live bits change only by our hand, so the disjointness checked
+    // now (remote frees folded first) holds until the mesh.
+    lists_.holdForMeshLocked(cls, dst);
+    lists_.holdForMeshLocked(cls, src);
+    dst->foldRemote();
+    src->foldRemote();
+    SpanBits x, y;
+    dst->copyLiveBits(x.w);
+    src->copyLiveBits(y.w);
+    // (Given back either way: relisted, or released if their last objects were freed. Not
+    // moved to the tail below, as a released span's miniheap may be reused at once.)
+    used_[pairs_[i].a] = used_[pairs_[i].b] = true;
+    if (!bitsDisjoint(x, y) || src->isEmpty()) {
+      lists_.giveBackFromMeshLocked(cls, dst);
+      lists_.giveBackFromMeshLocked(cls, src);
+      continue;
     }
+    held_[held++] = HeldPair{dst, src, false};
+    mappings += needed;
   }
   // The candidates left over go to the end of their lists, so the next step looks at others
   // (else the same unmatched spans would fill every step's window and the class would look
@@ -336,7 +391,7 @@ size_t Mesher::stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint6
   for (uint32_t i = 0; i < n; ++i) {
     if (!used_[i]) lists_.moveToTailLocked(cls, candidates_[i]);
   }
-  return made;
+  return held;
 }
 
 // Up to maxCandidates listed spans that could mesh, found among at most four times as many.

@@ -122,6 +122,12 @@ class Mesher {
   // Tests: holds class cls's lock as a mesh step does, for ns nanoseconds; *holding (if given)
   // becomes true once the lock is held.
   void holdClassAsStepForTest(int cls, uint64_t ns, std::atomic<bool>* holding = nullptr);
+  // Tests: called after each mesh a step made, while the step holds no class lock.
+  using MeshedHook = void (*)(void* arg, int cls, MiniHeap* dst, MiniHeap* src);
+  void setMeshedHookForTest(MeshedHook hook, void* arg) {
+    meshedHook_ = hook;
+    meshedHookArg_ = arg;
+  }
 
  private:
   // The pacing's memory of a class: meshableFree when a step last found nothing to mesh (never
@@ -133,13 +139,22 @@ class Mesher {
     std::atomic<bool> active{false};
   };
   bool canMesh() const { return !broken_ && arena_.memfdBacked(); }
-  size_t stepLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs, uint64_t start)
+  // A pair a step meshes: its two spans are held (SpanLists::holdForMeshLocked) from
+  // selectPairsLocked until the step gives them back.
+  struct HeldPair {
+    MiniHeap* dst;
+    MiniHeap* src;
+    bool meshed;
+  };
+  // Chooses up to maxPairs pairs of class cls (0: no limit) and holds their spans in held_.
+  // Returns the number of pairs.
+  size_t selectPairsLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs)
       MESH_REQUIRES(lock_, lists_.classLock(cls));
   size_t collectCandidatesLocked(int cls, size_t maxCandidates)
       MESH_REQUIRES(lock_, lists_.classLock(cls));
   size_t findPairsPerOwnerLocked(uint32_t n) MESH_REQUIRES(lock_);
-  bool meshPairLocked(int cls, MiniHeap* dst, MiniHeap* src)
-      MESH_REQUIRES(lock_, lists_.classLock(cls));
+  bool meshPairUnlocked(MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(lock_);
+  void finishMeshLocked(int cls, MiniHeap* dst, MiniHeap* src) MESH_REQUIRES(lock_, lists_.classLock(cls));
   bool moveToFileLocked(MiniHeap* mh) MESH_REQUIRES(lock_);
   bool besideFileBacked(const MiniHeap* mh) const;
   void countMesh(size_t pages);
@@ -155,6 +170,7 @@ class Mesher {
   MetaVector<uint32_t> order_ MESH_GUARDED_BY(lock_);
   MetaVector<bool> used_ MESH_GUARDED_BY(lock_);
   MetaVector<MeshPair> pairs_ MESH_GUARDED_BY(lock_);
+  MetaVector<HeldPair> held_ MESH_GUARDED_BY(lock_);
   MappingBudget budget_ MESH_GUARDED_BY(lock_);
   uint32_t probes_ = 64;
   uint32_t maxOccupancyPct_ = 80;
@@ -171,7 +187,9 @@ class Mesher {
   std::atomic<uint64_t> pacedMeshes_{0};
   std::atomic<uint64_t> pacedMeshedBytes_{0};
   std::atomic<uint64_t> pacedMeshNs_{0};
-  PauseHistogram steps_;      // how long each mesh step held its class lock
+  PauseHistogram steps_;      // how long a mesh step held its class lock (twice a step: choose, give back)
+  MeshedHook meshedHook_ = nullptr;
+  void* meshedHookArg_ = nullptr;
   PauseHistogram lockWaits_;  // how long application threads waited for a class lock a step held
 };
 

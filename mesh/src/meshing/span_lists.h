@@ -40,12 +40,17 @@ class SpanLists {
   // src was meshed away: its pages and objects now belong to another span. The lists forget it
   // and its miniheap is recycled.
   virtual void dropMeshedLocked(int cls, MiniHeap* src) MESH_REQUIRES(classLock(cls)) = 0;
+  // Takes a listed span off the lists for a mesh that runs without the class lock (Mesher::
+  // meshClass): until giveBackFromMeshLocked no thread attaches it, and frees of its objects,
+  // batched ones too, only set its remote bits, as for a span attached to a thread heap.
+  virtual void holdForMeshLocked(int cls, MiniHeap* mh) MESH_REQUIRES(classLock(cls)) = 0;
+  // Ends a hold: the span is detached again, its remote frees folded, and it is relisted (or
+  // released, if its last objects were freed meanwhile).
+  virtual void giveBackFromMeshLocked(int cls, MiniHeap* mh) MESH_REQUIRES(classLock(cls)) = 0;
   // Spans of class cls (takes the lock).
   virtual uint64_t spanCount(int cls) = 0;
   // Free slots in the listed spans of class cls that meshing would consider (lock-free).
   virtual uint64_t meshableFree(int cls) const = 0;
-  // Whether an application thread waits for class cls's lock (held by a mesh step).
-  virtual bool applicationWaits(int cls) const = 0;
 
  protected:
   ~SpanLists() = default;

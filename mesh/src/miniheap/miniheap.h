@@ -139,6 +139,11 @@ class alignas(64) MiniHeap {
     if (heap != nullptr) lastOwner_ = heap;
     owner_.store(heap, std::memory_order_seq_cst);
   }
+  // A mesh runs on this detached span without the class lock (SpanLists::holdForMeshLocked): its
+  // owner is then an address no thread heap has, so every free of its objects takes the remote
+  // path, and lastOwner is kept.
+  void holdForMesh() { owner_.store(&meshHolder_, std::memory_order_seq_cst); }
+  bool heldForMesh() const { return owner() == &meshHolder_; }
   // The thread heap the span was last attached to (nullptr: never attached). Kept after the
   // detach, so MESH_SAME_THREAD_MESHING can pair spans of one thread. Class lock.
   void* lastOwner() const { return lastOwner_; }
@@ -208,6 +213,7 @@ class alignas(64) MiniHeap {
   char* spanStart_;
   size_t spanPage_;
   void* lastOwner_ = nullptr;
+  static inline char meshHolder_ = 0;
   // Cache line 2: everything the free fast path reads but the remote bits (slot division, class,
   // live bits), and what the owner writes.
   alignas(64) uint64_t divMagic_;  // SizeClass::magic; 0 for a large object (no offset is a slot)
