@@ -338,6 +338,10 @@ void GlobalHeap::freeNonOwnerPinned(MiniHeap* mh, uint32_t slot, const void* ptr
 
 uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
   ClassState& c = classes_[cls];
+  // A mesh step holds the lock (briefly, but its thread can be descheduled meanwhile): rather
+  // than wait for it, free each object as another thread's free does (a remote bit, under a pin),
+  // which needs no lock. The spans' bits are folded by the next drain or owner.
+  if (MESH_UNLIKELY(c.stepHolds.load(std::memory_order_relaxed))) return freeBatchBesideStep(cls, ptrs, n);
   uint32_t rejected = 0;
   ClassLock guard(*this, c);
   // Under the class lock nothing of this class moves: no mesh, attach, detach or release runs,
@@ -375,6 +379,26 @@ uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
     }
   }
   relistTouched();
+  return rejected;
+}
+
+uint32_t GlobalHeap::freeBatchBesideStep(int cls, void** ptrs, uint32_t n) {
+  uint32_t rejected = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    void* p = ptrs[i];
+    uintptr_t entry = entryFor(p);
+    MiniHeap* mh = entryMiniHeap(entry);
+    uint32_t slot;
+    // The object is live in its span (it was on a freed stack), so the span is neither released
+    // nor recycled meanwhile; a mesh may move it, which keeps class and slot (the pin retries).
+    if (mh == nullptr || mh->sizeClassIndex() != cls ||
+        !mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - spanStartFor(p, entry)), &slot)) {
+      ptrs[rejected++] = p;
+      continue;
+    }
+    freeNonOwner(p, entry, slot);
+  }
+  besideStepFrees_.fetch_add(n - rejected, std::memory_order_relaxed);
   return rejected;
 }
 

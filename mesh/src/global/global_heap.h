@@ -114,6 +114,8 @@ class GlobalHeap final : private SpanLists {
   // Pointers it cannot free as class-cls objects (invalid or already freed) are moved to the
   // front of ptrs and their number returned, for the caller to report through the unbatched
   // path; a free of a slot already clear in a detached span aborts here as a double free.
+  // While a mesh step holds the class lock, the objects are freed one by one as remote frees
+  // instead (no wait; freeBatchBesideStep).
   uint32_t freeBatch(int cls, void** ptrs, uint32_t n);
   // The same, pinning first (entry as for pin()).
   void freeNonOwner(const void* ptr, uintptr_t entry, uint32_t slot);
@@ -181,6 +183,8 @@ class GlobalHeap final : private SpanLists {
   bool forkNeedsFileCopy() const { return mesher_.hasFileBackedSpans(); }
   // Tests: the lock of class cls (whether a mesh step holds it).
   Mutex& classLockForTest(int cls) { return classes_[cls].lock; }
+  // Tests: objects freeBatch freed as remote frees because a mesh step held their class lock.
+  uint64_t besideStepFreesForTest() const { return besideStepFrees_.load(std::memory_order_relaxed); }
 
  private:
   static constexpr uint32_t kDrainThreshold = 32;
@@ -234,6 +238,7 @@ class GlobalHeap final : private SpanLists {
     return classes_[cls].meshableFree.load(std::memory_order_relaxed);
   }
 
+  uint32_t freeBatchBesideStep(int cls, void** ptrs, uint32_t n);
   MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);
   void* takeSlotLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
@@ -268,6 +273,7 @@ class GlobalHeap final : private SpanLists {
   std::atomic<uint64_t> mhAllocs_{0};
   std::atomic<uint64_t> mhFrees_{0};
   std::atomic<uint64_t> mhHighWater_{0};
+  std::atomic<uint64_t> besideStepFrees_{0};
   std::atomic<uint64_t> largeAllocs_{0};
   std::atomic<uint64_t> largeBytes_{0};
   size_t largeReleaseBytes_ = size_t{16} << 20;

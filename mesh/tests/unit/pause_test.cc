@@ -5,9 +5,11 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "common/pause_histogram.h"
 #include "meshing/write_barrier.h"
+#include "miniheap/page_entry.h"
 #include "test_heap_fixture.h"
 #include "thread/thread_heap.h"
 
@@ -40,6 +42,50 @@ TEST_F(FreshHeap, WaitsForAStepAreTimed) {
   // An uncontended lock is not a wait.
   ASSERT_NE(th.alloc(5), nullptr);
   EXPECT_EQ(heap->stats().meshWaits, 1u);
+}
+
+// A batch of frees that meets a mesh step holding its class lock does not wait for the step: its
+// objects are freed as remote frees (as another thread's frees are), and once the step is gone
+// their spans take them back. No wait is counted.
+TEST_F(FreshHeap, BatchedFreesDoNotWaitForAStep) {
+  constexpr int kCls = 3;  // 64-byte objects, 64 per span
+  ThreadHeap th(heap.get(), 19);
+  std::vector<void*> objs;
+  for (int i = 0; i < 256; ++i) objs.push_back(th.alloc(kCls));
+  th.detachAll();  // four detached full spans
+  std::atomic<bool> holding{false}, released{false};
+  std::thread stepper([&] {
+    heap->mesher().holdClassAsStepForTest(kCls, 1'000'000'000, &holding);
+    released = true;
+  });
+  while (!holding) std::this_thread::yield();
+  std::vector<void*> batch(objs.begin(), objs.begin() + 96);
+  for (void* p : batch) heap->setFreedKey(p);  // as a freed stack leaves them
+  EXPECT_EQ(heap->freeBatch(kCls, batch.data(), static_cast<uint32_t>(batch.size())), 0u);
+  EXPECT_FALSE(released.load()) << "the batch waited for the step";
+  EXPECT_EQ(heap->besideStepFreesForTest(), 96u);
+  EXPECT_EQ(heap->stats().meshWaits, 0u);
+  stepper.join();
+  heap->drainAll();
+  // The freed objects are free in their spans (a span they emptied is released: no miniheap),
+  // the others still live.
+  for (size_t i = 0; i < objs.size(); ++i) {
+    uintptr_t e = heap->entryFor(objs[i]);
+    if (entryMiniHeap(e) == nullptr) {
+      EXPECT_LT(i, 96u) << "object " << i << " lost its span";
+      continue;
+    }
+    uint32_t slot;
+    ASSERT_TRUE(entryMiniHeap(e)->slotForOffset(
+        static_cast<size_t>(static_cast<char*>(objs[i]) - heap->spanStartFor(objs[i], e)), &slot));
+    EXPECT_EQ(entryMiniHeap(e)->isLive(slot), i >= 96) << "object " << i;
+  }
+  EXPECT_EQ(heap->entryFor(objs[0]) >> kEntryMiniHeapShift, 0u) << "the emptied first span is released";
+  // Without a step, batches take the lock as before.
+  std::vector<void*> rest(objs.begin() + 96, objs.begin() + 128);
+  for (void* p : rest) heap->setFreedKey(p);
+  EXPECT_EQ(heap->freeBatch(kCls, rest.data(), static_cast<uint32_t>(rest.size())), 0u);
+  EXPECT_EQ(heap->besideStepFreesForTest(), 96u);
 }
 
 // A thread that meets a mesh in progress (a write fault, a wrapped system call) waits in the
