@@ -356,11 +356,10 @@ uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
   };
   for (uint32_t i = 0; i < n; ++i) {
     void* p = ptrs[i];
-    uintptr_t entry = entryFor(p);
-    MiniHeap* mh = entryMiniHeap(entry);
+    uintptr_t entry;
     uint32_t slot;
-    if (mh == nullptr || mh->sizeClassIndex() != cls ||
-        !mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - spanStartFor(p, entry)), &slot)) {
+    MiniHeap* mh = slotOfClass(cls, p, &entry, &slot);
+    if (mh == nullptr) {
       ptrs[rejected++] = p;
       continue;
     }
@@ -382,17 +381,25 @@ uint32_t GlobalHeap::freeBatch(int cls, void** ptrs, uint32_t n) {
   return rejected;
 }
 
+MiniHeap* GlobalHeap::slotOfClass(int cls, const void* p, uintptr_t* entry, uint32_t* slot) const {
+  *entry = entryFor(p);
+  MiniHeap* mh = entryMiniHeap(*entry);
+  if (mh == nullptr || mh->sizeClassIndex() != cls ||
+      !mh->slotForOffset(static_cast<size_t>(static_cast<const char*>(p) - spanStartFor(p, *entry)), slot)) {
+    return nullptr;
+  }
+  return mh;
+}
+
 uint32_t GlobalHeap::freeBatchBesideStep(int cls, void** ptrs, uint32_t n) {
   uint32_t rejected = 0;
   for (uint32_t i = 0; i < n; ++i) {
     void* p = ptrs[i];
-    uintptr_t entry = entryFor(p);
-    MiniHeap* mh = entryMiniHeap(entry);
+    uintptr_t entry;
     uint32_t slot;
     // The object is live in its span (it was on a freed stack), so the span is neither released
     // nor recycled meanwhile; a mesh may move it, which keeps class and slot (the pin retries).
-    if (mh == nullptr || mh->sizeClassIndex() != cls ||
-        !mh->slotForOffset(static_cast<size_t>(static_cast<char*>(p) - spanStartFor(p, entry)), &slot)) {
+    if (slotOfClass(cls, p, &entry, &slot) == nullptr) {
       ptrs[rejected++] = p;
       continue;
     }

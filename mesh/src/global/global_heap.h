@@ -239,6 +239,9 @@ class GlobalHeap final : private SpanLists {
   }
 
   uint32_t freeBatchBesideStep(int cls, void** ptrs, uint32_t n);
+  // p's miniheap and slot (and page-map entry) when p starts a slot of a class-cls span, else
+  // nullptr: what a batched free checks before it frees.
+  MiniHeap* slotOfClass(int cls, const void* p, uintptr_t* entry, uint32_t* slot) const;
   MiniHeap* newSpanLocked(int cls, bool nonBlocking = false) MESH_REQUIRES(classes_[cls].lock);
   void* takeSlotLocked(MiniHeap* mh) MESH_REQUIRES(classes_[mh->sizeClassIndex()].lock);
   // Puts a detached span where it belongs: a partial bin, nowhere (full) or back to the arena.
