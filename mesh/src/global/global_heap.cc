@@ -215,7 +215,13 @@ void GlobalHeap::lockForStep(int cls) {
 }
 
 void GlobalHeap::unlockAfterStep(int cls) {
+  // Frees batched meanwhile went to their spans as remote frees (freeBatchBesideStep): those
+  // that saw the flag still set are folded here, the others by their freeing thread (a store,
+  // a fence, then a look at the queue here; a push, a fence, then a look at the flag there: one
+  // of the two sees the other).
   classes_[cls].stepHolds.store(false, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  drainLocked(cls);
   classes_[cls].lock.unlock();
 }
 
@@ -406,6 +412,14 @@ uint32_t GlobalHeap::freeBatchBesideStep(int cls, void** ptrs, uint32_t n) {
     freeNonOwner(p, entry, slot);
   }
   besideStepFrees_.fetch_add(n - rejected, std::memory_order_relaxed);
+  // Folded as a batch under the lock would have been: by the step when it lets go if it still
+  // holds the lock now (unlockAfterStep), else here.
+  ClassState& c = classes_[cls];
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!c.stepHolds.load(std::memory_order_relaxed)) {
+    ClassLock guard(*this, c);
+    drainLocked(cls);
+  }
   return rejected;
 }
 
