@@ -29,6 +29,7 @@ int mesh_set_option(const char* name, long value) {
   if (static_cast<Opt>(i) == Opt::max_map_count) runtime().heap.mesher().setMaxMapCount(value);
   if (static_cast<Opt>(i) == Opt::same_thread_meshing) runtime().heap.mesher().setSameThreadMeshing(value != 0);
   if (static_cast<Opt>(i) == Opt::uffd) wp::setEnabled(value != 0);
+  if (static_cast<Opt>(i) == Opt::sparse_pct) runtime().heap.setSparsePct(static_cast<uint32_t>(value));
   return 0;
 }
 

@@ -28,6 +28,7 @@ static void retireCounters(const ThreadHeap& th) {
   r.allocs.fetch_add(t.allocs, std::memory_order_relaxed);
   r.frees.fetch_add(t.frees, std::memory_order_relaxed);
   r.bytes.fetch_add(t.bytes, std::memory_order_relaxed);
+  r.sparseFrees.fetch_add(t.sparseFrees, std::memory_order_relaxed);
   runtime().heap.addLargeAllocs(t.largeAllocs);
 }
 
@@ -76,6 +77,7 @@ static bool initialize() {
   config.arena.useMemfd = rt->options.get(Opt::no_memfd) == 0;
   config.maxMapCount = rt->options.get(Opt::max_map_count);
   config.sameThreadMeshing = rt->options.get(Opt::same_thread_meshing) != 0;
+  config.sparsePct = static_cast<uint32_t>(rt->options.get(Opt::sparse_pct));
   uint64_t salt = os::monotonicNs() ^ (reinterpret_cast<uintptr_t>(&config) << 16) ^
                   static_cast<uint64_t>(os::currentThreadId());
   config.freedKey = (salt * 0x9E3779B97F4A7C15ull) ^ (salt >> 29) ^ 0x6d65736866726565ull;

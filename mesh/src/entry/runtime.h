@@ -23,6 +23,7 @@ struct RetiredCounters {
   std::atomic<uint64_t> allocs{0};
   std::atomic<uint64_t> frees{0};
   std::atomic<int64_t> bytes{0};
+  std::atomic<uint64_t> sparseFrees{0};
 };
 
 class Runtime {

@@ -21,6 +21,7 @@ void collectStats(mesh_stats* out) {
   int64_t bytes = rt.retired.bytes.load(std::memory_order_relaxed);
   uint64_t largeAllocs = 0, largeKept = 0;  // thread caches' share of the large figures
   uint64_t cached = 0;
+  uint64_t sparseFrees = rt.retired.sparseFrees.load(std::memory_order_relaxed);
   out->allocs = rt.retired.allocs.load(std::memory_order_relaxed);
   out->frees = rt.retired.frees.load(std::memory_order_relaxed);
   {
@@ -33,6 +34,7 @@ void collectStats(mesh_stats* out) {
       largeAllocs += t.largeAllocs;
       largeKept += t.largeKeptBytes;
       cached += t.cachedBytes;
+      sparseFrees += t.sparseFrees;
     }
     out->thread_heaps = rt.liveThreadHeaps;
   }
@@ -70,6 +72,7 @@ void collectStats(mesh_stats* out) {
   out->barrier_waits = barrier::retries() + wp::waits();
   out->thread_cache_bytes = cached;
   out->quiet_cache_returns = background::quietCacheReturns();
+  out->sparse_frees = sparseFrees;
 }
 
 // One report line "label:   <bytes in MiB, one decimal>".
@@ -106,6 +109,7 @@ void printReport(int fd, int level) {
   addMiBLine(line, "Dirty MB:", s.dirty_bytes);
   addMiBLine(line, "Thread cache MB:", s.thread_cache_bytes);
   line.add("Quiet cache returns:").pad(24).addU(s.quiet_cache_returns).add('\n');
+  line.add("Sparse frees:").pad(24).addU(s.sparse_frees).add('\n');
   line.add("Background thread:").pad(24).addU(s.background_thread).add('\n');
   line.add("Barrier waits:").pad(24).addU(s.barrier_waits).add('\n');
   line.add("Kernel writes wait:").pad(24).addU(s.kernel_writes_wait);

@@ -216,6 +216,13 @@ void Frontend<Env>::freeBeyondCache(void* p) {
       // A stacked object freed again is reported before any flush could clear its key, and so
       // is one whose slot is already free (see ThreadHeap::tryPushFreed).
       if (isStackedObject(p) || !mh->isLiveUnfreed(slot)) fatalPointer("double free of", p);
+      // A sparse span's objects go straight back to it (a remote free, no lock), so that malloc
+      // does not hand them out again and the span empties (MiniHeap::sparse).
+      if (mh->sparse()) {
+        th->countSparseFree();
+        freeToGlobalHeap(p);
+        return;
+      }
       if (th->freedCount(cls) >= th->freedCapacity(cls)) {
         typename Env::LockedSection section;
         flushFreed(th, cls, th->overflowFlushCount(cls));

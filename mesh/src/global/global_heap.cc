@@ -10,6 +10,8 @@ bool GlobalHeap::init(const HeapConfig& config) {
   largeReleaseBytes_ = config.arena.maxDirtyBytes / 4;
   mesher_.init(config.meshProbes, config.meshMaxOccupancyPct, config.maxMapCount,
                config.sameThreadMeshing);
+  sparsePct_.store(config.sparsePct, std::memory_order_relaxed);
+  sparseMinFreeBytes_ = config.sparseMinFreeBytes;
   freedKey_ = config.freedKey;
   return arena_.init(config.arena);
 }
@@ -157,6 +159,12 @@ void GlobalHeap::relistLocked(MiniHeap* mh) {
     releaseSpanLocked(mh);
     return;
   }
+  // A sparse span is left to empty (MiniHeap::sparse): its objects stop coming back to malloc
+  // through the freed stacks, so the fuller spans take the new objects. Only in a class with
+  // much free memory in its partial spans: a program with a few objects of a size has sparse
+  // spans that are not worth a slower free.
+  mh->setSparse(live * 100 < sparsePct_.load(std::memory_order_relaxed) * mh->objectCount() &&
+                  c.meshableFree.load(std::memory_order_relaxed) * mh->objectSize() >= sparseMinFreeBytes_);
   uint8_t bin = live == mh->objectCount() ? kNoBin
                                           : static_cast<uint8_t>(live * kBins / mh->objectCount());
   if (bin != kNoBin) noteListedFreeLocked(c, mh, live);
@@ -283,6 +291,7 @@ MiniHeap* GlobalHeap::attach(int cls, void* owner, int lane) {
     if (mh == nullptr) return nullptr;
   }
   mh->lane = static_cast<uint8_t>(lane);
+  mh->setSparse(false);  // it takes new objects now
   mh->setOwner(owner);
   return mh;
 }

@@ -29,6 +29,8 @@ struct HeapConfig {
   uint32_t meshMaxOccupancyPct = 80;  // fuller spans are not worth meshing
   long maxMapCount = 0;               // 0: read vm.max_map_count
   bool sameThreadMeshing = false;     // pair only spans last attached to one thread heap
+  uint32_t sparsePct = 25;             // see GlobalHeap::setSparsePct
+  uint64_t sparseMinFreeBytes = uint64_t{1} << 20;  // ... and relistLocked
   uint64_t freedKey = 0x6d65736866726565ull;  // marks freed objects (randomise per process)
 };
 
@@ -181,6 +183,9 @@ class GlobalHeap final : private SpanLists {
   void unlockAll() MESH_NO_THREAD_SAFETY_ANALYSIS;
   bool finishForkInChild() MESH_NO_THREAD_SAFETY_ANALYSIS;
   bool forkNeedsFileCopy() const { return mesher_.hasFileBackedSpans(); }
+  // Spans listed with fewer than pct percent of their slots live are sparse (MiniHeap::sparse)
+  // if their class has sparseMinFreeBytes (HeapConfig) free in its partial spans; 0: none is.
+  void setSparsePct(uint32_t pct) { sparsePct_.store(pct, std::memory_order_relaxed); }
   // Tests: the lock of class cls (whether a mesh step holds it).
   Mutex& classLockForTest(int cls) { return classes_[cls].lock; }
   // Tests: objects freeBatch freed as remote frees because a mesh step held their class lock.
@@ -277,6 +282,8 @@ class GlobalHeap final : private SpanLists {
   std::atomic<uint64_t> mhFrees_{0};
   std::atomic<uint64_t> mhHighWater_{0};
   std::atomic<uint64_t> besideStepFrees_{0};
+  std::atomic<uint32_t> sparsePct_{0};
+  uint64_t sparseMinFreeBytes_ = 0;
   std::atomic<uint64_t> largeAllocs_{0};
   std::atomic<uint64_t> largeBytes_{0};
   size_t largeReleaseBytes_ = size_t{16} << 20;

@@ -47,8 +47,21 @@ class alignas(64) MiniHeap {
   bool isLarge() const { return cls_ == kLargeClass; }
   int sizeClassIndex() const { return cls_; }
   // The class index times kClassLineBytes: a per-class table of one cache line per class (the
-  // thread cache) is indexed with it directly. Small spans only.
-  size_t classLineOffset() const { return classLine_; }
+  // thread cache) is indexed with it directly. Small spans only. A sparse span answers
+  // kSparseLine instead, one line past the last class, where a thread cache keeps a stack that
+  // is always full: the free fast path then takes the slow path without a test of its own.
+  size_t classLineOffset() const { return classLine_.load(std::memory_order_relaxed); }
+  // Sparse: a detached span so empty that its objects should not be reused. Frees of its
+  // objects skip the freed stacks (the slow path frees them to the span, see
+  // Frontend::freeBeyondCache), so malloc does not put new objects back into it and it empties.
+  // Set by the class lock holder when it lists the span (GlobalHeap::relistLocked), cleared
+  // when a thread attaches it; read without a lock (a stale reading only picks the other of two
+  // correct free paths).
+  static constexpr uint16_t kSparseLine = kNumClasses * kClassLineBytes;
+  bool sparse() const { return classLine_.load(std::memory_order_relaxed) == kSparseLine; }
+  void setSparse(bool on) {
+    classLine_.store(on ? kSparseLine : static_cast<uint16_t>(cls_ * kClassLineBytes), std::memory_order_relaxed);
+  }
   size_t spanPage() const { return spanPage_; }
   char* spanStart() const { return spanStart_; }
   char* slotAddress(uint32_t slot) const { return spanStart_ + static_cast<size_t>(slot) * objSize_; }
@@ -222,7 +235,7 @@ class alignas(64) MiniHeap {
   uint32_t objects_;
   uint8_t cls_;
   bool zeroed_ = false;
-  uint16_t classLine_;  // cls_ * kClassLineBytes (0 for a large object)
+  std::atomic<uint16_t> classLine_;  // cls_ * kClassLineBytes, kSparseLine or 0 (large)
   std::atomic<void*> owner_{nullptr};
   std::atomic<uint64_t> live_[4] = {};
   // Cache line 3: what other threads write (remote frees, the remote-free queue flag, pins) or

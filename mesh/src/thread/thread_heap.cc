@@ -14,6 +14,11 @@ ThreadHeap::ThreadHeap(GlobalHeap* global, uint64_t seed)
     setFreedCount(cls, 0);
     setFreedCapacity(cls, cap < kMinFreedPerClass ? cap : kMinFreedPerClass);
   }
+  // The sparse line: top == limit, so every push finds it full.
+  ClassCache& sparse = caches_[kNumClasses];
+  sparse.freedTop.store(freedStore_, std::memory_order_relaxed);
+  sparse.lowWater = freedStore_;
+  sparse.freedLimit = freedStore_;
 }
 
 void ThreadHeap::reportStackedFree(void* ptr) {
@@ -175,6 +180,7 @@ ThreadHeap::Totals ThreadHeap::totals() const {
   t.largeAllocs = t.allocs;
   t.largeKeptBytes = largeKeptBytes_.load(std::memory_order_relaxed);
   t.cachedBytes = t.largeKeptBytes;
+  t.sparseFrees = sparseFrees_.load(std::memory_order_relaxed);
   for (int cls = 0; cls < kNumClasses; ++cls) {
     const ClassCache& c = caches_[cls];
     // Every object handed out came from what was supplied (and what this thread freed locally

@@ -100,7 +100,8 @@ class ThreadHeap {
   // bits need not be read.
   MESH_FAST_PATH bool tryPushFreed(const MiniHeap* mh, size_t slot, void* ptr) {
     if (MESH_UNLIKELY(!mh->isLive(slot))) return false;
-    // caches_[class], from an offset the miniheap keeps (always a valid class line).
+    // caches_[class], from an offset the miniheap keeps (a class line, or for a sparse span the
+    // extra line past them, whose stack is always full: see MiniHeap::sparse).
     ClassCache& c = cacheAtLine(mh->classLineOffset());
     uint64_t key = keyFor(ptr);
     void** top = c.freedTop.load(std::memory_order_relaxed);
@@ -111,6 +112,9 @@ class ThreadHeap {
 
   // Counts a free of a class-cls object this heap does not own (a remote free).
   void countRemoteFree(int cls) { bump(caches_[cls].remoteFrees, 1); }
+  // Counts a free that skipped the freed stack because the object's span is sparse (it is
+  // counted as a remote free too).
+  void countSparseFree() { bump(sparseFrees_, 1); }
 
   // --- freed objects -----------------------------------------------------------------------
   // Every small free by this thread goes to a per-class stack (LIFO, like a tcache) that malloc
@@ -295,6 +299,7 @@ class ThreadHeap {
     uint64_t largeKeptBytes = 0;    // bytes of the kept blocks now
     uint64_t cachedBytes = 0;       // free memory the cache holds: stacked objects, the attached
                                     // spans' free slots and the kept blocks
+    uint64_t sparseFrees = 0;       // frees of sparse spans' objects (countSparseFree)
   };
   Totals totals() const;
 
@@ -393,8 +398,10 @@ class ThreadHeap {
   void shuffleWindows(int cls, uint32_t count);
   static constexpr uint32_t kPlacementWindow = 8;
 
-  // First, so that a class's cache is at this + cls * 64.
-  ClassCache caches_[kNumClasses];
+  // First, so that a class's cache is at this + cls * 64. The extra line (MiniHeap::
+  // kSparseLine) is a stack that is always full and never popped.
+  ClassCache caches_[kNumClasses + 1];
+  static_assert(MiniHeap::kSparseLine == kNumClasses * kClassLineBytes);
 
  public:
   ThreadHeap* registryNext = nullptr;
@@ -434,6 +441,7 @@ class ThreadHeap {
   std::atomic<uint64_t> largeHits_{0};     // allocations served from kept blocks
   std::atomic<uint64_t> largeKeeps_{0};    // frees that kept their block
   std::atomic<int64_t> largeBytes_{0};     // bytes handed out from kept blocks minus bytes kept
+  std::atomic<uint64_t> sparseFrees_{0};
 };
 
 }  // namespace mesh

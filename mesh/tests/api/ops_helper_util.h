@@ -30,5 +30,7 @@ bool WaitForThreads(long n, long ms);
 // The modes of ops_helper_quiet.cc (caches of quiet threads, MESH_QUIET_THREAD_MS).
 int QuietThread(long ms);
 int QuietRace(long ms);
+// The mode of ops_helper_sparse.cc (sparse spans, MESH_SPARSE_PCT).
+int SparseChurn(long rounds);
 
 }  // namespace ops_helper

@@ -51,7 +51,7 @@ TEST(BackgroundThread, IdleProcessCompactsAndTheThreadStartsLazily) {
 std::vector<std::string> Defaults(std::initializer_list<std::string> set = {}) {
   std::vector<std::string> env = {"-MESH_BACKGROUND_THREAD", "-MESH_FREEPHYS_THREAD", "-MESH_PERIOD_MS",
                                   "-MESH_DECAY_MS", "-MESH_MAX_DIRTY_MB", "-MESH_NO_MEMFD",
-                                  "-MESH_QUIET_THREAD_MS"};
+                                  "-MESH_QUIET_THREAD_MS", "-MESH_SPARSE_PCT"};
   env.insert(env.end(), set.begin(), set.end());
   return env;
 }
@@ -134,18 +134,38 @@ TEST(DefaultPacing, D32_AQuietThreadsCacheIsReturnedAndTheThreadCarriesOn) {
   // A worker frees most of what it allocated and sleeps in read(): with the default options its
   // freed stacks and attached spans go back within a few seconds, the spans that only they kept
   // allocated are released, and the woken worker finds its objects intact and allocates again.
-  ChildResult r = Helper({"quiet-thread", "15000"}, kDefaults);
+  // Sparse spans off (MESH_SPARSE_PCT=0, G33): the worker's scattered frees would otherwise send
+  // some objects straight to their spans, which the background thread folds whenever it runs, and
+  // the control below could not tell that from a returned cache.
+  ChildResult r = Helper({"quiet-thread", "15000"}, Defaults({"MESH_SPARSE_PCT=0"}));
   ASSERT_TRUE(r.Exited(0)) << r.Describe();
   EXPECT_GE(Value(r.output, "cache_before_kib"), 128) << r.output;
   EXPECT_EQ(Value(r.output, "cache_after_kib"), 0) << r.output;
   EXPECT_GE(Value(r.output, "returns"), 1) << r.output;
   EXPECT_LE(Value(r.output, "arena_after_kib"), Value(r.output, "arena_before_kib") - 256) << r.output;
   // Control: MESH_QUIET_THREAD_MS=0 leaves the cache where it is.
-  ChildResult off = Helper({"quiet-thread", "3000"}, Defaults({"MESH_QUIET_THREAD_MS=0"}));
+  ChildResult off = Helper({"quiet-thread", "3000"}, Defaults({"MESH_QUIET_THREAD_MS=0", "MESH_SPARSE_PCT=0"}));
   ASSERT_TRUE(off.Exited(0)) << off.Describe();
   EXPECT_EQ(Value(off.output, "cache_after_kib"), Value(off.output, "cache_before_kib")) << off.output;
   EXPECT_EQ(Value(off.output, "returns"), 0) << off.output;
   EXPECT_EQ(Value(off.output, "arena_after_kib"), Value(off.output, "arena_before_kib")) << off.output;
+}
+
+TEST(DefaultPacing, G33_SparseSpansEmptyWhileTheProgramReplacesItsObjects) {
+  // 32 MiB of 256-byte objects, 7 in 8 freed, then 65,536 replacements of random survivors (each
+  // about four times). Meshing is off, so what the arena gives back is the sparse spans' doing:
+  // the replacements go to fuller spans and the sparse ones empty.
+  ChildResult r = Helper({"sparse-churn", "65536"}, Defaults({"MESH_PERIOD_MS=0"}));
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  long long before = Value(r.output, "arena_before_kib");
+  EXPECT_GE(before, 24 * 1024) << r.output;
+  EXPECT_LE(Value(r.output, "arena_after_kib"), before / 3) << r.output;
+  EXPECT_GE(Value(r.output, "sparse_frees"), 8192) << r.output;  // most survivors were replaced
+  // Control: with MESH_SPARSE_PCT=0 the replacements reuse the holes their frees left.
+  ChildResult off = Helper({"sparse-churn", "65536"}, Defaults({"MESH_PERIOD_MS=0", "MESH_SPARSE_PCT=0"}));
+  ASSERT_TRUE(off.Exited(0)) << off.Describe();
+  EXPECT_GE(Value(off.output, "arena_after_kib"), Value(off.output, "arena_before_kib") * 9 / 10) << off.output;
+  EXPECT_EQ(Value(off.output, "sparse_frees"), 0) << off.output;
 }
 
 TEST(BackgroundThread, D32_CachesOfThreadsThatPauseAndResumeStayCorrect) {

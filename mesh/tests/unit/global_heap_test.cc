@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "test_heap_fixture.h"
+#include "thread/thread_heap.h"
 
 namespace mesh {
 namespace {
@@ -233,6 +234,90 @@ TEST_F(FreshHeap, AnonymousFallbackWorks) {
   MiniHeap* mh = anon.attach(2, &kOwnerTag);
   ASSERT_NE(mh, nullptr);
   anon.detach(mh);
+}
+
+
+// Sparse spans (MiniHeap::sparse; docs/behaviour.md G33): a detached span under the sparse share
+// of live slots is marked when it is listed, once its class has sparseMinFreeBytes free in its
+// partial spans; a thread that attaches it clears the mark; a thread cache's fast free refuses
+// its objects (the slow path frees them to the span).
+class SparseSpans : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HeapConfig config = test::smallHeapConfig();
+    config.sparseMinFreeBytes = 64 << 10;  // 16 nearly empty spans of class 0 (4 KiB each)
+    heap = std::make_unique<GlobalHeap>();
+    ASSERT_TRUE(heap->init(config));
+  }
+  // New detached spans of class cls, one per entry of `live`, with that many objects (slots
+  // 0..live-1): all are attached before any is detached, or attach would hand back the last.
+  std::vector<MiniHeap*> Detached(int cls, std::vector<uint32_t> live) {
+    std::vector<MiniHeap*> spans;
+    for (size_t i = 0; i < live.size(); ++i) spans.push_back(heap->attach(cls, &kOwnerTag));
+    for (size_t k = 0; k < live.size(); ++k) {
+      for (uint32_t i = 0; i < live[k]; ++i) spans[k]->setLive(i);
+      heap->detach(spans[k]);
+    }
+    return spans;
+  }
+  // Frees slot of mh (detached) through a batch, which relists mh.
+  void FreeSlot(MiniHeap* mh, uint32_t slot) {
+    void* p = mh->slotAddress(slot);
+    ASSERT_EQ(heap->freeBatch(mh->sizeClassIndex(), &p, 1), 0u);
+  }
+  std::unique_ptr<GlobalHeap> heap;
+};
+
+TEST_F(SparseSpans, G33_ASparseSpanIsMarkedWhenListedAndClearedWhenAttached) {
+  std::vector<uint32_t> live(24, 20);  // 20 of 256 live: 8%
+  live.push_back(128);
+  std::vector<MiniHeap*> sparse = Detached(0, live);
+  MiniHeap* half = sparse.back();
+  sparse.pop_back();
+  // Relisted now that the class has 24 spans' worth of free slots.
+  for (MiniHeap* mh : sparse) FreeSlot(mh, 19);
+  FreeSlot(half, 127);
+  for (MiniHeap* mh : sparse) {
+    EXPECT_TRUE(mh->sparse());
+    EXPECT_EQ(mh->classLineOffset(), MiniHeap::kSparseLine);
+  }
+  EXPECT_FALSE(half->sparse()) << "a half-full span is not sparse";
+  EXPECT_EQ(half->classLineOffset(), 0u) << "class 0's own line";
+  // The fullest span is attached first; a sparse one, attached, is sparse no more.
+  EXPECT_EQ(heap->attach(0, &kOwnerTag), half);
+  MiniHeap* again = heap->attach(0, &kOwnerTag);
+  EXPECT_FALSE(again->sparse());
+  EXPECT_EQ(again->classLineOffset(), 0u);
+  heap->detach(half);
+  heap->detach(again);
+  // With the share at 0, a relisted span is not sparse.
+  heap->setSparsePct(0);
+  FreeSlot(sparse[5], 18);
+  EXPECT_FALSE(sparse[5]->sparse());
+}
+
+TEST_F(SparseSpans, G33_NoSpanIsSparseInAClassWithLittleFreeMemory) {
+  // Class 0 with 8 nearly empty spans: 8 * 4 KiB free, under the 64 KiB the heap asks for.
+  std::vector<MiniHeap*> spans = Detached(0, std::vector<uint32_t>(8, 10));
+  for (MiniHeap* mh : spans) FreeSlot(mh, 9);
+  for (MiniHeap* mh : spans) EXPECT_FALSE(mh->sparse());
+}
+
+TEST_F(SparseSpans, G33_AThreadCacheRefusesASparseSpansObjectsOnItsFastPath) {
+  std::vector<MiniHeap*> sparse = Detached(0, std::vector<uint32_t>(24, 20));
+  for (MiniHeap* mh : sparse) FreeSlot(mh, 19);
+  ASSERT_TRUE(sparse[0]->sparse());
+  ThreadHeap th(heap.get(), 11);
+  EXPECT_FALSE(th.tryPushFreed(sparse[0], 3, sparse[0]->slotAddress(3)));
+  EXPECT_EQ(th.freedCount(0), 0u);
+  // The same object of a span that is not sparse goes on the stack.
+  heap->setSparsePct(0);
+  FreeSlot(sparse[0], 18);
+  ASSERT_FALSE(sparse[0]->sparse());
+  EXPECT_TRUE(th.tryPushFreed(sparse[0], 3, sparse[0]->slotAddress(3)));
+  EXPECT_EQ(th.freedCount(0), 1u);
+  th.flushFreed(0, 1, [](void*) { FAIL() << "the batch rejected a live object"; });
+  th.detachAll();
 }
 
 }  // namespace
