@@ -17,6 +17,9 @@ FreshHeapExecutor::FreshHeapExecutor(const FreshHeapOptions& options)
   config.arena.minReserveBytes = options.arenaBytes;
   config.arena.maxDirtyBytes = options.maxDirtyBytes;
   config.arena.useMemfd = options.memfd;
+  // Sparse spans (G33) in every class, however small the heap: the fuzzer and the property tests
+  // then take the path that frees a sparse span's objects straight to it as often as any other.
+  config.sparseMinFreeBytes = 0;
   ok_ = heap_->init(config);
   main_ = std::make_unique<ThreadHeap>(heap_.get(), options.seed * 2);
 }
