@@ -27,9 +27,10 @@
 //                                   wake it: it checks its objects and allocates again
 //   mesh_ops_helper quiet-race MS   threads that pause for 0-50 ms between bursts for MS ms
 //                                   while their caches are returned (MESH_QUIET_THREAD_MS=1)
-//   mesh_ops_helper sparse-churn ROUNDS  32 MiB of 256-byte objects, 7 in 8 freed, then ROUNDS
-//                                   replacements of random survivors; print the arena in use
-//                                   before and after the replacements
+//   mesh_ops_helper sparse-churn ROUNDS [THREADS]  32 MiB of 256-byte objects, 7 in 8 freed,
+//                                   then ROUNDS replacements of random survivors by THREADS
+//                                   threads (1: the main thread); print the arena in use before
+//                                   and after the replacements
 // Output is key=value lines written with write(2); while idle nothing allocates. The modes that
 // wait for a signal report capture fd 2 and poll it for the report (ReportCapture), then copy
 // it to stdout; exit code 5 (6 in handler-*) when it did not come within 20 s. Exit 0 on
@@ -481,7 +482,7 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     Say("usage: mesh_ops_helper idle MS|report|handler-first|handler-later|fork MS|freephys MS|"
         "pthread-exit|raise-usr1|usr1-early|fork-storm N|default-idle MS|default-fork MS|decay MS|"
-        "decay-free-path MS|raise-usr1-thread|quiet-thread MS|quiet-race MS|sparse-churn ROUNDS\n");
+        "decay-free-path MS|raise-usr1-thread|quiet-thread MS|quiet-race MS|sparse-churn ROUNDS [THREADS]\n");
     return 64;
   }
   long ms = argc > 2 ? strtol(argv[2], nullptr, 10) : 0;
@@ -502,7 +503,7 @@ int main(int argc, char** argv) {
   if (strcmp(argv[1], "fork-storm") == 0) return ForkStorm(ms);
   if (strcmp(argv[1], "quiet-thread") == 0) return QuietThread(ms);
   if (strcmp(argv[1], "quiet-race") == 0) return QuietRace(ms);
-  if (strcmp(argv[1], "sparse-churn") == 0) return SparseChurn(ms);
+  if (strcmp(argv[1], "sparse-churn") == 0) return SparseChurn(ms, argc > 3 ? strtol(argv[3], nullptr, 10) : 1);
   Say("unknown mode %s\n", argv[1]);
   return 64;
 }

@@ -1,7 +1,9 @@
 // mesh_ops_helper's mode for sparse spans (MESH_SPARSE_PCT; behaviour contract G33): sparse-churn
 // (see the usage at the top of ops_helper.cc).
+#include <pthread.h>
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +20,7 @@ constexpr size_t kSize = 256;
 struct Slot {
   uint64_t* p;
   uint64_t version;
+  std::atomic<uint32_t> busy;  // a worker is replacing the object
 };
 
 uint64_t Pattern(size_t i, uint64_t version, size_t w) { return (i << 32) ^ (version << 16) ^ w ^ 0x5a5a; }
@@ -40,17 +43,48 @@ uint64_t Next(uint64_t* x) {
   return *x;
 }
 
+struct Churn {
+  Slot* slots;
+  const uint32_t* survivors;
+  size_t kept;
+  long rounds;
+  uint64_t seed;
+  std::atomic<int> failed{0};
+};
+
+// `rounds` replacements: free a random survivor (after checking it), allocate its successor and
+// fill it. With several workers each takes the slot it replaces (busy), so an object one thread
+// allocated is often freed by another.
+void* Replace(void* arg) {
+  Churn& c = *static_cast<Churn*>(arg);
+  uint64_t x = c.seed;
+  for (long r = 0; r < c.rounds; ++r) {
+    size_t i = c.survivors[Next(&x) % c.kept];
+    Slot& s = c.slots[i];
+    if (s.busy.exchange(1, std::memory_order_acquire) != 0) continue;
+    if (!Intact(s, i)) c.failed.store(1);
+    free(s.p);
+    s.p = static_cast<uint64_t*>(malloc(kSize));
+    if (s.p == nullptr) abort();
+    ++s.version;
+    Fill(s, i);
+    s.busy.store(0, std::memory_order_release);
+  }
+  return nullptr;
+}
+
 }  // namespace
 
-// A cache whose data changes shape, in one thread: 131,072 objects of 256 bytes (32 MiB), seven
-// in eight freed in a scattered order, then `rounds` replacements (free a random survivor, check
-// it, allocate its successor, fill it). Reports the arena in use after the frees and after the
-// replacements, and the sparse frees. The table lives in its own mapping, outside the heap.
-// Exit codes: 30 no memory for the table, 31 an object's contents changed.
-int SparseChurn(long rounds) {
+// A cache whose data changes shape: 131,072 objects of 256 bytes (32 MiB) made by the main
+// thread, seven in eight freed in a scattered order, then `rounds` replacements of random
+// survivors in all by `threads` threads (the main thread itself when 1). Reports the arena in use
+// after the frees and after the replacements (the workers have exited: their caches are back),
+// and the sparse frees. The table lives in its own mapping, outside the heap.
+// Exit codes: 30 no memory for the table or no thread, 31 an object's contents changed.
+int SparseChurn(long rounds, long threads) {
   constexpr size_t kTableBytes = 2 * kObjects * sizeof(Slot);
   void* table = mmap(nullptr, kTableBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (table == MAP_FAILED) return 30;
+  if (table == MAP_FAILED || threads < 1 || threads > 16) return 30;
   Slot* slots = static_cast<Slot*>(table);
   for (size_t i = 0; i < kObjects; ++i) {
     slots[i].p = static_cast<uint64_t*>(malloc(kSize));
@@ -71,17 +105,27 @@ int SparseChurn(long rounds) {
     }
   }
   mesh_stats before = Stats();
-  uint64_t x = 0x9E3779B97F4A7C15ull;
-  for (long r = 0; r < rounds; ++r) {
-    size_t i = survivors[Next(&x) % kept];
-    if (!Intact(slots[i], i)) return 31;
-    free(slots[i].p);
-    slots[i].p = static_cast<uint64_t*>(malloc(kSize));
-    if (slots[i].p == nullptr) abort();
-    ++slots[i].version;
-    Fill(slots[i], i);
+  Churn churn[16];
+  for (long t = 0; t < threads; ++t) {
+    churn[t].slots = slots;
+    churn[t].survivors = survivors;
+    churn[t].kept = kept;
+    churn[t].rounds = rounds / threads;
+    churn[t].seed = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(t + 1);
+  }
+  if (threads == 1) {
+    Replace(&churn[0]);
+  } else {
+    pthread_t workers[16];
+    for (long t = 0; t < threads; ++t) {
+      if (pthread_create(&workers[t], nullptr, Replace, &churn[t]) != 0) return 30;
+    }
+    for (long t = 0; t < threads; ++t) pthread_join(workers[t], nullptr);
   }
   mesh_stats after = Stats();
+  for (long t = 0; t < threads; ++t) {
+    if (churn[t].failed.load() != 0) return 31;
+  }
   for (size_t k = 0; k < kept; ++k) {
     if (!Intact(slots[survivors[k]], survivors[k])) return 31;
   }

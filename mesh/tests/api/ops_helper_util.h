@@ -31,6 +31,6 @@ bool WaitForThreads(long n, long ms);
 int QuietThread(long ms);
 int QuietRace(long ms);
 // The mode of ops_helper_sparse.cc (sparse spans, MESH_SPARSE_PCT).
-int SparseChurn(long rounds);
+int SparseChurn(long rounds, long threads);
 
 }  // namespace ops_helper

@@ -168,6 +168,18 @@ TEST(DefaultPacing, G33_SparseSpansEmptyWhileTheProgramReplacesItsObjects) {
   EXPECT_EQ(Value(off.output, "sparse_frees"), 0) << off.output;
 }
 
+TEST(DefaultPacing, G33_SparseSpansEmptyWhenThreadsReplaceEachOthersObjects) {
+  // The same with four threads replacing random survivors, each object's successor made by
+  // whichever thread picked it: frees of sparse spans' objects and of other threads' objects run
+  // concurrently. Every object's contents are checked at each replacement and at the end.
+  ChildResult r = Helper({"sparse-churn", "65536", "4"}, Defaults({"MESH_PERIOD_MS=0"}));
+  ASSERT_TRUE(r.Exited(0)) << r.Describe();
+  long long before = Value(r.output, "arena_before_kib");
+  EXPECT_GE(before, 24 * 1024) << r.output;
+  EXPECT_LE(Value(r.output, "arena_after_kib"), before / 3) << r.output;
+  EXPECT_GE(Value(r.output, "sparse_frees"), 8192) << r.output;
+}
+
 TEST(BackgroundThread, D32_CachesOfThreadsThatPauseAndResumeStayCorrect) {
   // Threads pause for 0-50 ms between bursts while caches quiet for 1 ms are returned: owners
   // come back while their cache is being returned. Every word of every object is checked.
