@@ -29,7 +29,7 @@ struct HeapConfig {
   uint32_t meshMaxOccupancyPct = 80;  // fuller spans are not worth meshing
   long maxMapCount = 0;               // 0: read vm.max_map_count
   bool sameThreadMeshing = false;     // pair only spans last attached to one thread heap
-  uint32_t sparsePct = 25;             // see GlobalHeap::setSparsePct
+  uint32_t sparsePct = 25;            // see GlobalHeap::setSparsePct
   uint64_t sparseMinFreeBytes = uint64_t{1} << 20;  // ... and relistLocked
   uint64_t freedKey = 0x6d65736866726565ull;  // marks freed objects (randomise per process)
 };
