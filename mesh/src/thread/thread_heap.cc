@@ -1,5 +1,7 @@
 #include "thread/thread_heap.h"
 
+#include <cstring>
+
 #include "platform/os.h"
 
 namespace mesh {
@@ -62,15 +64,12 @@ void ThreadHeap::shuffle(int cls) {
 
 void ThreadHeap::shuffleWindows(int cls, uint32_t count) {
   uint8_t* slots = slots_[cls];
-  // The free slots in address order (the refill lists them so; folded remote frees too, but
-  // sort anyway: a span has at most 256 slots).
-  uint64_t bits[4] = {};
-  for (uint32_t i = 0; i < count; ++i) bits[slots[i] >> 6] |= uint64_t{1} << (slots[i] & 63);
+  // The free slots are in address order: a refill starts from an empty array (malloc emptied
+  // it) and lists them from the span's bitmap, or from its folded remote frees, word by word and
+  // bit by bit. Windows are runs of kPlacementWindow of them. (Were they not sorted, windows
+  // would merely be less local: placement, not correctness.)
   uint8_t sorted[kMaxObjectsPerSpan];
-  uint32_t n = 0;
-  for (uint32_t w = 0; w < 4; ++w) {
-    for (uint64_t b = bits[w]; b != 0; b &= b - 1) sorted[n++] = static_cast<uint8_t>(w * 64 + __builtin_ctzll(b));
-  }
+  std::memcpy(sorted, slots, count);
   uint32_t windows = (count + kPlacementWindow - 1) / kPlacementWindow;
   uint8_t order[kMaxObjectsPerSpan / kPlacementWindow];
   for (uint32_t i = 0; i < windows; ++i) order[i] = static_cast<uint8_t>(i);
@@ -80,12 +79,21 @@ void ThreadHeap::shuffleWindows(int cls, uint32_t count) {
     order[i - 1] = order[j];
     order[j] = t;
   }
-  // malloc takes from the top: the first window goes at the top, its lowest slot last.
+  // malloc takes from the top: the first window goes at the top, its lowest slot last. A whole
+  // window is one 8-byte load, a byte swap and a store.
+  static_assert(kPlacementWindow == sizeof(uint64_t));
   uint32_t pos = count;
   for (uint32_t i = 0; i < windows; ++i) {
     uint32_t start = order[i] * kPlacementWindow;
-    uint32_t end = start + kPlacementWindow < count ? start + kPlacementWindow : count;
-    for (uint32_t k = start; k < end; ++k) slots[--pos] = sorted[k];
+    if (start + kPlacementWindow <= count) {
+      uint64_t w;
+      std::memcpy(&w, sorted + start, sizeof w);
+      w = __builtin_bswap64(w);
+      pos -= kPlacementWindow;
+      std::memcpy(slots + pos, &w, sizeof w);
+    } else {
+      for (uint32_t k = start; k < count; ++k) slots[--pos] = sorted[k];
+    }
   }
 }
 
