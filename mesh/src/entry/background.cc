@@ -34,7 +34,7 @@ constexpr unsigned kMaxIdleShift = 4;          // idle back-off: up to 16 period
 // never gets there.
 constexpr uint64_t kAutoStartBytes = uint64_t{4} << 20;
 // A round meshes for a share of its period that grows with the gain: a twentieth for the
-// smallest gain worth a step, a quarter from kFullPaceGainBytes on (each mesh's remapping makes
+// smallest gain worth a step, half from kFullPaceGainBytes on (each mesh's remapping makes
 // the kernel interrupt the CPUs running the program's threads, and the thread competes with
 // them for CPU time), all of it while the program has stopped freeing.
 constexpr uint64_t kFullPaceGainBytes = uint64_t{48} << 20;
@@ -245,7 +245,7 @@ bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, uint64_t quietTh
   uint64_t gain = meshPeriodNs > 0 ? rt.heap.mesher().meshGainBytes() : 0;
   if (gain > 0) {
     uint64_t share = gain < kFullPaceGainBytes ? gain : kFullPaceGainBytes;
-    uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) / 4;
+    uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) / 2;
     if (budget < meshPeriodNs / 20) budget = meshPeriodNs / 20;
     if (quiet) budget = meshPeriodNs;
     if (budget > 500 * kMs) budget = 500 * kMs;

@@ -170,6 +170,8 @@ class Mesher {
   MetaVector<uint32_t> order_ MESH_GUARDED_BY(lock_);
   MetaVector<bool> used_ MESH_GUARDED_BY(lock_);
   MetaVector<MeshPair> pairs_ MESH_GUARDED_BY(lock_);
+  MetaVector<uint64_t> columns_ MESH_GUARDED_BY(lock_);  // the fullest-first search's bitsets
+  MetaVector<uint8_t> chain_ MESH_GUARDED_BY(lock_);     // virtual spans each candidate backs
   MetaVector<HeldPair> held_ MESH_GUARDED_BY(lock_);
   MappingBudget budget_ MESH_GUARDED_BY(lock_);
   uint32_t probes_ = 64;
