@@ -49,7 +49,7 @@ static constexpr size_t kMaxStepCandidates = 2048;  // spans one step considers,
 // meshes against 365; fragmenter's mesh_compact 1.7x as long). For 64 objects, on random spans
 // meshed in steps, fullest first does better (56% occupancy against 37% at 8% live), but in the
 // cpython workload the 64-byte class made
-// 2,814 meshes against 9,904 and the process ended at 151 MiB against 123 (the dynamics with
+// 2,814 meshes against 9,904 and the process served at 148 MiB against 121 (the dynamics with
 // the program's own churn were not worked out); 32 objects and fewer, where Redis's values are,
 // gain the most.
 static constexpr uint32_t kMaxFullestFirstSlots = 32;
