@@ -417,22 +417,26 @@ size_t Mesher::selectPairsLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs
 
 // Up to maxCandidates listed spans that could mesh. The search pairs full spans with empty ones,
 // so the window takes from every occupancy bin: first up to a quarter of it from each bin
-// (emptiest first), then the rest from where each list stopped. A bin's spans at an occupancy
-// meshing skips are passed over, but at most four times the spans wanted from it are visited
-// (the fullest bin may be long and mostly such spans).
+// (emptiest first), then the rest from where each list stopped. Spans at an occupancy meshing
+// skips are passed over; at most four times maxCandidates spans are visited in all (as many as
+// the lock may be held for), and in the first round at most four times a bin's quota in each bin
+// (the fullest may be long and mostly such spans).
 size_t Mesher::collectCandidatesLocked(int cls, size_t maxCandidates) {
   candidates_.clear();
+  size_t visits = 4 * maxCandidates;
   MiniHeap* next[SpanLists::kBins][SpanLists::kLanes];
   for (int bin = 0; bin < SpanLists::kBins; ++bin) {
     for (int lane = 0; lane < SpanLists::kLanes; ++lane) next[bin][lane] = lists_.firstListedLocked(cls, lane, bin);
   }
   for (size_t quota : {maxCandidates / SpanLists::kBins, maxCandidates}) {
     for (int bin = 0; bin < SpanLists::kBins; ++bin) {
-      size_t taken = 0, visits = 4 * quota;
+      size_t taken = 0, binVisits = 4 * quota;
       for (int lane = 0; lane < SpanLists::kLanes; ++lane) {
         MiniHeap*& mh = next[bin][lane];
-        for (; mh != nullptr && taken < quota && candidates_.size() < maxCandidates && visits > 0; mh = mh->next) {
+        for (; mh != nullptr && taken < quota && candidates_.size() < maxCandidates && visits > 0 && binVisits > 0;
+             mh = mh->next) {
           --visits;
+          --binVisits;
           // (A span that already backs the most virtual spans a chain may have cannot take part
           // in another mesh, on either side.)
           if (mh->listedFree == 0 || mh->extraSpanCount() >= kMaxExtraSpans) continue;
