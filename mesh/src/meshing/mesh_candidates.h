@@ -52,7 +52,8 @@ size_t findMeshPairs(const SpanBits* bits, uint32_t n, Rng& rng, uint32_t probes
 // whose chains fit together are paired (of very sparse spans, the fullest would otherwise keep
 // finding partners it cannot take).
 //
-// slots: objects per span (at most 256); maxChain at most kMaxSearchChain. Scratch: order[n];
+// slots: objects per span (at most 256; no bit at or above it may be set); maxChain at most
+// kMaxSearchChain. Scratch: order[n];
 // columns[fullestFirstScratchWords(n, slots)]. Candidates of equal occupancy keep their order (so
 // cheap destinations placed first stay first). maxWork bounds the 64-bit operations of the search
 // (setting up the bitsets included); the search stops there with the pairs found so far.
