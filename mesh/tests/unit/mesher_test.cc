@@ -215,6 +215,45 @@ TEST_F(MeshOp, G34_CompactionFillsSpansOfSixteenObjectsThreeQuartersFull) {
   EXPECT_TRUE(intact(live));
 }
 
+// A step's window takes spans from every occupancy bin: with more nearly empty spans than a step
+// looks at (2,112 spans of one object), the eight spans at 62% are still among its candidates,
+// and its one mesh puts the fullest of them together with a span that fits it (taking the
+// emptiest spans alone, the step would have meshed two spans of one object).
+TEST_F(MeshOp, G34_AStepsWindowReachesFullerSpansBeyondManyEmptyOnes) {
+  int cls = -1;
+  for (int c = 0; c < kNumClasses && cls < 0; ++c) {
+    if (sizeClass(c).objects == 16 && sizeClass(c).size < kMaxMeshedObjectSize) cls = c;
+  }
+  ASSERT_GE(cls, 0);
+  const size_t sparse = 2112, fuller = 8;
+  ThreadHeap th(heap.get(), 22);
+  std::vector<char*> objs;
+  for (size_t i = 0; i < (sparse + fuller) * 16; ++i) {
+    auto* p = static_cast<char*>(th.alloc(cls));
+    std::memset(p, static_cast<int>(reinterpret_cast<uintptr_t>(p) >> 6), 64);
+    objs.push_back(p);
+  }
+  th.detachAll();
+  std::map<MiniHeap*, size_t> spanIndex;  // in the order the spans were filled
+  std::vector<char*> fullerObjects;
+  std::vector<char*> live = keepOnly(*heap, objs, [&](size_t, char* p) {
+    uintptr_t e = heap->entryFor(p);
+    MiniHeap* mh = entryMiniHeap(e);
+    size_t index = spanIndex.emplace(mh, spanIndex.size()).first->second;
+    size_t slot = static_cast<size_t>(p - heap->spanStartFor(p, e)) / sizeClass(cls).size;
+    bool keep = index < sparse ? slot == index % 16 : slot < 10;
+    if (keep && index >= sparse) fullerObjects.push_back(p);
+    return keep;
+  });
+  ASSERT_EQ(spanIndex.size(), sparse + fuller);
+  ASSERT_EQ(fullerObjects.size(), fuller * 10);
+  ASSERT_EQ(heap->mesher().meshClass(cls, 1), 1u);
+  bool fullerMeshed = false;
+  for (char* p : fullerObjects) fullerMeshed |= entryMiniHeap(heap->entryFor(p))->extraSpanCount() == 1;
+  EXPECT_TRUE(fullerMeshed) << "the step's one mesh left every fuller span alone";
+  EXPECT_TRUE(intact(live));
+}
+
 TEST_F(MeshOp, MappingBudgetStopsMeshingWithoutFailing) {
   ThreadHeap th(heap.get(), 14);
   std::vector<char*> live = fragment(th, 16);
