@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "platform/cpu.h"
+
 namespace mesh {
 
 size_t findMeshPairs(const SpanBits* bits, uint32_t n, Rng& rng, uint32_t probes, uint32_t* order,
@@ -52,11 +54,7 @@ size_t findMeshPairsFullestFirst(const SpanBits* bits, const uint8_t* chain, uin
   const size_t words = (static_cast<size_t>(n) + 63) / 64;
   // Counting sort by live objects, fullest first, stable.
   uint32_t start[258] = {};
-  auto liveOf = [&](uint32_t i) {
-    const SpanBits& b = bits[i];
-    return static_cast<uint32_t>(__builtin_popcountll(b.w[0]) + __builtin_popcountll(b.w[1]) +
-                                 __builtin_popcountll(b.w[2]) + __builtin_popcountll(b.w[3]));
-  };
+  auto liveOf = [&](uint32_t i) { return cpu::countBits4(bits[i].w); };
   for (uint32_t i = 0; i < n; ++i) ++start[257 - liveOf(i)];
   for (uint32_t c = 1; c < 258; ++c) start[c] += start[c - 1];
   for (uint32_t i = 0; i < n; ++i) order[start[256 - liveOf(i)]++] = i;

@@ -46,7 +46,8 @@ static constexpr size_t kMaxStepCandidates = 2048;  // spans one step considers,
 // Classes of more objects per span use the split mesher. Two spans of 128 or 256 objects fit
 // only when both are nearly empty, which random probes find as well, while the fullest-first
 // search spends its bounded work on fuller spans that fit nothing (Redis's 16-byte class: 56
-// meshes against 365; fragmenter's mesh_compact 1.7x as long). For 64 objects, on random spans
+// meshes against 365; the fragmenter's mesh_compact took 1.5-1.7x the base time with the limit
+// at 256 or 64 objects, 1.16x at 32, one 3-repetition run each). For 64 objects, on random spans
 // meshed in steps, fullest first does better (56% occupancy against 37% at 8% live), but in the
 // cpython workload the 64-byte class made
 // 2,814 meshes against 9,904 and the process served at 148 MiB against 121 (the dynamics with
@@ -318,10 +319,9 @@ size_t Mesher::selectPairsLocked(int cls, size_t maxPairs, uint64_t stepBudgetNs
   lists_.drainLocked(cls);
   // At most 2048 spans per step (for the shorter steps of the pacing, 64 per mesh the step may
   // make, 128 to 1024), taken from every occupancy bin (collectCandidatesLocked), keep the search
-  // (and so the pause) bounded. A span's
-  // listedFree says whether it is at an occupancy meshing accepts (counted when it was
-  // relisted: the drain above relisted every span whose bits changed), without reading its
-  // bitmap's cache line.
+  // (and so the pause) bounded. A span's listedFree says whether it is at an occupancy meshing
+  // accepts (counted when it was relisted: the drain above relisted every span whose bits
+  // changed), without reading its bitmap's cache line.
   size_t maxCandidates = kMaxStepCandidates;
   if (stepBudgetNs < kStepBudgetNs) {
     maxCandidates = maxPairs == 0 || maxPairs >= 16 ? 1024 : maxPairs <= 2 ? 128 : 64 * maxPairs;

@@ -42,12 +42,17 @@ inline void addOwned(std::atomic<T>& counter, D delta) {
 // one (every x86-64 CPU since about 2008) it is used through a function built for it, chosen by
 // a flag read once from cpuid. No ifunc: sanitizer runtimes crash on ifunc resolvers that run
 // before them.
+// Works on a live bitmap (atomic words, read relaxed) or on a copy of one (plain words).
+inline uint64_t wordOf(const std::atomic<uint64_t>& w) { return w.load(std::memory_order_relaxed); }
+inline uint64_t wordOf(uint64_t w) { return w; }
+
 #if defined(__x86_64__) && !defined(__POPCNT__)
 namespace detail {
 inline std::atomic<int> g_popcnt{-1};  // -1 not asked yet, then 0 or 1
-__attribute__((target("popcnt"))) inline uint32_t countBits4Popcnt(const std::atomic<uint64_t>* w) {
+template <typename Word>
+__attribute__((target("popcnt"))) inline uint32_t countBits4Popcnt(const Word* w) {
   uint64_t n = 0;
-  for (int i = 0; i < 4; ++i) n += static_cast<uint64_t>(__builtin_popcountll(w[i].load(std::memory_order_relaxed)));
+  for (int i = 0; i < 4; ++i) n += static_cast<uint64_t>(__builtin_popcountll(wordOf(w[i])));
   return static_cast<uint32_t>(n);
 }
 inline bool askPopcnt() {
@@ -66,16 +71,17 @@ inline uint32_t countBitsSoft(uint64_t x) {
   return static_cast<uint32_t>((x * 0x0101010101010101ull) >> 56);
 }
 
-inline uint32_t countBits4(const std::atomic<uint64_t>* w) {
+template <typename Word>
+inline uint32_t countBits4(const Word* w) {
 #if defined(__x86_64__) && !defined(__POPCNT__)
   int has = detail::g_popcnt.load(std::memory_order_relaxed);
   if (has > 0 || (has < 0 && detail::askPopcnt())) return detail::countBits4Popcnt(w);
   uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n += countBitsSoft(w[i].load(std::memory_order_relaxed));
+  for (int i = 0; i < 4; ++i) n += countBitsSoft(wordOf(w[i]));
   return n;
 #else
   uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n += static_cast<uint32_t>(__builtin_popcountll(w[i].load(std::memory_order_relaxed)));
+  for (int i = 0; i < 4; ++i) n += static_cast<uint32_t>(__builtin_popcountll(wordOf(w[i])));
   return n;
 #endif
 }

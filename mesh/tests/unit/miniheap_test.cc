@@ -122,6 +122,7 @@ TEST(BitCount, BothWaysOfCountingAgreeWithPopcount) {
           << std::hex << words[i + k];
     }
     ASSERT_EQ(cpu::countBits4(w), want) << "words from " << i;
+    ASSERT_EQ(cpu::countBits4(words.data() + i), want) << "plain words from " << i;  // a bitmap's copy
   }
 }
 
