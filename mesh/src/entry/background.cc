@@ -9,6 +9,7 @@
 #include "entry/allocate.h"
 #include "entry/runtime.h"
 #include "entry/stats_report.h"
+#include "meshing/pacing.h"
 #include "meshing/write_protect.h"
 #include "platform/os.h"
 
@@ -33,11 +34,6 @@ constexpr unsigned kMaxIdleShift = 4;          // idle back-off: up to 16 period
 // that meshing works on, plus freed pages the arena keeps. A program that allocates little
 // never gets there.
 constexpr uint64_t kAutoStartBytes = uint64_t{4} << 20;
-// A round meshes for a share of its period that grows with the gain: a twentieth for the
-// smallest gain worth a step, half from kFullPaceGainBytes on (each mesh's remapping makes
-// the kernel interrupt the CPUs running the program's threads, and the thread competes with
-// them for CPU time), all of it while the program has stopped freeing.
-constexpr uint64_t kFullPaceGainBytes = uint64_t{48} << 20;
 constexpr uint64_t kJobSliceNs = 5 * kMs;  // meshing handed to the write-protection service at once
 
 // pid of the process in which the thread runs, 0 when it runs nowhere. A fork child inherits the
@@ -230,30 +226,50 @@ CacheReturns returnCaches(Runtime& rt, uint64_t now, uint64_t quietNs, bool all)
   return r;
 }
 
+// Whether the program's own threads used half a core or more since the last call: the process's
+// CPU time less that of this thread and of the write-protection service (which runs the meshes).
+// A program that mostly waits (a lightly loaded server) can be meshed at full pace.
+class ProgramLoad {
+ public:
+  ProgramLoad() : wall_(os::monotonicNs()), process_(os::processCpuNs()), ours_(oursNow()) {}
+  bool busySinceLastCall() {
+    uint64_t wall = os::monotonicNs(), process = os::processCpuNs(), ours = oursNow();
+    // (The service's figure starts again from 0 when it restarts.)
+    uint64_t oursUsed = ours >= ours_ ? ours - ours_ : ours;
+    uint64_t used = process - process_;
+    uint64_t program = used > oursUsed ? used - oursUsed : 0;
+    bool busy = 2 * program >= wall - wall_;
+    wall_ = wall, process_ = process, ours_ = ours;
+    return busy;
+  }
+
+ private:
+  static uint64_t oursNow() { return os::threadCpuNs() + wp::cpuNs(); }
+  uint64_t wall_, process_, ours_;
+};
+
 // One period's work: queued remote frees folded (so emptied spans are released and the
 // meshable-free counts are current), bounded mesh steps for as long as the gain warrants, then
 // the decay of free pages. quiet: the application has not freed since the last round, so the
-// round may mesh for its whole period (between steps the thread yields, and holds no lock).
+// round may mesh for its whole period (between steps the thread yields, and holds no lock);
+// programBusy: its threads kept half a core busy (ProgramLoad), so the round meshes half as long.
 // True when it achieved anything or work is left (no back-off); *dirty: free pages are kept
 // (a later decay pass may return them).
-bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, uint64_t quietThreadNs, bool quiet, bool* dirty) {
+bool tick(Runtime& rt, uint64_t meshPeriodNs, uint64_t decayNs, uint64_t quietThreadNs, bool quiet, bool programBusy, bool* dirty) {
   // First, so that what the caches held is meshed or returned in this round.
   size_t caches = quietThreadNs > 0 ? returnCaches(rt, os::monotonicNs(), quietThreadNs, false).returned : 0;
   DepthGuard depth;
   rt.heap.drainAll();
   size_t meshes = 0;
-  uint64_t gain = meshPeriodNs > 0 ? rt.heap.mesher().meshGainBytes() : 0;
-  if (gain > 0) {
-    uint64_t share = gain < kFullPaceGainBytes ? gain : kFullPaceGainBytes;
-    uint64_t budget = meshPeriodNs * (share >> 10) / (kFullPaceGainBytes >> 10) / 2;
-    if (budget < meshPeriodNs / 20) budget = meshPeriodNs / 20;
-    if (quiet) budget = meshPeriodNs;
-    if (budget > 500 * kMs) budget = 500 * kMs;
-    meshes = meshPacedOnService(rt, budget);
-  }
+  Mesher& mesher = rt.heap.mesher();
+  uint64_t gain = meshPeriodNs > 0 ? mesher.meshGainBytes() : 0;
+  // How long: pacing::roundBudgetNs (a share of the period that grows with the gain, half as much
+  // while the program keeps a CPU busy, all of it once it stopped using the slow paths).
+  uint64_t budget = pacing::roundBudgetNs({meshPeriodNs, gain, quiet, programBusy});
+  if (budget > 0) meshes = meshPacedOnService(rt, budget);
   size_t released = rt.heap.maybeDecay(decayNs, meshPeriodNs > 0 ? meshPeriodNs / 5 : 20 * kMs);
   *dirty = decayNs > 0 && rt.heap.arena().stats().dirtyBytes > 0;
-  return caches > 0 || meshes > 0 || released > 0 || (gain > 0 && rt.heap.mesher().meshGainBytes() > 0);
+  return caches > 0 || meshes > 0 || released > 0 || (gain > 0 && mesher.meshGainBytes() > 0);
 }
 
 // No application thread with a heap is left: main() called pthread_exit() and the others have
@@ -271,6 +287,7 @@ void* serviceMain(void*) {
   unsigned idleShift = 0;
   auto activity = [&rt] { return g_freeRounds.load(std::memory_order_relaxed) + rt.heap.refillCount(); };
   uint64_t roundsSeen = activity();
+  ProgramLoad load;
   for (;;) {
     int seen = g_wake.load(std::memory_order_acquire);
     int req = g_requests.exchange(0, std::memory_order_acq_rel);
@@ -303,9 +320,10 @@ void* serviceMain(void*) {
         uint64_t rounds = activity();
         bool dirty = false;
         uint64_t quietThread = static_cast<uint64_t>(rt.options.get(Opt::quiet_thread_ms)) * kMs;
-        bool busy = tick(rt, periodMs > 0 ? period : 0, decay, quietThread, rounds == roundsSeen, &dirty);
+        bool worked = tick(rt, periodMs > 0 ? period : 0, decay, quietThread, rounds == roundsSeen,
+                           load.busySinceLastCall(), &dirty);
         roundsSeen = rounds;
-        idleShift = busy ? 0 : (idleShift < kMaxIdleShift ? idleShift + 1 : idleShift);
+        idleShift = worked ? 0 : (idleShift < kMaxIdleShift ? idleShift + 1 : idleShift);
         // Rounds start a period apart (a busy round that meshed for its whole period is
         // followed by the next at once); idle ones further apart, but while free pages are
         // kept, no further than the next decay pass.

@@ -30,6 +30,7 @@ std::atomic<bool> g_failed{false};  // unavailable for good (same kernel and pri
 std::atomic<int> g_error{0};
 std::atomic<bool> g_enabled{true};
 std::atomic<uint64_t> g_waits{0};
+std::atomic<uint64_t> g_cpuNs{0};  // the service thread's CPU time as its last job ended
 bool (*g_alive)() = nullptr;
 int g_fd = -1;                       // in the service thread's own descriptor table
 bool g_protectsUnpopulated = false;  // both written by the thread before it publishes g_pid
@@ -126,6 +127,7 @@ void* serviceMain(void*) MESH_NO_THREAD_SAFETY_ANALYSIS {
       t_onService = true;
       g_job(g_jobArg);
       t_onService = false;
+      g_cpuNs.store(os::threadCpuNs(), std::memory_order_relaxed);
       seen = posted;
       g_done.store(posted, std::memory_order_release);
       os::futexWakeAll(reinterpret_cast<const int*>(&g_done));
@@ -227,6 +229,8 @@ uint64_t finish(const Range* ranges, const bool* remapped, int count) {
 
 uint64_t waits() { return g_waits.load(std::memory_order_relaxed); }
 
+uint64_t cpuNs() { return g_cpuNs.load(std::memory_order_relaxed); }
+
 const char* unavailableReason() {
   if (runningHere()) return nullptr;
   if (!g_failed.load(std::memory_order_acquire)) {
@@ -250,6 +254,7 @@ void afterForkInChild() {
   g_startingPid.store(0, std::memory_order_relaxed);
   g_lock.resetAfterFork();
   g_done.store(g_posted.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  g_cpuNs.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace mesh::wp

@@ -63,6 +63,9 @@ bool protect(const Range* ranges, int count);
 uint64_t finish(const Range* ranges, const bool* remapped, int count);
 // Writes that waited on a protected range since start (part of the barrier_waits statistic).
 uint64_t waits();
+// CPU time the service thread has used for jobs so far, updated as each job ends (0 before the
+// first; a fork child starts again from 0).
+uint64_t cpuNs();
 // Why the service does not run, for the report: nullptr when it runs or was never started.
 const char* unavailableReason();
 // fork child: the thread did not come along (its userfaultfd is the parent's).

@@ -297,11 +297,17 @@ const char* getEnv(const char* name) {
   return nullptr;
 }
 
-uint64_t monotonicNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+namespace {
+uint64_t clockNs(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
+}  // namespace
+
+uint64_t monotonicNs() { return clockNs(CLOCK_MONOTONIC); }
+uint64_t processCpuNs() { return clockNs(CLOCK_PROCESS_CPUTIME_ID); }
+uint64_t threadCpuNs() { return clockNs(CLOCK_THREAD_CPUTIME_ID); }
 
 int currentThreadId() { return static_cast<int>(::syscall(SYS_gettid)); }
 

@@ -114,6 +114,9 @@ class MapsCounter {
 const char* getEnv(const char* name);
 
 uint64_t monotonicNs();
+// CPU time used so far by the whole process (every thread, ours included) and by the calling thread.
+uint64_t processCpuNs();
+uint64_t threadCpuNs();
 int currentThreadId();
 void yieldThread();
 // Sleeps until *word != expected or a short timeout passes (futex); async-signal-safe.
