@@ -226,26 +226,23 @@ CacheReturns returnCaches(Runtime& rt, uint64_t now, uint64_t quietNs, bool all)
   return r;
 }
 
-// Whether the program's own threads used half a core or more since the last call: the process's
-// CPU time less that of this thread and of the write-protection service (which runs the meshes).
-// A program that mostly waits (a lightly loaded server) can be meshed at full pace.
+// Whether the program's own threads used half a core or more since the last call
+// (pacing::programBusy): the process's CPU time less that of this thread and of the
+// write-protection service (which runs the meshes). A program that mostly waits (a lightly
+// loaded server) can be meshed at full pace.
 class ProgramLoad {
  public:
-  ProgramLoad() : wall_(os::monotonicNs()), process_(os::processCpuNs()), ours_(oursNow()) {}
+  ProgramLoad() : last_(read()) {}
   bool busySinceLastCall() {
-    uint64_t wall = os::monotonicNs(), process = os::processCpuNs(), ours = oursNow();
-    // (The service's figure starts again from 0 when it restarts.)
-    uint64_t oursUsed = ours >= ours_ ? ours - ours_ : ours;
-    uint64_t used = process - process_;
-    uint64_t program = used > oursUsed ? used - oursUsed : 0;
-    bool busy = 2 * program >= wall - wall_;
-    wall_ = wall, process_ = process, ours_ = ours;
+    pacing::Clocks now = read();
+    bool busy = pacing::programBusy(last_, now);
+    last_ = now;
     return busy;
   }
 
  private:
-  static uint64_t oursNow() { return os::threadCpuNs() + wp::cpuNs(); }
-  uint64_t wall_, process_, ours_;
+  static pacing::Clocks read() { return {os::monotonicNs(), os::processCpuNs(), os::threadCpuNs() + wp::cpuNs()}; }
+  pacing::Clocks last_;
 };
 
 // One period's work: queued remote frees folded (so emptied spans are released and the

@@ -24,6 +24,24 @@ struct Round {
   bool busy;           // the program used half a core or more since the previous round
 };
 
+// Readings of three clocks, in nanoseconds: wall time, the whole process's CPU time, and the CPU
+// time of libmesh's own threads (the background thread and the write-protection service).
+struct Clocks {
+  uint64_t wall;
+  uint64_t process;
+  uint64_t ours;
+};
+
+// Round::busy: whether the program's own threads used half a core or more between two readings.
+// Our figure can go back (the service thread restarted and counts from 0 again): then what it
+// reads now is all ours since the earlier reading.
+constexpr bool programBusy(const Clocks& before, const Clocks& now) {
+  uint64_t ours = now.ours >= before.ours ? now.ours - before.ours : now.ours;
+  uint64_t used = now.process - before.process;
+  uint64_t program = used > ours ? used - ours : 0;
+  return 2 * program >= now.wall - before.wall;
+}
+
 constexpr uint64_t roundBudgetNs(const Round& r) {
   if (r.periodNs == 0 || r.gainBytes == 0) return 0;
   uint64_t budget = r.periodNs;

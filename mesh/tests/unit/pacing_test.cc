@@ -53,5 +53,28 @@ TEST(Pacing, G35_NothingToWinOrMeshingOffIsNoRoundAndALongPeriodIsCapped) {
   EXPECT_EQ(roundBudgetNs(Round{hour, 256 * 1024, false, true}), pacing::kMaxRoundNs);
 }
 
+// Round::busy from the clocks: the program's share is the process's CPU time less ours.
+TEST(Pacing, G35_TheProgramIsBusyFromHalfACoreOfItsOwnCpuTime) {
+  using pacing::Clocks;
+  using pacing::programBusy;
+  constexpr uint64_t kMs = 1'000'000;
+  Clocks before{1000 * kMs, 400 * kMs, 30 * kMs};
+  // 100 ms of wall time; the process used 80 ms of CPU, 20 of them ours: the program 60 (busy).
+  EXPECT_TRUE(programBusy(before, Clocks{1100 * kMs, 480 * kMs, 50 * kMs}));
+  // The process used 90 ms, 50 of them ours (meshing at full pace): the program 40 (not busy).
+  EXPECT_FALSE(programBusy(before, Clocks{1100 * kMs, 490 * kMs, 80 * kMs}));
+  // Exactly half a core counts as busy; just under does not.
+  EXPECT_TRUE(programBusy(before, Clocks{1100 * kMs, 450 * kMs, 30 * kMs}));
+  EXPECT_FALSE(programBusy(before, Clocks{1100 * kMs, 450 * kMs - 1, 30 * kMs}));
+  // Two busy threads on two cores: 200 ms of CPU in 100 ms.
+  EXPECT_TRUE(programBusy(before, Clocks{1100 * kMs, 600 * kMs, 30 * kMs}));
+  // Nothing but us ran (our figure may read a little above the process's: no wrap-around).
+  EXPECT_FALSE(programBusy(before, Clocks{1100 * kMs, 420 * kMs, 51 * kMs}));
+  // The service restarted and counts from 0 again: all it reads now is ours. 5 ms ours of 80:
+  // the program used 75 (busy); 25 ms ours of 60: the program used 35 (not busy).
+  EXPECT_TRUE(programBusy(before, Clocks{1100 * kMs, 480 * kMs, 5 * kMs}));
+  EXPECT_FALSE(programBusy(before, Clocks{1100 * kMs, 460 * kMs, 25 * kMs}));
+}
+
 }  // namespace
 }  // namespace mesh
