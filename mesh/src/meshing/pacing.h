@@ -7,7 +7,7 @@
 // counted), half of that: each mesh interrupts the CPUs that run the program's threads to flush
 // their TLBs, so a busy program pays for the meshing in throughput, while one that mostly waits
 // (a lightly loaded server) does not. A program that has stopped using the heap's slow paths
-// gets the whole period whatever the gain, as before.
+// gets the whole period whatever the gain.
 #pragma once
 
 #include <cstdint>
